@@ -1,0 +1,39 @@
+"""Writing audit rows inside the caller's transaction (never committed here)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ai_customer_service.audit.models import AuditLog
+
+
+def record(
+    session: AsyncSession,
+    *,
+    object_type: str,
+    object_id: object,
+    action: str,
+    actor_type: str,
+    actor_id: object | None = None,
+    before_state: str | None = None,
+    after_state: str | None = None,
+    code: str | None = None,
+    request_id: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> AuditLog:
+    row = AuditLog(
+        object_type=object_type,
+        object_id=str(object_id),
+        action=action,
+        actor_type=actor_type,
+        actor_id=None if actor_id is None else str(actor_id),
+        before_state=before_state,
+        after_state=after_state,
+        code=code,
+        request_id=request_id,
+        details=details,
+    )
+    session.add(row)
+    return row

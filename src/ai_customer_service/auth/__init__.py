@@ -1,0 +1,1 @@
+"""Back-office principals (agents, supervisors, admins) and bearer-token authentication."""

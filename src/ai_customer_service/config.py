@@ -1,0 +1,374 @@
+"""Settings: every ``AI_CS_*`` variable, read once into a validated value.
+
+Nothing here reads the environment at import time: call :func:`load_settings`.
+Invalid values raise :class:`ConfigError` with one line naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from ai_customer_service.errors import ConfigError
+
+ENV_PREFIX = "AI_CS_"
+
+
+class RuntimeEnv(StrEnum):
+    PRODUCTION = "production"
+    DEVELOPMENT = "development"
+    TEST = "test"
+
+
+class LogLevel(StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+_ENV_ALIASES = {"prod": "production", "dev": "development"}
+_ADDR_RE = re.compile(r"^(?P<host>\[[0-9a-fA-F:.]+\]|[^:\s]*):(?P<port>\d{1,5})$")
+_DEFAULT_CHANNELS = ("widget", "wechat", "telegram", "discord")
+
+
+class PlatformSettings(BaseModel):
+    """One upstream platform (``AI_CS_PLATFORM_<NAME>_*``)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str
+    enabled: bool = False
+    ingress_secret: str = ""
+    callback_base_url: str = ""
+    callback_secret: str = ""
+    callback_timeout_ms: PositiveInt = 5000
+    callback_max_retries: Annotated[int, Field(ge=0)] = 8
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Field names map to ``AI_CS_<NAME>`` variables."""
+
+    model_config = SettingsConfigDict(extra="ignore", validate_default=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Values come only from load_settings' explicit snapshot: no hidden environment reads.
+        return (init_settings,)
+
+    runtime_env: RuntimeEnv = RuntimeEnv.DEVELOPMENT
+    addr: str = ":8080"
+    log_level: LogLevel = LogLevel.INFO
+    log_format: str = Field(default="auto", pattern="^(auto|json|text)$")
+
+    # storage
+    postgres_enabled: bool = False
+    postgres_dsn: str = ""
+    postgres_max_open_conns: PositiveInt = 20
+    postgres_max_idle_conns: Annotated[int, Field(ge=0)] = 5
+    postgres_conn_max_lifetime_sec: PositiveInt = 300
+    data_dir: Path = Path("./var")
+    db_connect_timeout_seconds: PositiveInt = 5
+
+    # inbound webhook
+    webhook_secret: str = ""
+    webhook_timestamp_header: str = Field(default="X-CS-Timestamp", min_length=1)
+    webhook_signature_header: str = Field(default="X-CS-Signature", min_length=1)
+    webhook_max_skew_seconds: PositiveInt = 300
+    max_body_bytes: PositiveInt = 1_048_576
+    channels: str = ",".join(_DEFAULT_CHANNELS)
+    rate_limit_messages: Annotated[int, Field(ge=0)] = 10
+    rate_limit_window_seconds: PositiveInt = 10
+    session_idle_timeout_seconds: PositiveInt = 1800
+    max_content_chars: PositiveInt = 2000
+
+    # back office
+    admin_token: str = ""
+
+    # shutdown
+    shutdown_grace_seconds: PositiveInt = 30
+
+    # demo knowledge base (loaded by `make run`)
+    demo_kb: bool = False
+
+    # platforms (parsed from AI_CS_PLATFORM_<NAME>_* by load_settings)
+    platform_adapters_enabled: bool = False
+    platforms: str = "sub2api,newapi"
+    platform_profiles: dict[str, PlatformSettings] = Field(default_factory=dict, exclude=True)
+
+    @field_validator("runtime_env", mode="before")
+    @classmethod
+    def _env_alias(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            lowered = value.strip().lower()
+            return _ENV_ALIASES.get(lowered, lowered)
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_level(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            lowered = value.strip().lower()
+            return "warning" if lowered == "warn" else lowered
+        return value
+
+    @field_validator("addr")
+    @classmethod
+    def _check_addr(cls, value: str) -> str:
+        match = _ADDR_RE.match(value.strip())
+        if not match or not 0 < int(match.group("port")) < 65536:
+            raise ValueError("must be [host]:port, e.g. :8080 or 127.0.0.1:8080")
+        return value.strip()
+
+    @field_validator("postgres_dsn")
+    @classmethod
+    def _check_dsn(cls, value: str) -> str:
+        value = value.strip()
+        if value and urlsplit(value).scheme not in ("postgres", "postgresql", "postgresql+asyncpg"):
+            raise ValueError("must look like postgres://user:pass@host:port/db?sslmode=disable")
+        return value
+
+    @field_validator("channels")
+    @classmethod
+    def _check_channels(cls, value: str) -> str:
+        names = [c.strip().lower() for c in value.split(",") if c.strip()]
+        if not names:
+            raise ValueError("must list at least one channel")
+        for name in names:
+            if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", name):
+                raise ValueError(f"invalid channel name {name!r}")
+        return ",".join(names)
+
+    @model_validator(mode="after")
+    def _check_pool(self) -> Settings:
+        if self.postgres_max_idle_conns > self.postgres_max_open_conns:
+            raise ValueError("AI_CS_POSTGRES_MAX_IDLE_CONNS must not exceed AI_CS_POSTGRES_MAX_OPEN_CONNS")
+        return self
+
+    # --- derived values -------------------------------------------------------------------------
+
+    @property
+    def is_production(self) -> bool:
+        return self.runtime_env is RuntimeEnv.PRODUCTION
+
+    @property
+    def host(self) -> str:
+        host = self.addr.rsplit(":", 1)[0].strip("[]")
+        return host or "0.0.0.0"  # noqa: S104 - ":8080" means every interface, as in the original
+
+    @property
+    def port(self) -> int:
+        return int(self.addr.rsplit(":", 1)[1])
+
+    @property
+    def channel_names(self) -> frozenset[str]:
+        names = set(self.channels.split(","))
+        names.update(p.name for p in self.enabled_platforms)
+        return frozenset(names)
+
+    @property
+    def enabled_platforms(self) -> list[PlatformSettings]:
+        if not self.platform_adapters_enabled:
+            return []
+        return [p for p in self.platform_profiles.values() if p.enabled]
+
+    @property
+    def store_name(self) -> str:
+        """The health component name of the store in use (the runbook expects ``postgres``)."""
+        return "postgres" if self.postgres_enabled else "sqlite"
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "ai_customer_service.db"
+
+    @property
+    def database_url(self) -> str:
+        """SQLAlchemy URL for the configured store (asyncpg / aiosqlite)."""
+        if not self.postgres_enabled:
+            return f"sqlite+aiosqlite:///{self.sqlite_path.resolve()}"
+        return postgres_url(self.postgres_dsn)[0]
+
+    @property
+    def json_logs(self) -> bool:
+        if self.log_format == "auto":
+            return self.is_production
+        return self.log_format == "json"
+
+    def masked(self) -> dict[str, str]:
+        """A summary for humans (doctor, start-up log) with secrets masked."""
+        out: dict[str, str] = {}
+        for name in (
+            "runtime_env",
+            "addr",
+            "log_level",
+            "postgres_enabled",
+            "postgres_dsn",
+            "data_dir",
+            "webhook_secret",
+            "webhook_max_skew_seconds",
+            "max_body_bytes",
+            "channels",
+            "rate_limit_messages",
+            "rate_limit_window_seconds",
+            "admin_token",
+        ):
+            value = getattr(self, name)
+            key = ENV_PREFIX + name.upper()
+            if name in ("webhook_secret", "admin_token"):
+                out[key] = "[SET]" if value else "[NOT SET]"
+            elif name == "postgres_dsn":
+                out[key] = mask_dsn(value) if value else "[NOT SET]"
+            else:
+                out[key] = str(value.value if isinstance(value, StrEnum) else value)
+        return out
+
+
+def postgres_url(dsn: str) -> tuple[str, dict[str, Any]]:
+    """Turn a libpq-style DSN into an asyncpg SQLAlchemy URL plus connect args.
+
+    ``sslmode`` is not a connect keyword for asyncpg; it becomes the ``ssl`` argument.
+    """
+    parts = urlsplit(dsn)
+    query = dict(parse_qsl(parts.query))
+    connect_args: dict[str, Any] = {}
+    sslmode = query.pop("sslmode", None)
+    if sslmode:
+        connect_args["ssl"] = False if sslmode == "disable" else sslmode
+    url = urlunsplit(("postgresql+asyncpg", parts.netloc, parts.path, urlencode(query), ""))
+    return url, connect_args
+
+
+def mask_dsn(dsn: str) -> str:
+    parts = urlsplit(dsn)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+        parts = parts._replace(netloc=netloc)
+    return urlunsplit(parts)
+
+
+def _platform_profiles(environ: Mapping[str, str], names: str) -> dict[str, PlatformSettings]:
+    profiles: dict[str, PlatformSettings] = {}
+    for raw in names.split(","):
+        name = raw.strip().lower()
+        if not name:
+            continue
+        prefix = f"{ENV_PREFIX}PLATFORM_{name.upper()}_"
+        values: dict[str, Any] = {"name": name}
+        for key, value in environ.items():
+            if key.upper().startswith(prefix):
+                values[key.upper()[len(prefix) :].lower()] = value
+        try:
+            profiles[name] = PlatformSettings.model_validate(values)
+        except ValidationError as exc:
+            raise ConfigError(_first_error(exc, prefix)) from exc
+    return profiles
+
+
+def _first_error(exc: ValidationError, prefix: str = ENV_PREFIX) -> str:
+    err = exc.errors()[0]
+    loc = [str(part) for part in err.get("loc", ()) if part != "__root__"]
+    field = loc[0] if loc else ""
+    variable = field if field.upper().startswith(ENV_PREFIX) else prefix + field.upper()
+    message = err.get("msg", "invalid value").removeprefix("Value error, ")
+    if not field:
+        return f"invalid configuration: {message}"
+    raw = err.get("input")
+    shown = "" if isinstance(raw, dict) or raw is None or "SECRET" in variable else f" (got {raw!r})"
+    return f"invalid {variable}: {message}{shown}"
+
+
+def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env") -> Settings:
+    """Build the settings from ``environ`` (default: the process environment) and an optional .env file.
+
+    Raises :class:`ConfigError` with one line naming the offending variable.
+    """
+    env: dict[str, str] = {}
+    if env_file is not None and Path(env_file).is_file():
+        from dotenv import dotenv_values
+
+        env.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    env.update(os.environ if environ is None else environ)
+    relevant = {k.upper(): v for k, v in env.items() if k.upper().startswith(ENV_PREFIX)}
+    scalar = {k: v for k, v in relevant.items() if not k.startswith(f"{ENV_PREFIX}PLATFORM_")}
+    for key in ("AI_CS_PLATFORM_ADAPTERS_ENABLED", "AI_CS_PLATFORMS"):
+        if key in relevant:
+            scalar[key] = relevant[key]
+    for key, value in scalar.items():
+        if not value.strip() and key not in (
+            "AI_CS_WEBHOOK_SECRET",
+            "AI_CS_POSTGRES_DSN",
+            "AI_CS_ADMIN_TOKEN",
+        ):
+            raise ConfigError(f"invalid {key}: empty value (unset it to use the default)")
+    values: dict[str, Any] = {}
+    for key, value in scalar.items():
+        name = key[len(ENV_PREFIX) :].lower()
+        if name == "env":
+            if "AI_CS_RUNTIME_ENV" in scalar:
+                continue
+            name = "runtime_env"
+        if name in Settings.model_fields and name != "platform_profiles":
+            values[name] = value
+    try:
+        settings = Settings(**values)
+    except ValidationError as exc:
+        raise ConfigError(_first_error(exc)) from exc
+    settings.platform_profiles = _platform_profiles(relevant, settings.platforms)
+    return settings
+
+
+def check_production_rules(settings: Settings) -> None:
+    """The runbook's start-up refusals that need no I/O. Raises :class:`ConfigError`."""
+    if not settings.is_production:
+        return
+    if not settings.postgres_enabled:
+        raise ConfigError(
+            "embedded store is not allowed in production (memory fallback is not allowed): "
+            "set AI_CS_POSTGRES_ENABLED=true and AI_CS_POSTGRES_DSN"
+        )
+    if not settings.postgres_dsn:
+        raise ConfigError(
+            "AI_CS_POSTGRES_DSN is required in production: "
+            "set it to postgres://user:pass@host:5432/db?sslmode=disable"
+        )
+    if not settings.webhook_secret:
+        raise ConfigError(
+            "AI_CS_WEBHOOK_SECRET is required in production: set it to the HMAC key shared with the "
+            "channel gateways"
+        )
+
+
+def check_platform_rules(settings: Settings) -> None:
+    for platform in settings.enabled_platforms:
+        prefix = f"{ENV_PREFIX}PLATFORM_{platform.name.upper()}_"
+        if not platform.callback_base_url:
+            raise ConfigError(
+                f"{prefix}CALLBACK_BASE_URL is required when platform {platform.name} is enabled"
+            )
+        if not platform.callback_secret:
+            raise ConfigError(f"{prefix}CALLBACK_SECRET is required when platform {platform.name} is enabled")
+        if not platform.ingress_secret:
+            raise ConfigError(f"{prefix}INGRESS_SECRET is required when platform {platform.name} is enabled")

@@ -1,0 +1,19 @@
+"""What a running app holds: settings, database, metrics, background workers, and its draining flag."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ai_customer_service.config import Settings
+from ai_customer_service.db.engine import Database
+from ai_customer_service.http.metrics import Metrics
+from ai_customer_service.workers import Workers
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    db: Database
+    metrics: Metrics = field(default_factory=Metrics)
+    workers: Workers = field(default_factory=Workers)
+    draining: bool = False

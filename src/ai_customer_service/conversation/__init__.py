@@ -1,0 +1,1 @@
+"""Conversations: sessions, messages, deduplication records and CSAT feedback."""

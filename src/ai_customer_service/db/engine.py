@@ -1,0 +1,85 @@
+"""The async engine for either store, and the unit of work the services use.
+
+SQLite (embedded default): one file under ``AI_CS_DATA_DIR``, WAL, foreign keys on, and every
+transaction opened with ``BEGIN IMMEDIATE`` so concurrent writers queue on the database lock instead
+of failing on a read-to-write upgrade. PostgreSQL: asyncpg with a bounded pool sized from the
+``AI_CS_POSTGRES_*`` settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from ai_customer_service.config import Settings, postgres_url
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    if settings.postgres_enabled:
+        url, connect_args = postgres_url(settings.postgres_dsn)
+        connect_args["timeout"] = settings.db_connect_timeout_seconds
+        connect_args.setdefault("server_settings", {})["application_name"] = "ai-customer-service"
+        idle = max(1, settings.postgres_max_idle_conns)
+        return create_async_engine(
+            url,
+            connect_args=connect_args,
+            pool_size=idle,
+            max_overflow=max(0, settings.postgres_max_open_conns - idle),
+            pool_recycle=settings.postgres_conn_max_lifetime_sec,
+            pool_pre_ping=True,
+            pool_timeout=10,
+        )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(
+        settings.database_url, connect_args={"timeout": 30}, pool_size=5, max_overflow=5
+    )
+    _sqlite_events(engine)
+    return engine
+
+
+def _sqlite_events(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry) -> None:
+        # Let SQLAlchemy, not the driver, emit BEGIN (see the "begin" hook below).
+        dbapi_connection.isolation_level = None  # type: ignore[attr-defined]
+        cursor = dbapi_connection.cursor()
+        for pragma in (
+            "PRAGMA journal_mode=WAL",
+            "PRAGMA foreign_keys=ON",
+            "PRAGMA busy_timeout=30000",
+            "PRAGMA synchronous=NORMAL",
+        ):
+            cursor.execute(pragma)
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Database:
+    """Owns the engine; hands out units of work (one transaction each)."""
+
+    def __init__(self, settings: Settings, engine: AsyncEngine | None = None) -> None:
+        self.settings = settings
+        self.engine = engine or create_engine(settings)
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """One unit of work: commits when the block exits normally, rolls back on any exception."""
+        async with self.sessionmaker() as session, session.begin():
+            yield session
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

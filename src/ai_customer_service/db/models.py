@@ -1,0 +1,21 @@
+"""Imports every model so that ``Base.metadata`` is complete (Alembic, tests)."""
+
+from ai_customer_service.audit.models import AuditLog
+from ai_customer_service.auth.models import Principal
+from ai_customer_service.conversation.models import Feedback, Message, MessageDedup, Session
+from ai_customer_service.db.base import Base
+from ai_customer_service.ticket.models import Ticket, TicketNote
+
+metadata = Base.metadata
+
+__all__ = [
+    "AuditLog",
+    "Feedback",
+    "Message",
+    "MessageDedup",
+    "Principal",
+    "Session",
+    "Ticket",
+    "TicketNote",
+    "metadata",
+]

@@ -1,0 +1,46 @@
+"""``/actuator/health/live``, ``/actuator/health/ready``, ``/actuator/health`` and ``/metrics``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from ai_customer_service import __version__
+from ai_customer_service.context import AppContext
+from ai_customer_service.health.service import pool_status, readiness
+from ai_customer_service.http.deps import app_context
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/actuator/health/live")
+async def live() -> dict[str, str]:
+    return {"status": "UP"}
+
+
+@router.get("/actuator/health/ready")
+async def ready(ctx: AppContext = Depends(app_context)) -> JSONResponse:
+    body = await readiness(ctx)
+    return JSONResponse(body, status_code=200 if body["status"] == "UP" else 503)
+
+
+@router.get("/actuator/health")
+async def health(ctx: AppContext = Depends(app_context)) -> JSONResponse:
+    body: dict[str, Any] = await readiness(ctx)
+    body["version"] = __version__
+    body["environment"] = ctx.settings.runtime_env.value
+    body["components"]["pool"] = {"status": "UP", **pool_status(ctx)}
+    return JSONResponse(body, status_code=200 if body["status"] == "UP" else 503)
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(ctx: AppContext = Depends(app_context)) -> Response:
+    pool = pool_status(ctx)
+    if "checkedout" in pool:
+        ctx.metrics.db_pool_in_use.set(pool["checkedout"])
+    if "size" in pool:
+        ctx.metrics.db_pool_size.set(pool["size"])
+    return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)

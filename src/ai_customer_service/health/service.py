@@ -1,0 +1,51 @@
+"""Readiness: the database answers within a short timeout and its schema is at the migration head.
+
+Nothing latches: every probe asks the database again, so readiness recovers by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from ai_customer_service.context import AppContext
+from ai_customer_service.db.migrate import current_revision, head_revision
+
+PROBE_TIMEOUT_SECONDS = 2.0
+
+
+async def database_component(ctx: AppContext) -> dict[str, Any]:
+    async def probe() -> str | None:
+        async with ctx.db.engine.connect() as conn:
+            return await current_revision(conn)
+
+    try:
+        revision = await asyncio.wait_for(probe(), timeout=PROBE_TIMEOUT_SECONDS)
+    except TimeoutError:
+        return {"status": "DOWN", "error": f"no answer within {PROBE_TIMEOUT_SECONDS:g}s"}
+    except (SQLAlchemyError, OSError) as exc:
+        return {"status": "DOWN", "error": type(exc).__name__}
+    head = head_revision()
+    if revision != head:
+        return {"status": "DOWN", "error": "migrations not at head", "revision": revision, "head": head}
+    return {"status": "UP", "revision": revision}
+
+
+async def readiness(ctx: AppContext) -> dict[str, Any]:
+    components: dict[str, Any] = {ctx.settings.store_name: await database_component(ctx)}
+    if ctx.draining:
+        components["server"] = {"status": "DOWN", "error": "shutting down"}
+    status = "UP" if all(c["status"] == "UP" for c in components.values()) else "DOWN"
+    return {"status": status, "components": components}
+
+
+def pool_status(ctx: AppContext) -> dict[str, Any]:
+    pool: Any = ctx.db.engine.pool
+    out: dict[str, Any] = {}
+    for name in ("size", "checkedout", "overflow", "checkedin"):
+        fn = getattr(pool, name, None)
+        if callable(fn):
+            out[name] = fn()
+    return out

@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by every router: error envelope, request ids, access log, metrics."""

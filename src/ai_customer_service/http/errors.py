@@ -1,0 +1,73 @@
+"""Maps every error to the JSON envelope ``{"error": {"code", "message", "request_id", "details"?}}``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ai_customer_service.errors import ServiceError
+
+_HTTP_CODES = {
+    400: ("CS_REQ_4001", "invalid request"),
+    401: ("CS_AUTH_4011", "authentication required"),
+    403: ("CS_AUTH_4001", "access denied"),
+    404: ("CS_HTTP_404", "resource not found"),
+    405: ("CS_HTTP_405", "method not allowed"),
+    413: ("CS_REQ_4131", "request body too large"),
+    415: ("CS_REQ_4151", "unsupported media type"),
+    422: ("CS_REQ_4001", "invalid request"),
+}
+
+
+def request_id_of(request: Request) -> str:
+    return str(getattr(request.state, "request_id", ""))
+
+
+def error_response(
+    request: Request,
+    status: int,
+    code: str,
+    message: str,
+    *,
+    details: list[dict[str, Any]] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {"code": code, "message": message, "request_id": request_id_of(request)}
+    if details:
+        body["details"] = details
+    request.state.error_code = code
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
+    details = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+        details.append({"field": ".".join(loc), "message": err.get("msg", "invalid")})
+    return details
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
+        return error_response(
+            request, exc.status_code, exc.code, exc.message, details=exc.details, headers=exc.headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(
+            request, 400, "CS_REQ_4001", "invalid request", details=_validation_details(exc)
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code, message = _HTTP_CODES.get(exc.status_code, (f"CS_HTTP_{exc.status_code}", "request failed"))
+        if exc.status_code == 404 and exc.detail not in (None, "Not Found"):
+            message = str(exc.detail)
+        return error_response(request, exc.status_code, code, message, headers=exc.headers)

@@ -1,0 +1,61 @@
+"""Prometheus metrics. One registry per app, so tests and several apps in one process never clash."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    """Every metric the service exposes on ``/metrics``."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.http_requests = Counter(
+            "cs_http_requests_total",
+            "HTTP requests by route and status",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.http_latency = Histogram(
+            "cs_http_request_duration_seconds",
+            "HTTP request latency by route",
+            ["method", "route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.http_errors = Counter(
+            "cs_http_errors_total", "Error responses by CS_* code", ["code"], registry=r
+        )
+        self.webhook_rejections = Counter(
+            "cs_webhook_rejections_total", "Rejected inbound webhooks by CS_* code", ["code"], registry=r
+        )
+        self.messages_processed = Counter(
+            "cs_messages_processed_total", "Inbound messages processed", ["channel", "outcome"], registry=r
+        )
+        self.handoffs = Counter("cs_handoffs_total", "Handoffs to a human by reason", ["reason"], registry=r)
+        self.ticket_transitions = Counter(
+            "cs_ticket_transitions_total", "Ticket transitions by action", ["action"], registry=r
+        )
+        self.dialog_latency = Histogram(
+            "cs_dialog_decision_seconds", "Dialog decision latency", buckets=_LATENCY_BUCKETS, registry=r
+        )
+        self.llm_failures = Counter(
+            "cs_llm_failures_total", "LLM failures by CS_* code", ["code"], registry=r
+        )
+        self.db_pool_in_use = Gauge("cs_db_pool_connections_in_use", "DB connections checked out", registry=r)
+        self.db_pool_size = Gauge("cs_db_pool_size", "DB connections held by the pool", registry=r)
+        self.outbox_pending = Gauge(
+            "cs_outbox_pending_events", "Outbox events waiting for delivery", registry=r
+        )
+        self.outbox_oldest_age = Gauge(
+            "cs_outbox_oldest_pending_age_seconds", "Age of the oldest due outbox event", registry=r
+        )
+        self.outbox_deliveries = Counter(
+            "cs_outbox_deliveries_total", "Outbox delivery attempts by outcome", ["outcome"], registry=r
+        )
+        self.sessions_closed = Counter(
+            "cs_sessions_closed_total", "Sessions closed by reason", ["reason"], registry=r
+        )

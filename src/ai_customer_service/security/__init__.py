@@ -1,0 +1,1 @@
+"""Pure security primitives: HMAC webhook signatures and token hashing."""

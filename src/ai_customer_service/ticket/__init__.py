@@ -1,0 +1,1 @@
+"""Tickets: the human half of customer service."""

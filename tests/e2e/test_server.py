@@ -1,0 +1,119 @@
+"""The real service process: readiness, persistence, envelopes, shutdown, database outages."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import pytest
+
+from tests.support.server import ServerProcess
+from tests.support.tcp_proxy import TcpProxy
+
+
+@pytest.fixture
+def server(db_env: dict[str, str], tmp_path: Path):
+    proc = ServerProcess(env=db_env, cwd=tmp_path)
+    try:
+        yield proc.start()
+    finally:
+        proc.stop()
+
+
+def test_ready_live_and_health(server: ServerProcess, backend: str) -> None:
+    ready = httpx.get(f"{server.url}/actuator/health/ready")
+    assert ready.status_code == 200
+    body = ready.json()
+    assert body["status"] == "UP"
+    assert body["components"][backend]["status"] == "UP"
+    assert httpx.get(f"{server.url}/actuator/health/live").json() == {"status": "UP"}
+    assert httpx.get(f"{server.url}/actuator/health").status_code == 200
+
+
+def test_errors_are_json_envelopes_with_request_ids(server: ServerProcess) -> None:
+    missing = httpx.get(f"{server.url}/no/such/path")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "CS_HTTP_404"
+    assert missing.json()["error"]["request_id"] == missing.headers["x-request-id"]
+
+    wrong = httpx.post(f"{server.url}/actuator/health/live")
+    assert wrong.status_code == 405
+    assert wrong.json()["error"]["code"] == "CS_HTTP_405"
+
+    echoed = httpx.get(f"{server.url}/actuator/health/live", headers={"X-Request-ID": "trace-123"})
+    assert echoed.headers["x-request-id"] == "trace-123"
+    junk = httpx.get(f"{server.url}/actuator/health/live", headers={"X-Request-ID": "bad id\twith tabs"})
+    assert junk.headers["x-request-id"] != "bad id\twith tabs" and len(junk.headers["x-request-id"]) == 32
+
+
+def test_openapi_docs_and_metrics(server: ServerProcess) -> None:
+    assert httpx.get(f"{server.url}/openapi.json").json()["info"]["title"] == "ai-customer-service"
+    assert httpx.get(f"{server.url}/docs").status_code == 200
+    httpx.get(f"{server.url}/actuator/health/live")
+    metrics = httpx.get(f"{server.url}/metrics").text
+    assert 'cs_http_requests_total{method="GET",route="/actuator/health/live",status="200"}' in metrics
+    assert "cs_http_request_duration_seconds_bucket" in metrics
+
+
+def test_sigterm_drains_and_exits_zero(db_env: dict[str, str], tmp_path: Path) -> None:
+    proc = ServerProcess(env={**db_env, "AI_CS_LOG_LEVEL": "info"}, cwd=tmp_path).start()
+    code = proc.stop(signal.SIGTERM)
+    assert code == 0
+    assert "service stopped" in proc.logs()
+    assert "Traceback" not in proc.logs()
+
+
+def test_embedded_store_keeps_its_data_across_restarts(backend: str, tmp_path: Path) -> None:
+    if backend != "sqlite":
+        pytest.skip("embedded store only")
+    env = {"AI_CS_RUNTIME_ENV": "development", "AI_CS_DATA_DIR": str(tmp_path / "var")}
+    first = ServerProcess(env=env, cwd=tmp_path).start()
+    first.stop()
+    db_file = tmp_path / "var" / "ai_customer_service.db"
+    assert db_file.exists()
+    size = db_file.stat().st_size
+    second = ServerProcess(env=env, cwd=tmp_path).start()
+    try:
+        assert httpx.get(f"{second.url}/actuator/health/ready").status_code == 200
+    finally:
+        second.stop()
+    assert db_file.stat().st_size >= size
+
+
+@pytest.mark.usefixtures("postgres_only")
+def test_readiness_follows_the_database_and_recovers(db_env: dict[str, str], tmp_path: Path) -> None:
+    dsn = urlsplit(db_env["AI_CS_POSTGRES_DSN"])
+    proxy = TcpProxy(dsn.hostname or "127.0.0.1", dsn.port or 5432).start()
+    netloc = dsn.netloc.replace(f"{dsn.hostname}:{dsn.port}", f"127.0.0.1:{proxy.port}")
+    env = {**db_env, "AI_CS_POSTGRES_DSN": urlunsplit(dsn._replace(netloc=netloc))}
+    server = ServerProcess(env=env, cwd=tmp_path).start()
+    try:
+        proxy.stop()
+        went_down = None
+        start = time.monotonic()
+        while time.monotonic() - start < 10:
+            ready = httpx.get(f"{server.url}/actuator/health/ready", timeout=5)
+            if ready.status_code == 503:
+                went_down = time.monotonic() - start
+                body = ready.json()
+                assert body["status"] == "DOWN"
+                assert body["components"]["postgres"]["status"] == "DOWN"
+                break
+            time.sleep(0.2)
+        assert went_down is not None, "ready never went DOWN"
+        assert httpx.get(f"{server.url}/actuator/health/live").status_code == 200
+
+        proxy.start(proxy.port)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if httpx.get(f"{server.url}/actuator/health/ready", timeout=5).status_code == 200:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("ready did not recover after the database came back")
+    finally:
+        server.stop()
+        proxy.stop()
