@@ -8,7 +8,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ai_customer_service.audit import repository as audit
 from ai_customer_service.ticket.models import Ticket
 from ai_customer_service.ticket.states import ACTIVE_STATUSES, Priority, TicketStatus
 
@@ -31,11 +30,9 @@ async def create_for_handoff(
     priority: Priority,
     subject: str,
     context: dict[str, Any],
-    actor_type: str = "system",
-    actor_id: str | None = None,
-    request_id: str | None = None,
 ) -> Ticket:
-    """Insert an ``open`` ticket and its ``create`` audit row. The caller's transaction commits both."""
+    """Insert an ``open`` ticket. Its creation is audited by the caller's ``message_processed`` or
+    ``handoff`` row (ticket audit rows are one per *transition*, as the runbook's chain expects)."""
     ticket = Ticket(
         id=uuid.uuid4(),
         session_id=session_id,
@@ -49,16 +46,4 @@ async def create_for_handoff(
     )
     tx.add(ticket)
     await tx.flush()
-    audit.record(
-        tx,
-        object_type="ticket",
-        object_id=ticket.id,
-        action="create",
-        actor_type=actor_type,
-        actor_id=actor_id,
-        before_state=None,
-        after_state=TicketStatus.OPEN.value,
-        request_id=request_id,
-        details={"reason": reason, "priority": priority.value},
-    )
     return ticket
