@@ -105,8 +105,14 @@ class Settings(BaseSettings):
     session_idle_timeout_seconds: PositiveInt = 1800
     max_content_chars: PositiveInt = 2000
 
+    session_sweep_interval_seconds: PositiveInt = 30
+    fallback_reply: str = ""
+
     # back office
     admin_token: str = ""
+
+    # test-only fault injection (refused outside AI_CS_RUNTIME_ENV=test)
+    test_faults: str = ""
 
     # shutdown
     shutdown_grace_seconds: PositiveInt = 30
@@ -161,6 +167,12 @@ class Settings(BaseSettings):
             if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", name):
                 raise ValueError(f"invalid channel name {name!r}")
         return ",".join(names)
+
+    @model_validator(mode="after")
+    def _check_test_faults(self) -> Settings:
+        if self.test_faults and self.runtime_env is not RuntimeEnv.TEST:
+            raise ValueError("AI_CS_TEST_FAULTS is only allowed with AI_CS_RUNTIME_ENV=test")
+        return self
 
     @model_validator(mode="after")
     def _check_pool(self) -> Settings:
@@ -300,6 +312,17 @@ def _first_error(exc: ValidationError, prefix: str = ENV_PREFIX) -> str:
     return f"invalid {variable}: {message}{shown}"
 
 
+_MAY_BE_EMPTY = frozenset(
+    {
+        "AI_CS_WEBHOOK_SECRET",
+        "AI_CS_POSTGRES_DSN",
+        "AI_CS_ADMIN_TOKEN",
+        "AI_CS_FALLBACK_REPLY",
+        "AI_CS_TEST_FAULTS",
+    }
+)
+
+
 def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env") -> Settings:
     """Build the settings from ``environ`` (default: the process environment) and an optional .env file.
 
@@ -317,11 +340,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
         if key in relevant:
             scalar[key] = relevant[key]
     for key, value in scalar.items():
-        if not value.strip() and key not in (
-            "AI_CS_WEBHOOK_SECRET",
-            "AI_CS_POSTGRES_DSN",
-            "AI_CS_ADMIN_TOKEN",
-        ):
+        if not value.strip() and key not in _MAY_BE_EMPTY:
             raise ConfigError(f"invalid {key}: empty value (unset it to use the default)")
     values: dict[str, Any] = {}
     for key, value in scalar.items():

@@ -1,4 +1,4 @@
-"""What a running app holds: settings, database, metrics, background workers, and its draining flag."""
+"""What a running app holds: settings, database, metrics, services, workers, and its draining flag."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ from dataclasses import dataclass, field
 
 from ai_customer_service.config import Settings
 from ai_customer_service.db.engine import Database
+from ai_customer_service.dialog.engine import DialogEngine
 from ai_customer_service.http.metrics import Metrics
+from ai_customer_service.webhook.rejections import RejectionLog
+from ai_customer_service.webhook.service import IngestService
 from ai_customer_service.workers import Workers
 
 
@@ -14,6 +17,9 @@ from ai_customer_service.workers import Workers
 class AppContext:
     settings: Settings
     db: Database
-    metrics: Metrics = field(default_factory=Metrics)
+    metrics: Metrics
+    dialog: DialogEngine
+    ingest: IngestService
+    rejections: RejectionLog
     workers: Workers = field(default_factory=Workers)
     draining: bool = False

@@ -1,4 +1,4 @@
-"""The application factory: ``create_app(settings)`` wires routers, error handlers and the lifespan."""
+"""The application factory: ``create_app(settings)`` wires services, routers, error handlers, workers."""
 
 from __future__ import annotations
 
@@ -10,24 +10,64 @@ from fastapi import FastAPI
 from ai_customer_service import __version__
 from ai_customer_service.config import Settings
 from ai_customer_service.context import AppContext
+from ai_customer_service.conversation import service as conversations
+from ai_customer_service.conversation.router import router as sessions_router
 from ai_customer_service.db.engine import Database
+from ai_customer_service.dialog.engine import DialogEngine, RulesDialog
 from ai_customer_service.health.router import router as health_router
 from ai_customer_service.http.errors import install_error_handlers
+from ai_customer_service.http.metrics import Metrics
 from ai_customer_service.http.middleware import RequestContextMiddleware
 from ai_customer_service.logs import get_logger
+from ai_customer_service.webhook.rejections import RejectionLog
+from ai_customer_service.webhook.router import router as webhook_router
+from ai_customer_service.webhook.service import FaultPoints, IngestService
 
 log = get_logger(__name__)
 
 API_PREFIX = "/api/v1/customer-service"
+REJECTION_FLUSH_SECONDS = 60.0
 
 
-def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
+def build_context(settings: Settings, db: Database, dialog: DialogEngine | None = None) -> AppContext:
+    metrics = Metrics()
+    dialog = dialog or RulesDialog(settings.fallback_reply or None)
+    ingest = IngestService(
+        db=db, settings=settings, dialog=dialog, metrics=metrics, faults=FaultPoints(settings.test_faults)
+    )
+    ctx = AppContext(
+        settings=settings,
+        db=db,
+        metrics=metrics,
+        dialog=dialog,
+        ingest=ingest,
+        rejections=RejectionLog(metrics),
+    )
+
+    async def sweep_sessions() -> None:
+        closed = await conversations.sweep_idle(db, idle_seconds=settings.session_idle_timeout_seconds)
+        if closed:
+            metrics.sessions_closed.labels("timeout").inc(closed)
+
+    async def flush_rejections() -> None:
+        await ctx.rejections.flush(db)
+
+    ctx.workers.every(settings.session_sweep_interval_seconds, "session-sweeper", sweep_sessions)
+    ctx.workers.every(REJECTION_FLUSH_SECONDS, "rejection-audit", flush_rejections)
+    return ctx
+
+
+def create_app(
+    settings: Settings, *, db: Database | None = None, dialog: DialogEngine | None = None
+) -> FastAPI:
     """Build the ASGI app. The database schema must already be migrated (``serve`` does it first)."""
-    ctx = AppContext(settings=settings, db=db or Database(settings))
     owns_db = db is None
+    ctx = build_context(settings, db or Database(settings), dialog)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not settings.webhook_secret:
+            log.warning("AI_CS_WEBHOOK_SECRET is not set: inbound webhooks are NOT signature-checked")
         ctx.workers.start()
         log.info("service started", version=__version__, store=settings.store_name, addr=settings.addr)
         try:
@@ -35,6 +75,7 @@ def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
         finally:
             ctx.draining = True
             await ctx.workers.stop()
+            await ctx.rejections.flush(ctx.db)
             if owns_db:
                 await ctx.db.dispose()
             log.info("service stopped")
@@ -49,4 +90,6 @@ def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, metrics=ctx.metrics, max_body_bytes=settings.max_body_bytes)
     app.include_router(health_router)
+    app.include_router(webhook_router, prefix=API_PREFIX)
+    app.include_router(sessions_router, prefix=API_PREFIX)
     return app

@@ -1,0 +1,109 @@
+"""``/sessions/{id}``: read a conversation, close it, hand it to a human, and take CSAT feedback."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from ai_customer_service.auth.deps import Actor, require_roles
+from ai_customer_service.auth.models import Role
+from ai_customer_service.context import AppContext
+from ai_customer_service.conversation import queries, service
+from ai_customer_service.errors import BadRequest
+from ai_customer_service.http.deps import app_context, request_id
+from ai_customer_service.ticket.states import Priority
+from ai_customer_service.webhook.signature import verify_request
+
+router = APIRouter(prefix="/sessions", tags=["sessions"])
+staff = require_roles(Role.AGENT, Role.SUPERVISOR, Role.ADMIN)
+
+
+class HandoffRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(default="", max_length=500)
+    priority: Priority = Priority.P2
+
+
+@router.get("/{session_id}")
+async def get_session(
+    session_id: uuid.UUID, ctx: AppContext = Depends(app_context), actor: Actor = Depends(staff)
+) -> dict[str, Any]:
+    async with ctx.db.sessionmaker() as tx:
+        return await queries.session_detail(tx, session_id)
+
+
+@router.get("/{session_id}/messages")
+async def get_messages(
+    session_id: uuid.UUID,
+    page: int = Query(1, ge=1),
+    page_size: int = Query(50, ge=1, le=200),
+    ctx: AppContext = Depends(app_context),
+    actor: Actor = Depends(staff),
+) -> dict[str, Any]:
+    async with ctx.db.sessionmaker() as tx:
+        return await queries.list_messages(tx, session_id, page=page, page_size=page_size)
+
+
+@router.post("/{session_id}/close")
+async def close_session(
+    session_id: uuid.UUID,
+    ctx: AppContext = Depends(app_context),
+    actor: Actor = Depends(staff),
+    rid: str = Depends(request_id),
+) -> dict[str, Any]:
+    return await service.close(ctx.db, session_id, actor_id=str(actor.id), request_id=rid)
+
+
+@router.post("/{session_id}/handoff")
+async def handoff_session(
+    session_id: uuid.UUID,
+    body: HandoffRequest,
+    ctx: AppContext = Depends(app_context),
+    actor: Actor = Depends(staff),
+    rid: str = Depends(request_id),
+) -> dict[str, Any]:
+    result = await service.handoff(
+        ctx.db, session_id, reason=body.reason, priority=body.priority, actor_id=str(actor.id), request_id=rid
+    )
+    ctx.metrics.handoffs.labels("manual").inc()
+    return result
+
+
+@router.post("/{session_id}/feedback")
+async def session_feedback(
+    session_id: uuid.UUID,
+    request: Request,
+    ctx: AppContext = Depends(app_context),
+    rid: str = Depends(request_id),
+) -> dict[str, Any]:
+    """CSAT from the channel gateway: signed like the webhook."""
+    raw = await request.body()
+    if ctx.settings.webhook_secret:
+        verify_request(
+            request, raw, secret=ctx.settings.webhook_secret, settings=ctx.settings, rejections=ctx.rejections
+        )
+    score, comment = _parse_feedback(raw)
+    return await service.feedback(ctx.db, session_id, score=score, comment=comment, request_id=rid)
+
+
+def _parse_feedback(raw: bytes) -> tuple[int, str | None]:
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest("request body is not valid JSON", "CS_REQ_4001") from exc
+    if not isinstance(data, dict):
+        raise BadRequest("request body must be a JSON object", "CS_REQ_4001")
+    unknown = sorted(set(data) - {"score", "comment"})
+    if unknown:
+        raise BadRequest(f"unknown field: {', '.join(unknown)}", "CS_REQ_4001")
+    score = data.get("score")
+    if type(score) is not int or not 1 <= score <= 5:
+        raise BadRequest("feedback score must be between 1 and 5", "CS_REQ_4009")
+    comment = data.get("comment")
+    if comment is not None and (not isinstance(comment, str) or len(comment) > 2000):
+        raise BadRequest("comment must be a string of at most 2000 characters", "CS_REQ_4001")
+    return score, comment

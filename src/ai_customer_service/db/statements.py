@@ -1,0 +1,39 @@
+"""The few dialect-specific statements, in one place: insert-or-ignore on a (partial) unique key.
+
+Both SQLite (3.24+) and PostgreSQL support ``INSERT ... ON CONFLICT (...) [WHERE ...] DO NOTHING``;
+only the SQLAlchemy construct differs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, Table, TextClause
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+async def insert_ignore(
+    tx: AsyncSession,
+    table: Table,
+    values: dict[str, Any],
+    *,
+    index_elements: Sequence[str],
+    index_where: ColumnElement[bool] | TextClause | None = None,
+) -> bool:
+    """Insert ``values`` unless the unique key already exists; True when this call inserted the row.
+
+    On PostgreSQL a concurrent, uncommitted insert of the same key makes this wait for that
+    transaction: if it commits, this returns False; if it rolls back, this inserts.
+    """
+    dialect = tx.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = (
+        insert(table)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=list(index_elements), index_where=index_where)
+        .returning(table.c.id)
+    )
+    result = await tx.execute(stmt)
+    return result.first() is not None

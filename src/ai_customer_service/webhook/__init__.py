@@ -1,0 +1,1 @@
+"""Inbound channel messages: signature check, strict parsing, exactly-once ingest."""

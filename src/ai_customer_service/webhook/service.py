@@ -1,0 +1,303 @@
+"""Ingesting one customer message exactly once, in one transaction (contract §5 "Processing").
+
+Order of work:
+
+1. outside any transaction: a read-only dedup lookup (duplicates are answered from their record and
+   never rate limited), the process-local "known to be over the limit" memo, and the dialog's
+   ``analyze`` step (rules, retrieval: possibly slow, never under a database lock);
+2. one transaction: claim the dedup key (insert-or-ignore; a concurrent duplicate waits for the
+   first and then reads its response), find-or-create and lock the customer's session, enforce the
+   rate limit, decide, and write the inbound message, the bot reply, the ticket (on handoff), the
+   audit row and the dedup response. Any failure rolls all of it back, so the upstream's retry is
+   processed normally.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ai_customer_service.audit import repository as audit
+from ai_customer_service.config import Settings
+from ai_customer_service.conversation import repository as conversations
+from ai_customer_service.conversation.models import Session
+from ai_customer_service.conversation.states import AuthorType, Direction, SessionStatus
+from ai_customer_service.db.engine import Database
+from ai_customer_service.dialog.engine import Analysis, Decision, DecisionKind, DialogEngine
+from ai_customer_service.errors import RateLimited
+from ai_customer_service.http.metrics import Metrics
+from ai_customer_service.logs import get_logger
+from ai_customer_service.ticket import repository as tickets
+from ai_customer_service.ticket.models import Ticket
+from ai_customer_service.ticket.states import Priority
+from ai_customer_service.webhook.ratelimit import BlockedCustomers
+from ai_customer_service.webhook.schemas import InboundMessage
+
+log = get_logger(__name__)
+
+
+class InjectedFault(RuntimeError):
+    """Raised at a named fault point (test environments only)."""
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    response: dict[str, Any]
+    duplicate: bool
+
+
+class FaultPoints:
+    """Named failure points for tests: ``AI_CS_TEST_FAULTS=after_ticket_insert:1`` fires once."""
+
+    def __init__(self, spec: str = "") -> None:
+        self.remaining: dict[str, int] = {}
+        for item in filter(None, (part.strip() for part in spec.split(","))):
+            name, _, count = item.partition(":")
+            self.remaining[name] = int(count or "1")
+
+    def hit(self, name: str) -> None:
+        left = self.remaining.get(name, 0)
+        if left > 0:
+            self.remaining[name] = left - 1
+            raise InjectedFault(f"injected fault at {name}")
+
+
+class IngestService:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        settings: Settings,
+        dialog: DialogEngine,
+        metrics: Metrics,
+        faults: FaultPoints | None = None,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.dialog = dialog
+        self.metrics = metrics
+        self.faults = faults or FaultPoints()
+        self.blocked = BlockedCustomers()
+
+    async def ingest(
+        self, message: InboundMessage, *, source: str = "", request_id: str = ""
+    ) -> IngestResult:
+        if message.message_id:
+            previous = await self._previous_response(source, message)
+            if previous is not None:
+                return self._duplicate(message, previous)
+        if self.settings.rate_limit_messages:
+            wait = self.blocked.retry_after(message.channel, message.open_id)
+            if wait is not None:
+                self.metrics.webhook_rejections.labels("CS_SES_4002").inc()
+                raise _rate_limited(wait)
+
+        analysis = await self.dialog.analyze(message.content, message.content_type)
+        try:
+            async with self.db.transaction() as tx:
+                return await self._process(tx, message, analysis, source=source, request_id=request_id)
+        except RateLimited:
+            self.metrics.webhook_rejections.labels("CS_SES_4002").inc()
+            raise
+        except _Duplicate as dup:
+            return self._duplicate(message, dup.response)
+
+    async def _previous_response(self, source: str, message: InboundMessage) -> dict[str, Any] | None:
+        assert message.message_id is not None
+        async with self.db.sessionmaker() as tx:
+            return await conversations.dedup_response(
+                tx, source=source, channel=message.channel, message_id=message.message_id
+            )
+
+    def _duplicate(self, message: InboundMessage, response: dict[str, Any]) -> IngestResult:
+        self.metrics.messages_processed.labels(message.channel, "duplicate").inc()
+        return IngestResult(response={**response, "duplicate": True}, duplicate=True)
+
+    async def _process(
+        self, tx: AsyncSession, message: InboundMessage, analysis: Analysis, *, source: str, request_id: str
+    ) -> IngestResult:
+        now = datetime.now(UTC)
+        if message.message_id and not await conversations.claim_dedup(
+            tx, source=source, channel=message.channel, message_id=message.message_id, now=now
+        ):
+            response = await conversations.dedup_response(
+                tx, source=source, channel=message.channel, message_id=message.message_id
+            )
+            raise _Duplicate(response or {})
+
+        session = await self._session(tx, message, now)
+        await self._enforce_rate_limit(tx, message, session, now)
+
+        inbound = conversations.add_message(
+            tx,
+            session_id=session.id,
+            direction=Direction.INBOUND,
+            author_type=AuthorType.CUSTOMER,
+            author_id=message.open_id[:64],
+            content=message.content,
+            content_type=message.content_type,
+            channel_message_id=message.message_id,
+            truncated=message.truncated,
+            reply_to=message.reply_to,
+            sent_at=message.sent_at,
+            now=now,
+        )
+        session.last_message_at = now
+        session.updated_at = now
+
+        ticket: Ticket | None = None
+        decision: Decision | None = None
+        before = session.status
+        if session.status == SessionStatus.HANDOFF.value:
+            # the bot stays silent; the message belongs to the open ticket
+            ticket = await tickets.active_for_session(tx, session.id)
+        else:
+            started = time.perf_counter()
+            decision = self.dialog.decide(analysis, low_confidence_streak=session.low_confidence_streak)
+            latency_ms = analysis.latency_ms + (time.perf_counter() - started) * 1000
+            session.low_confidence_streak = (
+                session.low_confidence_streak + 1 if decision.low_confidence else 0
+            )
+            if decision.handoff:
+                ticket = await tickets.create_for_handoff(
+                    tx,
+                    session_id=session.id,
+                    channel=session.channel,
+                    open_id=session.open_id,
+                    reason=decision.reason.removeprefix("rule:"),
+                    priority=decision.priority or Priority.P2,
+                    subject=message.content[:200],
+                    context={
+                        "trigger_message_id": str(inbound.id),
+                        "channel_message_id": message.message_id,
+                        "decision": decision.record(latency_ms),
+                        "language": analysis.language,
+                    },
+                )
+                self.faults.hit("after_ticket_insert")
+                session.status = SessionStatus.HANDOFF.value
+                session.low_confidence_streak = 0
+                self.metrics.handoffs.labels(decision.reason).inc()
+            self.metrics.dialog_latency.observe(latency_ms / 1000)
+            conversations.add_message(
+                tx,
+                session_id=session.id,
+                direction=Direction.OUTBOUND,
+                author_type=AuthorType.BOT,
+                content=decision.reply,
+                intent=decision.intent,
+                confidence=decision.confidence,
+                citations=decision.citations,
+                decision=decision.record(latency_ms),
+                latency_ms=round(latency_ms, 2),
+                reply_to=str(inbound.id),
+                now=now + timedelta(microseconds=1),
+            )
+
+        response = {
+            "received": True,
+            "session_id": str(session.id),
+            "message_id": str(inbound.id),
+            "reply": decision.reply if decision else "",
+            "intent": (decision.intent or "") if decision else "handoff_pending",
+            "confidence": (decision.confidence or 0.0) if decision else 0.0,
+            "handoff": ticket is not None,
+            "ticket_id": str(ticket.id) if ticket else "",
+            "citations": decision.citations if decision else [],
+            "duplicate": False,
+        }
+        audit.record(
+            tx,
+            object_type="session",
+            object_id=session.id,
+            action="message_processed",
+            actor_type="customer",
+            actor_id=message.open_id[:64],
+            before_state=before,
+            after_state=session.status,
+            code="CS_REQ_4003" if message.truncated else None,
+            request_id=request_id or None,
+            details={
+                "message_id": str(inbound.id),
+                "channel_message_id": message.message_id,
+                "source": source or None,
+                "decision": decision.record(0.0)["reason"] if decision else "bot_silent_handoff",
+                "ticket_id": response["ticket_id"] or None,
+                **({"original_length": message.original_length} if message.truncated else {}),
+            },
+        )
+        if message.message_id:
+            await conversations.store_dedup_response(
+                tx,
+                source=source,
+                channel=message.channel,
+                message_id=message.message_id,
+                session_id=session.id,
+                response=response,
+            )
+        await tx.flush()
+        self.metrics.messages_processed.labels(message.channel, _outcome(decision, ticket)).inc()
+        return IngestResult(response=response, duplicate=False)
+
+    async def _session(self, tx: AsyncSession, message: InboundMessage, now: datetime) -> Session:
+        session = await conversations.open_session(
+            tx, channel=message.channel, open_id=message.open_id, user_id=message.user_id, now=now
+        )
+        idle = timedelta(seconds=self.settings.session_idle_timeout_seconds)
+        if session.status != SessionStatus.HANDOFF.value and session.last_message_at < now - idle:
+            # the sweeper has not closed it yet: close it now and start a fresh conversation
+            before = conversations.close_session(session, now=now, reason="timeout")
+            audit.record(
+                tx,
+                object_type="session",
+                object_id=session.id,
+                action="close",
+                actor_type="system",
+                before_state=before,
+                after_state=SessionStatus.CLOSED.value,
+                details={"reason": "timeout"},
+            )
+            await tx.flush()
+            session = await conversations.open_session(
+                tx, channel=message.channel, open_id=message.open_id, user_id=message.user_id, now=now
+            )
+        return session
+
+    async def _enforce_rate_limit(
+        self, tx: AsyncSession, message: InboundMessage, session: Session, now: datetime
+    ) -> None:
+        limit = self.settings.rate_limit_messages
+        if not limit:
+            return
+        window = self.settings.rate_limit_window_seconds
+        count, oldest = await conversations.recent_inbound(tx, session.id, now - timedelta(seconds=window))
+        if count < limit:
+            return
+        wait = window if oldest is None else (oldest + timedelta(seconds=window) - now).total_seconds()
+        wait = max(1.0, wait)
+        self.blocked.block(message.channel, message.open_id, wait)
+        raise _rate_limited(int(wait + 0.999))
+
+
+class _Duplicate(Exception):
+    def __init__(self, response: dict[str, Any]) -> None:
+        super().__init__("duplicate message")
+        self.response = response
+
+
+def _rate_limited(retry_after: int) -> RateLimited:
+    return RateLimited(
+        "message rate limit exceeded", "CS_SES_4002", headers={"Retry-After": str(max(1, retry_after))}
+    )
+
+
+def _outcome(decision: Decision | None, ticket: Ticket | None) -> str:
+    if decision is None:
+        return "to_agent"
+    if decision.kind is DecisionKind.HANDOFF:
+        return "handoff"
+    return decision.kind.value
