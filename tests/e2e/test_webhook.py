@@ -1,0 +1,310 @@
+"""The inbound webhook over HTTP (in-process app, real database): contract §5, §6 and §12."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from ai_customer_service.audit.models import AuditLog
+from ai_customer_service.conversation.models import Message, MessageDedup, Session
+from ai_customer_service.db.engine import Database
+from ai_customer_service.ticket.models import Ticket
+from tests.conftest import TEST_SECRET
+from tests.support.webhooks import WEBHOOK, message, signed
+
+ADMIN = {"Authorization": "Bearer admin-token"}
+
+
+@pytest.fixture
+def db_env(db_env: dict[str, str]) -> dict[str, str]:
+    return {**db_env, "AI_CS_ADMIN_TOKEN": "admin-token"}
+
+
+async def post(
+    client: httpx.AsyncClient, body: dict[str, Any] | bytes, path: str = WEBHOOK, **kw: Any
+) -> httpx.Response:
+    raw, headers = signed(body, TEST_SECRET, **kw)
+    return await client.post(path, content=raw, headers=headers)
+
+
+async def count(db: Database, model: Any) -> int:
+    async with db.sessionmaker() as tx:
+        return int((await tx.execute(select(func.count()).select_from(model))).scalar_one())
+
+
+# --- signature ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "code"),
+    [
+        ({}, "CS_AUTH_4031"),
+        ({"X-CS-Timestamp": "1700000000"}, "CS_AUTH_4031"),
+        ({"X-CS-Signature": "abc"}, "CS_AUTH_4031"),
+        ({"X-CS-Timestamp": " ", "X-CS-Signature": "abc"}, "CS_AUTH_4031"),
+        ({"X-CS-Timestamp": "yesterday", "X-CS-Signature": "abc"}, "CS_AUTH_4032"),
+        ({"X-CS-Timestamp": str(int(time.time()) - 301), "X-CS-Signature": "abc"}, "CS_AUTH_4033"),
+        ({"X-CS-Timestamp": str(int(time.time()) + 400), "X-CS-Signature": "abc"}, "CS_AUTH_4033"),
+        ({"X-CS-Timestamp": str(int(time.time())), "X-CS-Signature": "0" * 64}, "CS_AUTH_4034"),
+    ],
+)
+async def test_signature_failures(
+    client: httpx.AsyncClient, db: Database, headers: dict[str, str], code: str
+) -> None:
+    response = await client.post(WEBHOOK, json=message("hi"), headers=headers)
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == code
+    assert await count(db, Message) == 0
+
+
+async def test_signature_with_prefix_and_the_wrong_secret(client: httpx.AsyncClient) -> None:
+    raw, headers = signed(message("hi", message_id="p1"), TEST_SECRET)
+    headers["X-CS-Signature"] = "sha256=" + headers["X-CS-Signature"]
+    assert (await client.post(WEBHOOK, content=raw, headers=headers)).status_code == 200
+    raw, headers = signed(message("hi", message_id="p2"), "another-secret")
+    response = await client.post(WEBHOOK, content=raw, headers=headers)
+    assert response.json()["error"]["code"] == "CS_AUTH_4034"
+
+
+async def test_rejections_are_counted_and_audited_in_aggregate(
+    app: Any, client: httpx.AsyncClient, db: Database
+) -> None:
+    for _ in range(25):
+        await client.post(WEBHOOK, json=message("hi"))
+    assert await count(db, AuditLog) == 0  # no write per rejection
+    metrics = (await client.get("/metrics")).text
+    assert 'cs_webhook_rejections_total{code="CS_AUTH_4031"} 25.0' in metrics
+    assert await app.state.ctx.rejections.flush(db) == 1
+    async with db.sessionmaker() as tx:
+        row = (await tx.execute(select(AuditLog))).scalar_one()
+    assert (row.action, row.code, row.details["count"]) == ("rejected", "CS_AUTH_4031", 25)
+
+
+# --- validation ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b"{not json", "CS_REQ_4001"),
+        (b"[1, 2]", "CS_REQ_4001"),
+        (message("hi", test="payload"), "CS_REQ_4001"),
+        (message("hi", timestamp="yesterday at noon"), "CS_REQ_4001"),
+        (message("hi", timestamp="2026-05-04T00:00:00"), "CS_REQ_4001"),
+        (message("hi", open_id="x" * 129), "CS_REQ_4001"),
+        (message("hi", message_id="m" * 129), "CS_REQ_4001"),
+        (message("hi", user_id=12345), "CS_REQ_4001"),
+        ({"channel": "widget", "content": "hi"}, "CS_REQ_4002"),
+        (message("   "), "CS_REQ_4002"),
+        ({"open_id": "a", "content": "hi"}, "CS_REQ_4002"),
+        (message("hi", channel="sms"), "CS_REQ_4008"),
+    ],
+)
+async def test_bad_bodies_are_400_with_their_code(
+    client: httpx.AsyncClient, db: Database, body: Any, code: str
+) -> None:
+    response = await post(client, body)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == code
+    assert await count(db, Session) == 0
+
+
+async def test_body_over_the_limit_is_413(client: httpx.AsyncClient) -> None:
+    raw, headers = signed(message("x" * 1_100_000), TEST_SECRET)
+    response = await client.post(WEBHOOK, content=raw, headers=headers)
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "CS_REQ_4131"
+
+
+async def test_the_path_channel_wins(client: httpx.AsyncClient) -> None:
+    response = await post(client, message("hi", channel="sms"), path=f"{WEBHOOK}/telegram")
+    assert response.status_code == 200
+    session = await client.get(
+        f"/api/v1/customer-service/sessions/{response.json()['session_id']}", headers=ADMIN
+    )
+    assert session.json()["channel"] == "telegram"
+
+
+async def test_long_content_is_cut_at_2000_characters_and_audited(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    content = "退" * 1999 + "😀" + "tail"
+    response = await post(client, message(content.replace("退", "字"), message_id="long"))
+    assert response.status_code == 200
+    async with db.sessionmaker() as tx:
+        inbound = (await tx.execute(select(Message).where(Message.direction == "inbound"))).scalar_one()
+        audit_row = (
+            await tx.execute(select(AuditLog).where(AuditLog.action == "message_processed"))
+        ).scalar_one()
+    assert len(inbound.content) == 2000 and inbound.content.endswith("😀") and inbound.truncated
+    assert audit_row.code == "CS_REQ_4003"
+    assert audit_row.details["original_length"] == 2004
+
+
+async def test_non_text_gets_a_polite_reply_in_the_customer_language(client: httpx.AsyncClient) -> None:
+    response = await post(client, message("[图片]", content_type="image", message_id="img"))
+    assert response.status_code == 200
+    assert "文字" in response.json()["reply"]
+    response = await post(client, message("[photo]", content_type="image", message_id="img2", open_id="c2"))
+    assert "text" in response.json()["reply"]
+    assert response.json()["handoff"] is False
+
+
+# --- processing ----------------------------------------------------------------------------------
+
+
+async def test_duplicate_returns_the_original_response_and_changes_nothing(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    first = await post(client, message("hello", message_id="dup-1"))
+    counts = [await count(db, m) for m in (Message, Session, MessageDedup, AuditLog)]
+    again = await post(client, message("hello", message_id="dup-1"))
+    assert first.json()["duplicate"] is False
+    assert again.json() == {**first.json(), "duplicate": True}
+    assert [await count(db, m) for m in (Message, Session, MessageDedup, AuditLog)] == counts
+
+
+async def test_refund_hands_off_and_the_bot_then_stays_silent(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    first = (await post(client, message("我要退款", message_id="r1"))).json()
+    assert first["handoff"] is True and first["ticket_id"]
+    assert first["reply"]  # the customer is told a human will take over
+    async with db.sessionmaker() as tx:
+        ticket = await tx.get(Ticket, uuid.UUID(first["ticket_id"]))
+        session = await tx.get(Session, uuid.UUID(first["session_id"]))
+    assert ticket is not None and (ticket.priority, ticket.status, ticket.reason) == ("P1", "open", "refund")
+    assert session is not None and session.status == "handoff"
+
+    second = (await post(client, message("还在吗？", message_id="r2"))).json()
+    assert second["reply"] == "" and second["handoff"] is True
+    assert second["ticket_id"] == first["ticket_id"]
+    assert await count(db, Ticket) == 1
+
+    messages = (
+        await client.get(f"/api/v1/customer-service/sessions/{first['session_id']}/messages", headers=ADMIN)
+    ).json()
+    inbound = [m["content"] for m in messages["items"] if m["direction"] == "inbound"]
+    assert inbound == ["我要退款", "还在吗？"]
+    assert [m["author_type"] for m in messages["items"]] == ["customer", "bot", "customer"]
+    assert messages["items"][1]["decision"]["reason"] == "rule:refund"
+
+
+@pytest.mark.parametrize(
+    ("text", "handoff"),
+    [
+        ("is humanity doomed?", False),
+        ("I want a human agent", True),
+        ("转人工", True),
+        ("my account was hacked", True),
+        ("how do I reset my password", False),
+    ],
+)
+async def test_rules_respect_word_boundaries(client: httpx.AsyncClient, text: str, handoff: bool) -> None:
+    body = (await post(client, message(text, open_id=f"c-{uuid.uuid4().hex[:8]}"))).json()
+    assert body["handoff"] is handoff
+
+
+async def test_rate_limit_per_customer_spares_duplicates(
+    settings: Any, app: Any, client: httpx.AsyncClient, db: Database
+) -> None:
+    settings.rate_limit_messages = 3
+    for i in range(3):
+        assert (await post(client, message(f"m{i}", message_id=f"rl-{i}"))).status_code == 200
+    limited = await post(client, message("one too many", message_id="rl-3"))
+    assert limited.status_code == 429
+    assert limited.json()["error"]["code"] == "CS_SES_4002"
+    assert 1 <= int(limited.headers["Retry-After"]) <= 10
+    # an upstream retry of a processed message is still answered, not limited
+    retry = await post(client, message("m0", message_id="rl-0"))
+    assert retry.status_code == 200 and retry.json()["duplicate"] is True
+    # another customer is not affected
+    assert (await post(client, message("hi", open_id="other", message_id="o-1"))).status_code == 200
+    # the refused message left nothing behind: its later retry is processed normally
+    async with db.sessionmaker() as tx:
+        assert (
+            await tx.execute(select(MessageDedup).where(MessageDedup.message_id == "rl-3"))
+        ).first() is None
+
+
+async def test_failure_after_the_ticket_insert_rolls_everything_back(
+    app: Any, client: httpx.AsyncClient, db: Database
+) -> None:
+    app.state.ctx.ingest.faults.remaining["after_ticket_insert"] = 1
+    failed = await post(client, message("我要退款", message_id="f-1"))
+    assert failed.status_code == 500
+    assert failed.json()["error"]["code"] == "CS_SYS_5001"
+    for model in (MessageDedup, Session, Ticket, Message, AuditLog):
+        assert await count(db, model) == 0, model
+    retried = await post(client, message("我要退款", message_id="f-1"))
+    assert retried.status_code == 200
+    assert retried.json()["duplicate"] is False and retried.json()["handoff"] is True
+    assert await count(db, Ticket) == 1
+
+
+# --- sessions API ------------------------------------------------------------------------------
+
+
+async def test_back_office_routes_need_credentials(client: httpx.AsyncClient) -> None:
+    sid = (await post(client, message("hi"))).json()["session_id"]
+    for headers in (
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"X-CS-Actor-Role": "admin", "X-CS-Actor-ID": "x"},
+    ):
+        response = await client.get(f"/api/v1/customer-service/sessions/{sid}", headers=headers)
+        assert response.status_code == 401
+    assert (await client.get(f"/api/v1/customer-service/sessions/{uuid.uuid4()}", headers=ADMIN)).json()[
+        "error"
+    ]["code"] == "CS_SES_4001"
+
+
+async def test_feedback_is_signed_and_validated(client: httpx.AsyncClient) -> None:
+    sid = (await post(client, message("hi"))).json()["session_id"]
+    path = f"/api/v1/customer-service/sessions/{sid}/feedback"
+    assert (await client.post(path, json={"score": 5})).json()["error"]["code"] == "CS_AUTH_4031"
+    for score in (0, 6, "5", None, 4.5):
+        response = await post(client, {"score": score}, path=path)
+        assert response.status_code == 400 and response.json()["error"]["code"] == "CS_REQ_4009"
+    ok = await post(client, {"score": 4, "comment": "快"}, path=path)
+    assert ok.status_code == 200 and ok.json()["score"] == 4
+    missing = await post(
+        client, {"score": 4}, path=f"/api/v1/customer-service/sessions/{uuid.uuid4()}/feedback"
+    )
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "CS_SES_4001"
+
+
+async def test_manual_handoff_and_close(client: httpx.AsyncClient) -> None:
+    sid = (await post(client, message("hi"))).json()["session_id"]
+    base = f"/api/v1/customer-service/sessions/{sid}"
+    empty = await client.post(f"{base}/handoff", json={"reason": "  "}, headers=ADMIN)
+    assert empty.status_code == 400 and empty.json()["error"]["code"] == "CS_REQ_4010"
+    unknown = await client.post(
+        f"/api/v1/customer-service/sessions/{uuid.uuid4()}/handoff", json={"reason": "vip"}, headers=ADMIN
+    )
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "CS_SES_4001"
+    done = await client.post(
+        f"{base}/handoff", json={"reason": "vip customer", "priority": "P1"}, headers=ADMIN
+    )
+    assert done.status_code == 200 and done.json()["session"]["status"] == "handoff"
+    assert (await client.post(f"{base}/close", headers=ADMIN)).status_code == 409
+
+
+async def test_idle_sessions_are_swept(client: httpx.AsyncClient, db: Database) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from ai_customer_service.conversation.service import sweep_idle
+
+    sid = (await post(client, message("hi"))).json()["session_id"]
+    assert await sweep_idle(db, idle_seconds=1800) == 0
+    assert await sweep_idle(db, idle_seconds=1800, now=datetime.now(UTC) + timedelta(hours=1)) == 1
+    async with db.sessionmaker() as tx:
+        session = await tx.get(Session, uuid.UUID(sid))
+    assert session is not None and (session.status, session.close_reason) == ("closed", "timeout")
+    fresh = (await post(client, message("back again"))).json()
+    assert fresh["session_id"] != sid
