@@ -123,3 +123,19 @@ def test_the_runbook_signature_snippet_works(servers: list[ServerProcess]) -> No
         headers={"Content-Type": "application/json", "X-CS-Timestamp": ts, "X-CS-Signature": sig},
     )
     assert response.status_code == 200 and response.json()["received"] is True
+
+
+def test_injected_fault_in_a_real_server_leaves_nothing_and_the_retry_succeeds(
+    db_env: dict[str, str], tmp_path: Path
+) -> None:
+    server = ServerProcess(env={**db_env, "AI_CS_TEST_FAULTS": "after_ticket_insert:1"}, cwd=tmp_path).start()
+    try:
+        raw, headers = signed(message("我要退款", open_id="fault-cust", message_id="fault-1"), TEST_SECRET)
+        failed = httpx.post(server.url + WEBHOOK, content=raw, headers=headers)
+        assert failed.status_code == 500 and failed.json()["error"]["code"] == "CS_SYS_5001"
+        assert asyncio.run(_count(db_env, Session)) == 0
+        retried = httpx.post(server.url + WEBHOOK, content=raw, headers=headers)
+        assert retried.status_code == 200
+        assert retried.json()["handoff"] is True and retried.json()["duplicate"] is False
+    finally:
+        server.stop()
