@@ -108,6 +108,13 @@ class Settings(BaseSettings):
     session_sweep_interval_seconds: PositiveInt = 30
     fallback_reply: str = ""
 
+    # optional LLM (OpenAI-compatible chat completions); off while the base URL is empty
+    llm_base_url: str = ""
+    llm_api_key: str = ""
+    llm_model: str = "gpt-4o-mini"
+    llm_timeout_ms: PositiveInt = 3000
+    llm_max_tokens: PositiveInt = 400
+
     # back office
     admin_token: str = ""
 
@@ -246,10 +253,12 @@ class Settings(BaseSettings):
             "rate_limit_messages",
             "rate_limit_window_seconds",
             "admin_token",
+            "llm_base_url",
+            "llm_api_key",
         ):
             value = getattr(self, name)
             key = ENV_PREFIX + name.upper()
-            if name in ("webhook_secret", "admin_token"):
+            if name in ("webhook_secret", "admin_token", "llm_api_key"):
                 out[key] = "[SET]" if value else "[NOT SET]"
             elif name == "postgres_dsn":
                 out[key] = mask_dsn(value) if value else "[NOT SET]"
@@ -319,6 +328,8 @@ _MAY_BE_EMPTY = frozenset(
         "AI_CS_ADMIN_TOKEN",
         "AI_CS_FALLBACK_REPLY",
         "AI_CS_TEST_FAULTS",
+        "AI_CS_LLM_BASE_URL",
+        "AI_CS_LLM_API_KEY",
     }
 )
 

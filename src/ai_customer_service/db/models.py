@@ -4,6 +4,7 @@ from ai_customer_service.audit.models import AuditLog
 from ai_customer_service.auth.models import Principal
 from ai_customer_service.conversation.models import Feedback, Message, MessageDedup, Session
 from ai_customer_service.db.base import Base
+from ai_customer_service.knowledge.models import KBEmbedding, KBEntry
 from ai_customer_service.ticket.models import Ticket, TicketNote
 
 metadata = Base.metadata
@@ -11,6 +12,8 @@ metadata = Base.metadata
 __all__ = [
     "AuditLog",
     "Feedback",
+    "KBEmbedding",
+    "KBEntry",
     "Message",
     "MessageDedup",
     "Principal",

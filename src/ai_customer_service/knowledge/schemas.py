@@ -1,0 +1,83 @@
+"""Request and response shapes of the knowledge-base API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ai_customer_service.knowledge.models import EntryStatus, KBEntry
+
+
+def _clean_list(values: list[str], limit: int) -> list[str]:
+    out: list[str] = []
+    for value in values:
+        value = value.strip()
+        if value and value not in out:
+            if len(value) > limit:
+                raise ValueError(f"items must be at most {limit} characters")
+            out.append(value)
+    return out
+
+
+class EntryFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=1, max_length=200)
+    answer: str = Field(min_length=1, max_length=20_000)
+    questions: list[str] = Field(default_factory=list, max_length=5000)
+    tags: list[str] = Field(default_factory=list, max_length=50)
+    locale: str | None = Field(default=None, max_length=16)
+
+    @field_validator("title", "answer")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("must not be blank")
+        return value
+
+    @field_validator("questions")
+    @classmethod
+    def _questions(cls, value: list[str]) -> list[str]:
+        return _clean_list(value, 1000)
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: list[str]) -> list[str]:
+        return _clean_list(value, 64)
+
+
+class EntryCreate(EntryFields):
+    key: str | None = Field(
+        default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
+    )
+    status: EntryStatus = EntryStatus.DRAFT
+
+
+class EntryUpdate(EntryFields):
+    version: int = Field(ge=1, description="the version you read; a stale one is 409 CS_KB_4091")
+    status: EntryStatus | None = None
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    query: str = Field(min_length=1, max_length=2000)
+    top_k: int = Field(default=5, ge=1, le=20)
+
+
+def entry_view(entry: KBEntry) -> dict[str, Any]:
+    return {
+        "id": str(entry.id),
+        "key": entry.key,
+        "title": entry.title,
+        "answer": entry.answer,
+        "questions": list(entry.questions or []),
+        "tags": list(entry.tags or []),
+        "locale": entry.locale,
+        "status": entry.status,
+        "version": entry.version,
+        "created_at": entry.created_at.isoformat(),
+        "updated_at": entry.updated_at.isoformat(),
+        "published_at": entry.published_at.isoformat() if entry.published_at else None,
+    }
