@@ -8,6 +8,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from ai_customer_service import __version__
+from ai_customer_service.audit.router import router as audit_router
+from ai_customer_service.auth.router import router as auth_router
 from ai_customer_service.config import Settings
 from ai_customer_service.context import AppContext
 from ai_customer_service.db.engine import Database
@@ -15,6 +17,8 @@ from ai_customer_service.health.router import router as health_router
 from ai_customer_service.http.errors import install_error_handlers
 from ai_customer_service.http.middleware import RequestContextMiddleware
 from ai_customer_service.logs import get_logger
+from ai_customer_service.ticket.router import router as ticket_router
+from ai_customer_service.ticket.service import auto_assign_pending
 
 log = get_logger(__name__)
 
@@ -25,6 +29,10 @@ def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
     """Build the ASGI app. The database schema must already be migrated (``serve`` does it first)."""
     ctx = AppContext(settings=settings, db=db or Database(settings))
     owns_db = db is None
+    if settings.auto_assign:
+        ctx.workers.every(
+            settings.auto_assign_interval_seconds, "auto_assign", lambda: auto_assign_pending(ctx.db)
+        )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -49,4 +57,7 @@ def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, metrics=ctx.metrics, max_body_bytes=settings.max_body_bytes)
     app.include_router(health_router)
+    app.include_router(auth_router, prefix=API_PREFIX)
+    app.include_router(ticket_router, prefix=API_PREFIX)
+    app.include_router(audit_router, prefix=API_PREFIX)
     return app
