@@ -216,7 +216,7 @@ async def resolve(
             values={"resolution": text, "resolved_at": now},
             request_id=request_id,
         )
-        if db.settings.ticket_handback_on is HandbackOn.RESOLVE:
+        if db.settings.ticket_handback_on == HandbackOn.RESOLVE:
             await _hand_back(tx, ticket.session_id, now)
         return ticket
 
