@@ -153,7 +153,7 @@ async def ticket_stats(
 
         async def grouped(column: Any) -> dict[str, int]:
             rows = await tx.execute(select(column, func.count()).where(*conds).group_by(column))
-            return {str(key): int(n) for key, n in rows.tuples()}
+            return {str(key): int(n) for key, n in rows}
 
         by_status = await grouped(Ticket.status)
         out["total"] = sum(by_status.values())
@@ -170,7 +170,7 @@ async def ticket_stats(
         to_assign: list[float] = []
         to_reply: list[float] = []
         to_resolve: list[float] = []
-        for created, assigned, replied, resolved in times.tuples():
+        for created, assigned, replied, resolved in times:
             for moment, bucket in ((assigned, to_assign), (replied, to_reply), (resolved, to_resolve)):
                 if moment is not None:
                     bucket.append(max(0.0, (moment - created).total_seconds()))

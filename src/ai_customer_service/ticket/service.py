@@ -452,7 +452,7 @@ async def auto_assign_pending(db: Database) -> int:
             .group_by(Ticket.assignee_id)
         )
         load: dict[uuid.UUID, int] = {a.id: 0 for a in agents}
-        for assignee_id, count in load_rows.tuples():
+        for assignee_id, count in load_rows:
             if assignee_id is not None:
                 load[assignee_id] = int(count)
         free = sum(max(0, a.capacity - load[a.id]) for a in agents)
