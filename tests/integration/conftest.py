@@ -17,7 +17,7 @@ API = "/api/v1/customer-service"
 
 @pytest.fixture
 async def make_client(settings: Settings, db: Database) -> AsyncIterator[MakeClient]:
-    """An in-process client of an app whose settings are overridden (``auto_assign`` stays off)."""
+    """An in-process client of an app whose settings are overridden (e.g. ``admin_token=...``)."""
     stack = AsyncExitStack()
 
     async def make(**overrides: Any) -> httpx.AsyncClient:

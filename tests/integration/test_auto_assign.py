@@ -15,6 +15,7 @@ from ai_customer_service.db.base import utcnow
 from ai_customer_service.db.engine import Database
 from ai_customer_service.ticket import service
 from ai_customer_service.ticket.models import Ticket
+from tests.integration.conftest import MakeClient
 from tests.support.tickets import get_ticket, open_ticket, principal
 
 
@@ -61,3 +62,14 @@ async def service_set_away(db: Database, principal_id: uuid.UUID) -> None:
 
     me = Actor(principal_id, "away", Role.AGENT)
     await set_availability(db, principal_id, actor=me, available=False, capacity=None)
+
+
+async def test_the_worker_runs_when_enabled(make_client: MakeClient, db: Database) -> None:
+    agent = await principal(db, "solo", Role.AGENT, capacity=1)
+    ticket = await open_ticket(db)
+    await make_client(auto_assign=True, auto_assign_interval_seconds=0.05)
+    for _ in range(200):  # a bounded wait for the periodic job, not a timing assertion
+        if (await get_ticket(db, ticket.id)).assignee_id is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert (await get_ticket(db, ticket.id)).assignee_id == agent.id
