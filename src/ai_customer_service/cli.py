@@ -7,13 +7,20 @@ stderr with exit code 1.
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
 from ai_customer_service import __version__
+from ai_customer_service.auth.models import Role
 from ai_customer_service.config import Settings, load_settings
-from ai_customer_service.errors import ConfigError, StartupError
+from ai_customer_service.errors import ConfigError, ServiceError, StartupError
+
+if TYPE_CHECKING:
+    from ai_customer_service.db.engine import Database
+
+T = TypeVar("T")
 
 app = typer.Typer(
     name="ai-customer-service",
@@ -113,6 +120,75 @@ def doctor(
 
     ok = run_doctor(settings, url=url or f"http://127.0.0.1:{settings.port}", log_file=log_file or None)
     raise typer.Exit(0 if ok else 1)
+
+
+agents_app = typer.Typer(help="Back-office principals: agents, supervisors, admins.", no_args_is_help=True)
+app.add_typer(agents_app, name="agents")
+
+
+def _with_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+    import asyncio
+
+    from ai_customer_service.server import prepare_database
+
+    async def _run() -> T:
+        db = await prepare_database(settings)
+        try:
+            return await work(db)
+        finally:
+            await db.dispose()
+
+    try:
+        return asyncio.run(_run())
+    except StartupError as exc:
+        raise fail(str(exc)) from None
+    except ServiceError as exc:
+        raise fail(f"{exc.code} {exc.message}") from None
+
+
+@agents_app.command("create")
+def agents_create(
+    name: Annotated[str, typer.Option("--name", help="Unique name, e.g. alice.")],
+    role: Annotated[Role, typer.Option("--role", help="agent, supervisor or admin.")] = Role.AGENT,
+    capacity: Annotated[int, typer.Option(help="Active tickets auto-assignment may give this agent.")] = 5,
+) -> None:
+    """Create a principal and print its API token once (alone on the last line)."""
+    from ai_customer_service.auth.service import create_principal
+
+    created = _with_database(
+        settings_or_exit(), lambda db: create_principal(db, name=name, role=role, capacity=capacity)
+    )
+    p = created.principal
+    typer.echo(f"created {p.role} {p.name} id={p.id}; the token below is shown once, store it now:")
+    typer.echo(created.token)
+
+
+@agents_app.command("list")
+def agents_list() -> None:
+    """List principals (never their tokens)."""
+    from ai_customer_service.auth.service import list_principals
+
+    rows = _with_database(settings_or_exit(), list_principals)
+    typer.echo(f"{'ID':36}  {'NAME':20}  {'ROLE':10}  {'STATE':9}  {'AVAIL':9}  CAP  TOKEN        LAST_USED")
+    for p in rows:
+        state = "active" if p.active else "revoked"
+        avail = "available" if p.available else "away"
+        used = p.last_used_at.isoformat(timespec="seconds") if p.last_used_at else "-"
+        typer.echo(
+            f"{p.id!s:36}  {p.name:20}  {p.role:10}  {state:9}  {avail:9}  {p.capacity:3}  "
+            f"{p.token_prefix:12} {used}"
+        )
+
+
+@agents_app.command("revoke")
+def agents_revoke(
+    id_or_name: Annotated[str, typer.Argument(metavar="ID_OR_NAME", help="Principal id or name.")],
+) -> None:
+    """Revoke a principal's token (it gets 401 from now on)."""
+    from ai_customer_service.auth.service import revoke_principal
+
+    p = _with_database(settings_or_exit(), lambda db: revoke_principal(db, id_or_name))
+    typer.echo(f"revoked {p.role} {p.name} id={p.id}")
 
 
 def main() -> None:

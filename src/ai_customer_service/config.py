@@ -36,6 +36,13 @@ class RuntimeEnv(StrEnum):
     TEST = "test"
 
 
+class HandbackOn(StrEnum):
+    """Which ticket transition returns the customer's session from ``handoff`` to the bot."""
+
+    CLOSE = "close"
+    RESOLVE = "resolve"
+
+
 class LogLevel(StrEnum):
     DEBUG = "debug"
     INFO = "info"
@@ -116,7 +123,26 @@ class Settings(BaseSettings):
     llm_max_tokens: PositiveInt = 400
 
     # back office
+    # AI_CS_ADMIN_TOKEN: a bootstrap admin bearer token (compared in constant time), so a fresh
+    # deployment can create its first principals over the API; empty disables it.
     admin_token: str = ""
+    # AI_CS_AUTH_TRUSTED_HEADERS: accept the original's X-CS-Actor-ID / X-CS-Actor-Role headers.
+    # Only behind a trusted gateway that strips them from client requests; off by default.
+    auth_trusted_headers: bool = False
+    # AI_CS_AUTH_ALLOW_TRUSTED_HEADERS_IN_PRODUCTION: the second, deliberate switch production needs
+    # before it starts with trusted-header mode on.
+    auth_allow_trusted_headers_in_production: bool = False
+
+    # tickets
+    # AI_CS_TICKET_HANDBACK_ON: close (default) or resolve returns the session to the bot.
+    ticket_handback_on: HandbackOn = HandbackOn.CLOSE
+    # AI_CS_TICKET_REOPEN_WINDOW_SECONDS: a customer message this soon after resolution reopens the
+    # resolved ticket instead of creating a new one; 0 disables reopening by customer message.
+    ticket_reopen_window_seconds: Annotated[int, Field(ge=0)] = 86_400
+    # AI_CS_AUTO_ASSIGN: give open tickets to the available agent with the fewest active tickets
+    # below their capacity, every AI_CS_AUTO_ASSIGN_INTERVAL_SECONDS.
+    auto_assign: bool = False
+    auto_assign_interval_seconds: Annotated[float, Field(gt=0)] = 5.0
 
     # test-only fault injection (refused outside AI_CS_RUNTIME_ENV=test)
     test_faults: str = ""
@@ -139,6 +165,11 @@ class Settings(BaseSettings):
             lowered = value.strip().lower()
             return _ENV_ALIASES.get(lowered, lowered)
         return value
+
+    @field_validator("ticket_handback_on", mode="before")
+    @classmethod
+    def _lower_handback(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -255,6 +286,10 @@ class Settings(BaseSettings):
             "admin_token",
             "llm_base_url",
             "llm_api_key",
+            "auth_trusted_headers",
+            "ticket_handback_on",
+            "ticket_reopen_window_seconds",
+            "auto_assign",
         ):
             value = getattr(self, name)
             key = ENV_PREFIX + name.upper()
@@ -388,6 +423,12 @@ def check_production_rules(settings: Settings) -> None:
         raise ConfigError(
             "AI_CS_WEBHOOK_SECRET is required in production: set it to the HMAC key shared with the "
             "channel gateways"
+        )
+    if settings.auth_trusted_headers and not settings.auth_allow_trusted_headers_in_production:
+        raise ConfigError(
+            "AI_CS_AUTH_TRUSTED_HEADERS=true is refused in production: use bearer tokens, or, only "
+            "behind a gateway that strips X-CS-Actor-* headers, also set "
+            "AI_CS_AUTH_ALLOW_TRUSTED_HEADERS_IN_PRODUCTION=true"
         )
 
 

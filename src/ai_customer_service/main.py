@@ -8,6 +8,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from ai_customer_service import __version__
+from ai_customer_service.audit.router import router as audit_router
+from ai_customer_service.auth.router import router as auth_router
 from ai_customer_service.config import Settings
 from ai_customer_service.context import AppContext
 from ai_customer_service.conversation import service as conversations
@@ -19,6 +21,8 @@ from ai_customer_service.http.errors import install_error_handlers
 from ai_customer_service.http.metrics import Metrics
 from ai_customer_service.http.middleware import RequestContextMiddleware
 from ai_customer_service.logs import get_logger
+from ai_customer_service.ticket.router import router as ticket_router
+from ai_customer_service.ticket.service import auto_assign_pending
 from ai_customer_service.webhook.rejections import RejectionLog
 from ai_customer_service.webhook.router import router as webhook_router
 from ai_customer_service.webhook.service import FaultPoints, IngestService
@@ -54,6 +58,10 @@ def build_context(settings: Settings, db: Database, dialog: DialogEngine | None 
 
     ctx.workers.every(settings.session_sweep_interval_seconds, "session-sweeper", sweep_sessions)
     ctx.workers.every(REJECTION_FLUSH_SECONDS, "rejection-audit", flush_rejections)
+    if settings.auto_assign:
+        ctx.workers.every(
+            settings.auto_assign_interval_seconds, "auto-assign", lambda: auto_assign_pending(db)
+        )
     return ctx
 
 
@@ -92,4 +100,7 @@ def create_app(
     app.include_router(health_router)
     app.include_router(webhook_router, prefix=API_PREFIX)
     app.include_router(sessions_router, prefix=API_PREFIX)
+    app.include_router(auth_router, prefix=API_PREFIX)
+    app.include_router(ticket_router, prefix=API_PREFIX)
+    app.include_router(audit_router, prefix=API_PREFIX)
     return app

@@ -1,50 +1,80 @@
-"""Back-office authentication (interim): the bootstrap admin token ``AI_CS_ADMIN_TOKEN``.
+"""FastAPI dependencies for back-office authentication and roles.
 
-Routes declare ``Depends(require_roles(...))`` and receive the calling :class:`Actor`. Without a
-configured token every back-office route answers 401: never open by default.
+Usage in a router::
+
+    from ai_customer_service.auth.deps import Actor, require_roles
+
+    @router.post("/things")
+    async def create(actor: Actor = Depends(require_roles(Role.SUPERVISOR, Role.ADMIN))) -> ...
+
+Credentials, in order: ``Authorization: Bearer <token>`` (a principal's token, or the bootstrap
+``AI_CS_ADMIN_TOKEN``); then, only when ``AI_CS_AUTH_TRUSTED_HEADERS=true``, the original's
+``X-CS-Actor-ID`` / ``X-CS-Actor-Role`` headers. Missing or bad credentials → 401 ``CS_AUTH_4011``
+with ``WWW-Authenticate: Bearer``; an authenticated role that is not allowed → 403 ``CS_AUTH_4001``.
 """
 
 from __future__ import annotations
 
-import hmac
-import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
-from fastapi import Depends, Request
+from fastapi import Request
 
+from ai_customer_service.auth.actor import Actor
 from ai_customer_service.auth.models import Role
-from ai_customer_service.context import AppContext
+from ai_customer_service.auth.service import authenticate_token, authenticate_trusted_headers
 from ai_customer_service.errors import Forbidden, Unauthenticated
 from ai_customer_service.http.deps import app_context
 
-BOOTSTRAP_ADMIN_ID = uuid.UUID(int=0)
+__all__ = ["ALL_ROLES", "Actor", "Role", "current_actor", "require_roles"]
+
+ALL_ROLES = (Role.AGENT, Role.SUPERVISOR, Role.ADMIN)
+ACTOR_ID_HEADER = "X-CS-Actor-ID"
+ACTOR_ROLE_HEADER = "X-CS-Actor-Role"
 
 
-@dataclass(frozen=True)
-class Actor:
-    id: uuid.UUID
-    name: str
-    role: Role
+def _unauthenticated(message: str) -> Unauthenticated:
+    return Unauthenticated(message, "CS_AUTH_4011", headers={"WWW-Authenticate": "Bearer"})
 
 
-def _bearer(request: Request) -> str:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else ""
+async def current_actor(request: Request) -> Actor:
+    """The authenticated actor of this request (cached on ``request.state``)."""
+    cached = getattr(request.state, "actor", None)
+    if isinstance(cached, Actor):
+        return cached
+    ctx = app_context(request)
+    actor: Actor | None = None
+    authorization = request.headers.get("authorization")
+    if authorization is not None:
+        scheme, _, token = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise _unauthenticated("invalid authorization header: use 'Bearer <token>'")
+        actor = await authenticate_token(ctx.db, token.strip())
+        if actor is None:
+            raise _unauthenticated("invalid or revoked token")
+    elif ctx.settings.auth_trusted_headers and request.headers.get(ACTOR_ID_HEADER):
+        raw_role = (request.headers.get(ACTOR_ROLE_HEADER) or "").strip().lower()
+        try:
+            role = Role(raw_role)
+        except ValueError:
+            raise _unauthenticated(f"invalid {ACTOR_ROLE_HEADER} header") from None
+        actor = await authenticate_trusted_headers(ctx.db, request.headers[ACTOR_ID_HEADER], role)
+        if actor is None:
+            raise _unauthenticated(f"invalid or revoked {ACTOR_ID_HEADER}")
+    if actor is None:
+        raise _unauthenticated("authentication required: send Authorization: Bearer <token>")
+    request.state.actor = actor
+    return actor
 
 
-def require_roles(*roles: Role) -> Callable[..., Awaitable[Actor]]:
-    async def dependency(request: Request, ctx: AppContext = Depends(app_context)) -> Actor:
-        token = _bearer(request)
-        admin_token = ctx.settings.admin_token
-        if not token or not admin_token or not hmac.compare_digest(token.encode(), admin_token.encode()):
-            raise Unauthenticated(
-                "missing or invalid credentials", "CS_AUTH_4011", headers={"WWW-Authenticate": "Bearer"}
-            )
-        actor = Actor(BOOTSTRAP_ADMIN_ID, "bootstrap-admin", Role.ADMIN)
-        if roles and actor.role not in roles:
-            raise Forbidden("access denied", "CS_AUTH_4001")
+def require_roles(*roles: Role) -> Callable[[Request], Awaitable[Actor]]:
+    """A dependency returning the authenticated :class:`Actor` when its role is one of ``roles``
+    (every role when none is given)."""
+    allowed = frozenset(roles or ALL_ROLES)
+
+    async def dependency(request: Request) -> Actor:
+        actor = await current_actor(request)
+        if actor.role not in allowed:
+            raise Forbidden("access denied: role not allowed", "CS_AUTH_4001")
         return actor
 
     return dependency

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
+
+from ai_customer_service.errors import Conflict
 
 
 class TicketStatus(StrEnum):
@@ -24,3 +27,54 @@ class Priority(StrEnum):
 ACTIVE_STATUSES: frozenset[TicketStatus] = frozenset(
     {TicketStatus.OPEN, TicketStatus.ASSIGNED, TicketStatus.PROCESSING}
 )
+
+
+class Action(StrEnum):
+    ASSIGN = "assign"
+    START = "start"
+    RESOLVE = "resolve"
+    CLOSE = "close"
+    REOPEN = "reopen"
+
+
+@dataclass(frozen=True)
+class Transition:
+    sources: frozenset[TicketStatus]
+    target: TicketStatus
+    conflict_code: str  # the 409 code when the ticket is in any other state
+
+
+# The whole state machine (contract §8). Anything not listed here is a 409 with the action's code.
+TRANSITIONS: dict[Action, Transition] = {
+    Action.ASSIGN: Transition(
+        frozenset({TicketStatus.OPEN, TicketStatus.ASSIGNED}), TicketStatus.ASSIGNED, "CS_TKT_4002"
+    ),
+    Action.START: Transition(frozenset({TicketStatus.ASSIGNED}), TicketStatus.PROCESSING, "CS_TICKET_4095"),
+    Action.RESOLVE: Transition(
+        frozenset({TicketStatus.ASSIGNED, TicketStatus.PROCESSING}), TicketStatus.RESOLVED, "CS_TICKET_4092"
+    ),
+    Action.CLOSE: Transition(frozenset({TicketStatus.RESOLVED}), TicketStatus.CLOSED, "CS_TICKET_4093"),
+    Action.REOPEN: Transition(
+        frozenset({TicketStatus.RESOLVED, TicketStatus.CLOSED}), TicketStatus.OPEN, "CS_TICKET_4094"
+    ),
+}
+
+# Where an agent may reply to the customer (the first reply on an assigned ticket starts it).
+REPLYABLE_STATUSES: frozenset[TicketStatus] = frozenset({TicketStatus.ASSIGNED, TicketStatus.PROCESSING})
+REPLY_CONFLICT_CODE = "CS_TICKET_4095"
+
+_MESSAGES = {
+    Action.ASSIGN: "ticket cannot be assigned in state {state}",
+    Action.START: "ticket cannot be started in state {state}",
+    Action.RESOLVE: "ticket cannot be resolved in state {state}",
+    Action.CLOSE: "ticket cannot be closed in state {state}",
+    Action.REOPEN: "ticket cannot be reopened in state {state}",
+}
+
+
+def next_status(current: TicketStatus, action: Action) -> TicketStatus:
+    """The state ``action`` leads to from ``current``; raises :class:`Conflict` (409) when not allowed."""
+    transition = TRANSITIONS[action]
+    if current not in transition.sources:
+        raise Conflict(_MESSAGES[action].format(state=current.value), transition.conflict_code)
+    return transition.target

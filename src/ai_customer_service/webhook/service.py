@@ -33,6 +33,7 @@ from ai_customer_service.http.metrics import Metrics
 from ai_customer_service.logs import get_logger
 from ai_customer_service.ticket import repository as tickets
 from ai_customer_service.ticket.models import Ticket
+from ai_customer_service.ticket.service import reopen_on_customer_message
 from ai_customer_service.ticket.states import Priority
 from ai_customer_service.webhook.ratelimit import BlockedCustomers
 from ai_customer_service.webhook.schemas import InboundMessage
@@ -149,12 +150,19 @@ class IngestService:
         session.last_message_at = now
         session.updated_at = now
 
-        ticket: Ticket | None = None
         decision: Decision | None = None
         before = session.status
-        if session.status == SessionStatus.HANDOFF.value:
-            # the bot stays silent; the message belongs to the open ticket
-            ticket = await tickets.active_for_session(tx, session.id)
+        ticket = await tickets.active_for_session(tx, session.id)
+        if ticket is None:
+            # a message soon after resolution reopens that ticket instead of starting a new one
+            ticket = await reopen_on_customer_message(
+                tx, session.id, self.settings.ticket_reopen_window_seconds
+            )
+            if ticket is not None:
+                await tx.refresh(session)
+        if ticket is not None or session.status == SessionStatus.HANDOFF.value:
+            # a human owns the conversation: the bot stays silent, the message goes to the ticket
+            pass
         else:
             started = time.perf_counter()
             decision = self.dialog.decide(analysis, low_confidence_streak=session.low_confidence_streak)

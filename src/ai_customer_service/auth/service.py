@@ -1,0 +1,233 @@
+"""Principals: create (the token is returned once), list, revoke, availability, and authentication."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ai_customer_service.audit.repository import record
+from ai_customer_service.auth.actor import BOOTSTRAP_ADMIN_ID, Actor
+from ai_customer_service.auth.models import Principal, Role
+from ai_customer_service.db.base import utcnow
+from ai_customer_service.db.engine import Database
+from ai_customer_service.errors import BadRequest, Conflict, Forbidden, NotFound
+from ai_customer_service.security.tokens import display_prefix, generate_token, hash_token, same_secret
+
+# last_used_at is written at most this often per principal, so authentication stays a read.
+TOUCH_INTERVAL = timedelta(seconds=60)
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+MAX_CAPACITY = 1000
+
+
+@dataclass(frozen=True)
+class CreatedPrincipal:
+    principal: Principal
+    token: str  # shown once, never stored
+
+
+def _check_name(name: str) -> str:
+    name = name.strip()
+    if not NAME_RE.match(name):
+        raise BadRequest(
+            "name must be 1-64 characters: letters, digits and . _ @ -, starting with a letter or digit",
+            "CS_REQ_4001",
+        )
+    return name
+
+
+def _check_capacity(capacity: int) -> int:
+    if not 0 <= capacity <= MAX_CAPACITY:
+        raise BadRequest(f"capacity must be between 0 and {MAX_CAPACITY}", "CS_REQ_4001")
+    return capacity
+
+
+async def create_principal(
+    db: Database, *, name: str, role: Role, capacity: int = 5, actor: Actor | None = None
+) -> CreatedPrincipal:
+    name = _check_name(name)
+    token = generate_token()
+    principal = Principal(
+        id=uuid.uuid4(),
+        name=name,
+        role=role.value,
+        token_hash=hash_token(token),
+        token_prefix=display_prefix(token),
+        active=True,
+        available=True,
+        capacity=_check_capacity(capacity),
+    )
+    try:
+        async with db.transaction() as tx:
+            if (await tx.execute(select(Principal.id).where(Principal.name == name))).first():
+                raise Conflict(f"a principal named {name!r} already exists", "CS_AUTH_4091")
+            tx.add(principal)
+            await tx.flush()
+            record(
+                tx,
+                object_type="principal",
+                object_id=principal.id,
+                action="create",
+                actor_type=actor.role.value if actor else "system",
+                actor_id=actor.id if actor else None,
+                after_state="active",
+                details={"name": name, "role": role.value},
+            )
+    except IntegrityError as exc:  # a concurrent create with the same name
+        raise Conflict(f"a principal named {name!r} already exists", "CS_AUTH_4091") from exc
+    return CreatedPrincipal(principal, token)
+
+
+async def list_principals(db: Database) -> list[Principal]:
+    async with db.transaction() as tx:
+        rows = await tx.execute(select(Principal).order_by(Principal.created_at, Principal.name))
+        return list(rows.scalars())
+
+
+async def _find(tx: AsyncSession, id_or_name: str) -> Principal | None:
+    try:
+        pid = uuid.UUID(id_or_name)
+    except ValueError:
+        stmt = select(Principal).where(Principal.name == id_or_name)
+    else:
+        stmt = select(Principal).where(or_(Principal.id == pid, Principal.name == id_or_name))
+    return (await tx.execute(stmt)).scalars().first()
+
+
+async def get_principal(db: Database, id_or_name: str) -> Principal:
+    async with db.transaction() as tx:
+        principal = await _find(tx, id_or_name)
+    if principal is None:
+        raise NotFound("principal not found", "CS_AUTH_4041")
+    return principal
+
+
+async def revoke_principal(db: Database, id_or_name: str, *, actor: Actor | None = None) -> Principal:
+    """Revoke a principal's token for good (idempotent); it also stops being auto-assigned work."""
+    async with db.transaction() as tx:
+        principal = await _find(tx, id_or_name)
+        if principal is None:
+            raise NotFound("principal not found", "CS_AUTH_4041")
+        if principal.active:
+            now = utcnow()
+            principal.active = False
+            principal.available = False
+            principal.revoked_at = now
+            record(
+                tx,
+                object_type="principal",
+                object_id=principal.id,
+                action="revoke",
+                actor_type=actor.role.value if actor else "system",
+                actor_id=actor.id if actor else None,
+                before_state="active",
+                after_state="revoked",
+            )
+        return principal
+
+
+async def set_availability(
+    db: Database, principal_id: uuid.UUID, *, actor: Actor, available: bool | None, capacity: int | None
+) -> Principal:
+    """Agents set themselves available/away; supervisors and admins may set anyone's, and capacity."""
+    if not actor.is_staff:
+        if principal_id != actor.id:
+            raise Forbidden("agents may only change their own availability", "CS_AUTH_4001")
+        if capacity is not None:
+            raise Forbidden("only supervisors and admins may change capacity", "CS_AUTH_4001")
+    async with db.transaction() as tx:
+        principal = await tx.get(Principal, principal_id)
+        if principal is None:
+            raise NotFound("principal not found", "CS_AUTH_4041")
+        if not principal.active and available:
+            raise Conflict("a revoked principal cannot become available", "CS_AUTH_4092")
+        before = "available" if principal.available else "away"
+        if available is not None:
+            principal.available = available
+        if capacity is not None:
+            principal.capacity = _check_capacity(capacity)
+        record(
+            tx,
+            object_type="principal",
+            object_id=principal.id,
+            action="availability",
+            actor_type=actor.role.value,
+            actor_id=actor.id,
+            before_state=before,
+            after_state="available" if principal.available else "away",
+            details={"capacity": principal.capacity},
+        )
+        return principal
+
+
+# --- authentication -------------------------------------------------------------------------------
+
+
+async def authenticate_token(db: Database, token: str) -> Actor | None:
+    """The actor holding ``token``, or ``None`` for an unknown, revoked or malformed token."""
+    if same_secret(token, db.settings.admin_token):
+        return Actor(BOOTSTRAP_ADMIN_ID, "admin-token", Role.ADMIN, auth="admin_token")
+    if not token or len(token) > 256:
+        return None
+    digest = hash_token(token)
+    async with db.transaction() as tx:
+        principal = (
+            await tx.execute(select(Principal).where(Principal.token_hash == digest))
+        ).scalar_one_or_none()
+        if principal is None or not principal.active or principal.revoked_at is not None:
+            return None
+        now = utcnow()
+        if principal.last_used_at is None or now - principal.last_used_at >= TOUCH_INTERVAL:
+            await tx.execute(
+                update(Principal)
+                .where(Principal.id == principal.id)
+                .values(last_used_at=now)
+                .execution_options(synchronize_session=False)
+            )
+        return Actor(principal.id, principal.name, Role(principal.role))
+
+
+async def authenticate_trusted_headers(db: Database, actor_id: str, role: Role) -> Actor | None:
+    """Header mode (behind a trusted gateway only): the gateway names the actor and its role.
+
+    The actor is mirrored as a principal (found by id or name, created on first sight with an unusable
+    token) so tickets can reference it; a revoked mirror is refused.
+    """
+    actor_id = actor_id.strip()
+    if not actor_id or len(actor_id) > 64:
+        return None
+    for _attempt in range(2):
+        try:
+            async with db.transaction() as tx:
+                principal = await _find(tx, actor_id)
+                if principal is None:
+                    try:
+                        pid = uuid.UUID(actor_id)
+                        name = f"gw-{pid}"
+                    except ValueError:
+                        pid, name = uuid.uuid4(), _check_name(actor_id)
+                    principal = Principal(
+                        id=pid,
+                        name=name,
+                        role=role.value,
+                        token_hash=hash_token(generate_token()),  # nobody knows this token
+                        token_prefix="gateway",  # noqa: S106 - a label, not a secret
+                        active=True,
+                        available=True,
+                        capacity=5,
+                    )
+                    tx.add(principal)
+                    await tx.flush()
+                if not principal.active:
+                    return None
+                return Actor(principal.id, principal.name, role, auth="trusted_headers")
+        except IntegrityError:  # created concurrently by another request: read it again
+            continue
+        except BadRequest:
+            return None
+    return None

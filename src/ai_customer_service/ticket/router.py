@@ -1,0 +1,225 @@
+"""``/tickets``: list, detail, stats, the workflow actions, replies and private notes.
+
+Action parameters come as a JSON body or, for compatibility with the original, as query parameters
+(``?agent_id=``, ``?resolution=``); the body wins when both are given.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+
+from ai_customer_service.auth.deps import Actor, require_roles
+from ai_customer_service.auth.models import Role
+from ai_customer_service.context import AppContext
+from ai_customer_service.errors import BadRequest
+from ai_customer_service.http.deps import app_context, request_id
+from ai_customer_service.ticket import queries, service
+from ai_customer_service.ticket.models import Ticket
+from ai_customer_service.ticket.schemas import (
+    AssignBody,
+    MessageOut,
+    NoteBody,
+    NoteOut,
+    ReplyBody,
+    ReplyOut,
+    ResolveBody,
+    TicketDetailOut,
+    TicketList,
+    TicketOut,
+)
+from ai_customer_service.ticket.states import Action, Priority, TicketStatus
+
+router = APIRouter(prefix="/tickets", tags=["tickets"])
+anyone = require_roles()
+staff = require_roles(Role.SUPERVISOR, Role.ADMIN)
+
+
+def _enum_list(raw: str | None, enum: type[TicketStatus] | type[Priority], name: str) -> list[Any]:
+    if not raw:
+        return []
+    try:
+        return [enum(part.strip()) for part in raw.split(",") if part.strip()]
+    except ValueError:
+        allowed = ", ".join(m.value for m in enum)
+        raise BadRequest(f"{name} must be one or more of: {allowed}", "CS_REQ_4001") from None
+
+
+def _done(ctx: AppContext, action: Action, ticket: Ticket) -> TicketOut:
+    ctx.metrics.ticket_transitions.labels(action.value).inc()
+    return TicketOut.of(ticket)
+
+
+@router.get("", response_model=TicketList)
+async def list_tickets(
+    actor: Actor = Depends(anyone),
+    ctx: AppContext = Depends(app_context),
+    status: Annotated[str | None, Query(description="comma-separated states")] = None,
+    priority: Annotated[str | None, Query(description="comma-separated, e.g. P1,P2")] = None,
+    assignee: Annotated[str | None, Query(description="a principal id, 'me' or 'none'")] = None,
+    channel: Annotated[str | None, Query(max_length=32)] = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+    page: Annotated[int, Query(ge=1)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=200)] = 20,
+) -> TicketList:
+    assignee_id: uuid.UUID | None = None
+    if assignee == "me":
+        assignee_id = actor.id
+    elif assignee not in (None, "", "none"):
+        try:
+            assignee_id = uuid.UUID(assignee)
+        except ValueError:
+            raise BadRequest("assignee must be a principal id, 'me' or 'none'", "CS_REQ_4001") from None
+    for moment in (created_from, created_to):
+        if moment is not None and moment.tzinfo is None:
+            raise BadRequest("created_from/created_to need a time zone (e.g. Z)", "CS_REQ_4001")
+    filters = queries.TicketFilter(
+        statuses=_enum_list(status, TicketStatus, "status"),
+        priorities=_enum_list(priority, Priority, "priority"),
+        assignee=assignee_id,
+        unassigned=assignee == "none",
+        channel=channel,
+        created_from=created_from,
+        created_to=created_to,
+    )
+    result = await queries.list_tickets(ctx.db, actor=actor, filters=filters, page=page, page_size=page_size)
+    return TicketList(
+        items=[TicketOut.of(t) for t in result.items],
+        total=result.total,
+        page=result.page,
+        page_size=result.page_size,
+    )
+
+
+@router.get("/stats")
+async def ticket_stats(
+    _: Actor = Depends(staff),
+    ctx: AppContext = Depends(app_context),
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+) -> dict[str, Any]:
+    return await queries.ticket_stats(ctx.db, created_from=created_from, created_to=created_to)
+
+
+@router.get("/{ticket_id}", response_model=TicketDetailOut)
+async def get_ticket(
+    ticket_id: str, actor: Actor = Depends(anyone), ctx: AppContext = Depends(app_context)
+) -> TicketDetailOut:
+    detail = await queries.get_ticket(ctx.db, service.parse_ticket_id(ticket_id), actor=actor)
+    return TicketDetailOut(
+        **TicketOut.of(detail.ticket).model_dump(),
+        messages=[MessageOut.of(m) for m in detail.messages],
+        notes=[NoteOut.of(n) for n in detail.notes],
+    )
+
+
+@router.post("/{ticket_id}/assign", response_model=TicketOut)
+async def assign(
+    ticket_id: str,
+    request: Request,
+    body: Annotated[AssignBody | None, Body()] = None,
+    agent_id: Annotated[str | None, Query()] = None,
+    actor: Actor = Depends(anyone),
+    ctx: AppContext = Depends(app_context),
+) -> TicketOut:
+    target = body.agent_id if body is not None and body.agent_id is not None else None
+    if target is None and agent_id:
+        try:
+            target = uuid.UUID(agent_id)
+        except ValueError:
+            raise BadRequest("agent_id must be a principal id (UUID)", "CS_REQ_4001") from None
+    ticket = await service.assign(
+        ctx.db,
+        service.parse_ticket_id(ticket_id),
+        actor=actor,
+        agent_id=target,
+        request_id=request_id(request),
+    )
+    return _done(ctx, Action.ASSIGN, ticket)
+
+
+def _resolution(body: ResolveBody | None, query: str | None) -> str | None:
+    if body is not None and body.resolution is not None:
+        return body.resolution
+    return query
+
+
+@router.post("/{ticket_id}/resolve", response_model=TicketOut)
+async def resolve(
+    ticket_id: str,
+    request: Request,
+    body: Annotated[ResolveBody | None, Body()] = None,
+    resolution: Annotated[str | None, Query(max_length=4000)] = None,
+    actor: Actor = Depends(anyone),
+    ctx: AppContext = Depends(app_context),
+) -> TicketOut:
+    ticket = await service.resolve(
+        ctx.db,
+        service.parse_ticket_id(ticket_id),
+        actor=actor,
+        resolution=_resolution(body, resolution),
+        request_id=request_id(request),
+    )
+    return _done(ctx, Action.RESOLVE, ticket)
+
+
+@router.post("/{ticket_id}/close", response_model=TicketOut)
+async def close(
+    ticket_id: str,
+    request: Request,
+    body: Annotated[ResolveBody | None, Body()] = None,
+    resolution: Annotated[str | None, Query(max_length=4000)] = None,
+    actor: Actor = Depends(staff),
+    ctx: AppContext = Depends(app_context),
+) -> TicketOut:
+    ticket = await service.close(
+        ctx.db,
+        service.parse_ticket_id(ticket_id),
+        actor=actor,
+        resolution=_resolution(body, resolution),
+        request_id=request_id(request),
+    )
+    return _done(ctx, Action.CLOSE, ticket)
+
+
+@router.post("/{ticket_id}/reopen", response_model=TicketOut)
+async def reopen(
+    ticket_id: str,
+    request: Request,
+    actor: Actor = Depends(staff),
+    ctx: AppContext = Depends(app_context),
+) -> TicketOut:
+    ticket = await service.reopen(
+        ctx.db, service.parse_ticket_id(ticket_id), actor=actor, request_id=request_id(request)
+    )
+    return _done(ctx, Action.REOPEN, ticket)
+
+
+@router.post("/{ticket_id}/reply", response_model=ReplyOut)
+async def reply(
+    ticket_id: str,
+    body: ReplyBody,
+    request: Request,
+    actor: Actor = Depends(anyone),
+    ctx: AppContext = Depends(app_context),
+) -> ReplyOut:
+    ticket, message = await service.reply(
+        ctx.db,
+        service.parse_ticket_id(ticket_id),
+        actor=actor,
+        content=body.content,
+        request_id=request_id(request),
+    )
+    return ReplyOut(ticket=TicketOut.of(ticket), message=MessageOut.of(message))
+
+
+@router.post("/{ticket_id}/notes", status_code=201, response_model=NoteOut)
+async def add_note(
+    ticket_id: str, body: NoteBody, actor: Actor = Depends(anyone), ctx: AppContext = Depends(app_context)
+) -> NoteOut:
+    note = await service.add_note(ctx.db, service.parse_ticket_id(ticket_id), actor=actor, body=body.body)
+    return NoteOut.of(note)

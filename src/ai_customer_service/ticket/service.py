@@ -1,0 +1,494 @@
+"""Ticket use cases. Each public function is one unit of work: load, check the role and the state
+machine (:mod:`ticket.states`), change the ticket with a conditional UPDATE (``WHERE id AND status AND
+version``: of concurrent changes exactly one wins, the others get 409), and write exactly one audit row
+per successful transition in the same transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, and_, exists, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ai_customer_service.audit.repository import record
+from ai_customer_service.auth.actor import Actor
+from ai_customer_service.auth.models import Principal, Role
+from ai_customer_service.config import HandbackOn
+from ai_customer_service.conversation.models import Message, Session
+from ai_customer_service.conversation.states import AuthorType, Direction, SessionStatus
+from ai_customer_service.db.base import utcnow
+from ai_customer_service.db.engine import Database
+from ai_customer_service.db.locking import for_update
+from ai_customer_service.errors import BadRequest, Conflict, Forbidden, NotFound
+from ai_customer_service.ticket.models import Ticket, TicketNote
+from ai_customer_service.ticket.repository import active_for_session
+from ai_customer_service.ticket.states import (
+    ACTIVE_STATUSES,
+    REPLY_CONFLICT_CODE,
+    REPLYABLE_STATUSES,
+    TRANSITIONS,
+    Action,
+    TicketStatus,
+    next_status,
+)
+
+_ACTIVE_VALUES = [s.value for s in ACTIVE_STATUSES]
+_WORKING_VALUES = [TicketStatus.ASSIGNED.value, TicketStatus.PROCESSING.value]
+
+
+def parse_ticket_id(raw: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise NotFound("ticket not found", "CS_TICKET_4001") from None
+
+
+async def _load(tx: AsyncSession, ticket_id: uuid.UUID) -> Ticket:
+    ticket = await tx.get(Ticket, ticket_id)
+    if ticket is None:
+        raise NotFound("ticket not found", "CS_TICKET_4001")
+    return ticket
+
+
+def _rowcount(result: Any) -> int:
+    return int(cast(CursorResult[Any], result).rowcount)
+
+
+async def _transition(
+    tx: AsyncSession,
+    ticket: Ticket,
+    action: Action,
+    *,
+    actor_type: str,
+    actor_id: object | None,
+    now: datetime,
+    values: Mapping[str, Any],
+    request_id: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> Ticket:
+    """Apply ``action`` if the ticket is still exactly as read; one audit row; 409 otherwise."""
+    before = TicketStatus(ticket.status)
+    target = next_status(before, action)
+    stmt = (
+        update(Ticket)
+        .where(Ticket.id == ticket.id, Ticket.status == before.value, Ticket.version == ticket.version)
+        .values(status=target.value, version=Ticket.version + 1, updated_at=now, **values)
+        .execution_options(synchronize_session=False)
+    )
+    code = TRANSITIONS[action].conflict_code
+    try:
+        changed = _rowcount(await tx.execute(stmt))
+    except IntegrityError as exc:  # reopening while the session already has an active ticket
+        raise Conflict("the session already has an active ticket", code) from exc
+    if changed != 1:
+        raise Conflict("the ticket was changed concurrently; reload it and try again", code)
+    record(
+        tx,
+        object_type="ticket",
+        object_id=ticket.id,
+        action=action.value,
+        actor_type=actor_type,
+        actor_id=actor_id,
+        before_state=before.value,
+        after_state=target.value,
+        request_id=request_id,
+        details=details,
+    )
+    await tx.refresh(ticket)
+    return ticket
+
+
+async def _hand_back(tx: AsyncSession, session_id: uuid.UUID, now: datetime) -> None:
+    """Return the session to the bot, unless another ticket of it still needs a human."""
+    still_active = exists().where(Ticket.session_id == session_id, Ticket.status.in_(_ACTIVE_VALUES))
+    await tx.execute(
+        update(Session)
+        .where(Session.id == session_id, Session.status == SessionStatus.HANDOFF.value, ~still_active)
+        .values(status=SessionStatus.IDLE.value, low_confidence_streak=0, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def _back_to_handoff(tx: AsyncSession, session_id: uuid.UUID, now: datetime) -> None:
+    """A reopened ticket silences the bot again (a closed session stays closed)."""
+    await tx.execute(
+        update(Session)
+        .where(
+            Session.id == session_id,
+            Session.status.in_(
+                [
+                    SessionStatus.IDLE.value,
+                    SessionStatus.PROCESSING.value,
+                    SessionStatus.WAITING_FEEDBACK.value,
+                ]
+            ),
+        )
+        .values(status=SessionStatus.HANDOFF.value, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _require_staff(actor: Actor, what: str) -> None:
+    if not actor.is_staff:
+        raise Forbidden(f"only supervisors and admins may {what} tickets", "CS_AUTH_4001")
+
+
+def require_visible(actor: Actor, ticket: Ticket) -> None:
+    """Agents work on the unassigned queue and their own tickets."""
+    if actor.is_agent and ticket.assignee_id not in (None, actor.id):
+        raise Forbidden("this ticket is assigned to another agent", "CS_AUTH_4001")
+
+
+def _require_assignee_or_staff(actor: Actor, ticket: Ticket, what: str) -> None:
+    if actor.is_agent and ticket.assignee_id != actor.id:
+        raise Forbidden(f"only the assigned agent, a supervisor or an admin may {what} this ticket")
+
+
+# --- transitions ----------------------------------------------------------------------------------
+
+
+async def assign(
+    db: Database,
+    ticket_id: uuid.UUID,
+    *,
+    actor: Actor,
+    agent_id: uuid.UUID | None,
+    request_id: str | None = None,
+) -> Ticket:
+    """Assign or reassign (supervisor, admin); an agent may claim an *open* ticket for itself."""
+    target = agent_id if agent_id is not None else (actor.id if actor.is_agent else None)
+    if target is None:
+        raise BadRequest("ticket_id and agent_id are required", "CS_REQ_4005")
+    if actor.is_agent and target != actor.id:
+        raise Forbidden("agents may only assign tickets to themselves", "CS_AUTH_4001")
+    async with db.transaction() as tx:
+        ticket = await _load(tx, ticket_id)
+        status = TicketStatus(ticket.status)
+        next_status(status, Action.ASSIGN)
+        if actor.is_agent and status is not TicketStatus.OPEN:
+            raise Conflict("ticket is already assigned", "CS_TKT_4002")
+        if ticket.assignee_id == target:
+            raise Conflict("ticket is already assigned to that agent", "CS_TKT_4002")
+        agent = await tx.get(Principal, target)
+        if agent is None or not agent.active:
+            raise BadRequest("agent_id is not an active principal", "CS_TKT_4003")
+        now = utcnow()
+        return await _transition(
+            tx,
+            ticket,
+            Action.ASSIGN,
+            actor_type=actor.role.value,
+            actor_id=actor.id,
+            now=now,
+            values={"assignee_id": target, "first_assigned_at": ticket.first_assigned_at or now},
+            request_id=request_id,
+            details={"assignee_id": str(target), "previous_assignee_id": _str(ticket.assignee_id)},
+        )
+
+
+async def resolve(
+    db: Database,
+    ticket_id: uuid.UUID,
+    *,
+    actor: Actor,
+    resolution: str | None,
+    request_id: str | None = None,
+) -> Ticket:
+    text = (resolution or "").strip()
+    if not text:
+        raise BadRequest("resolution is required", "CS_REQ_4006")
+    async with db.transaction() as tx:
+        ticket = await _load(tx, ticket_id)
+        _require_assignee_or_staff(actor, ticket, "resolve")
+        now = utcnow()
+        await _transition(
+            tx,
+            ticket,
+            Action.RESOLVE,
+            actor_type=actor.role.value,
+            actor_id=actor.id,
+            now=now,
+            values={"resolution": text, "resolved_at": now},
+            request_id=request_id,
+        )
+        if db.settings.ticket_handback_on == HandbackOn.RESOLVE:
+            await _hand_back(tx, ticket.session_id, now)
+        return ticket
+
+
+async def close(
+    db: Database,
+    ticket_id: uuid.UUID,
+    *,
+    actor: Actor,
+    resolution: str | None = None,
+    request_id: str | None = None,
+) -> Ticket:
+    """Close a resolved ticket (supervisor, admin); the session goes back to the bot."""
+    _require_staff(actor, "close")
+    if resolution is not None and not resolution.strip():
+        raise BadRequest("resolution must not be empty", "CS_REQ_4007")
+    async with db.transaction() as tx:
+        ticket = await _load(tx, ticket_id)
+        next_status(TicketStatus(ticket.status), Action.CLOSE)
+        final = resolution.strip() if resolution else ticket.resolution
+        if not final:
+            raise BadRequest("resolution is required to close this ticket", "CS_REQ_4007")
+        now = utcnow()
+        await _transition(
+            tx,
+            ticket,
+            Action.CLOSE,
+            actor_type=actor.role.value,
+            actor_id=actor.id,
+            now=now,
+            values={"resolution": final, "closed_at": now},
+            request_id=request_id,
+        )
+        await _hand_back(tx, ticket.session_id, now)
+        return ticket
+
+
+def _reopen_values() -> dict[str, Any]:
+    # back to the queue: a reopened ticket is unassigned (the previous assignee is in the audit row)
+    return {"assignee_id": None, "resolution": None, "resolved_at": None, "closed_at": None}
+
+
+async def reopen(
+    db: Database, ticket_id: uuid.UUID, *, actor: Actor, request_id: str | None = None
+) -> Ticket:
+    _require_staff(actor, "reopen")
+    async with db.transaction() as tx:
+        ticket = await _load(tx, ticket_id)
+        next_status(TicketStatus(ticket.status), Action.REOPEN)
+        if await active_for_session(tx, ticket.session_id) is not None:
+            raise Conflict("the session already has an active ticket", "CS_TICKET_4094")
+        now = utcnow()
+        await _transition(
+            tx,
+            ticket,
+            Action.REOPEN,
+            actor_type=actor.role.value,
+            actor_id=actor.id,
+            now=now,
+            values=_reopen_values(),
+            request_id=request_id,
+            details={"previous_assignee_id": _str(ticket.assignee_id)},
+        )
+        await _back_to_handoff(tx, ticket.session_id, now)
+        return ticket
+
+
+async def reopen_on_customer_message(
+    tx: AsyncSession, session_id: uuid.UUID, window_seconds: int
+) -> Ticket | None:
+    """Inside the caller's transaction: reopen the session's ticket resolved within the last
+    ``window_seconds`` (``AI_CS_TICKET_REOPEN_WINDOW_SECONDS``) because the customer wrote again.
+
+    Returns the reopened ticket (now ``open``, unassigned, session back in ``handoff``, one audit row
+    with actor_type ``customer``), or ``None`` when there is nothing to reopen: no such ticket, window
+    0, the session already has an active ticket, or a concurrent change won the race.
+    """
+    if window_seconds <= 0 or await active_for_session(tx, session_id) is not None:
+        return None
+    now = utcnow()
+    stmt = (
+        select(Ticket)
+        .where(
+            Ticket.session_id == session_id,
+            Ticket.status == TicketStatus.RESOLVED.value,
+            Ticket.resolved_at >= now - timedelta(seconds=window_seconds),
+        )
+        .order_by(Ticket.resolved_at.desc())
+        .limit(1)
+    )
+    ticket = (await tx.execute(stmt)).scalar_one_or_none()
+    if ticket is None:
+        return None
+    session = await tx.get(Session, session_id)
+    try:
+        await _transition(
+            tx,
+            ticket,
+            Action.REOPEN,
+            actor_type="customer",
+            actor_id=session.open_id[:64] if session else None,
+            now=now,
+            values=_reopen_values(),
+            details={"reason": "customer_message", "previous_assignee_id": _str(ticket.assignee_id)},
+        )
+    except Conflict:
+        return None
+    await _back_to_handoff(tx, session_id, now)
+    return ticket
+
+
+# --- conversation with the customer ---------------------------------------------------------------
+
+
+async def reply(
+    db: Database,
+    ticket_id: uuid.UUID,
+    *,
+    actor: Actor,
+    content: str,
+    request_id: str | None = None,
+) -> tuple[Ticket, Message]:
+    """Store an agent message to the customer (outbound, author agent). The first reply on an assigned
+    ticket starts it (assigned → processing, with its audit row)."""
+    text = content.strip()
+    if not text:
+        raise BadRequest("content is required", "CS_REQ_4001")
+    async with db.transaction() as tx:
+        ticket = await _load(tx, ticket_id)
+        _require_assignee_or_staff(actor, ticket, "reply to")
+        now = utcnow()
+        for _attempt in range(2):
+            status = TicketStatus(ticket.status)
+            if status not in REPLYABLE_STATUSES:
+                raise Conflict(f"cannot reply to a ticket in state {status.value}", REPLY_CONFLICT_CODE)
+            if status is TicketStatus.ASSIGNED:
+                try:
+                    await _transition(
+                        tx,
+                        ticket,
+                        Action.START,
+                        actor_type=actor.role.value,
+                        actor_id=actor.id,
+                        now=now,
+                        values={"first_agent_reply_at": ticket.first_agent_reply_at or now},
+                        request_id=request_id,
+                    )
+                    break
+                except Conflict:  # a concurrent change: look again
+                    await tx.refresh(ticket)
+                    continue
+            touched = await tx.execute(
+                update(Ticket)
+                .where(Ticket.id == ticket.id, Ticket.status == TicketStatus.PROCESSING.value)
+                .values(updated_at=now, first_agent_reply_at=func.coalesce(Ticket.first_agent_reply_at, now))
+                .execution_options(synchronize_session=False)
+            )
+            if _rowcount(touched) == 1:
+                break
+            await tx.refresh(ticket)
+        else:
+            raise Conflict(
+                "the ticket was changed concurrently; reload it and try again", REPLY_CONFLICT_CODE
+            )
+        message = Message(
+            id=uuid.uuid4(),
+            session_id=ticket.session_id,
+            direction=Direction.OUTBOUND.value,
+            author_type=AuthorType.AGENT.value,
+            author_id=str(actor.id),
+            content=text,
+            content_type="text",
+            truncated=False,
+            created_at=now,
+        )
+        tx.add(message)
+        await tx.execute(
+            update(Session)
+            .where(Session.id == ticket.session_id)
+            .values(last_message_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        # Delivery to the channel: the message is stored unsent (sent_at NULL); the outbox adds the
+        # ``agent.replied`` event here once it lands.
+        await tx.flush()
+        await tx.refresh(ticket)
+        return ticket, message
+
+
+async def add_note(db: Database, ticket_id: uuid.UUID, *, actor: Actor, body: str) -> TicketNote:
+    """A private note for the back office; never part of the customer conversation."""
+    text = body.strip()
+    if not text:
+        raise BadRequest("note body is required", "CS_REQ_4001")
+    async with db.transaction() as tx:
+        ticket = await _load(tx, ticket_id)
+        require_visible(actor, ticket)
+        note = TicketNote(id=uuid.uuid4(), ticket_id=ticket.id, author_id=actor.principal_id, body=text)
+        tx.add(note)
+        await tx.flush()
+        return note
+
+
+# --- auto-assignment ------------------------------------------------------------------------------
+
+
+async def auto_assign_pending(db: Database) -> int:
+    """Give open, unassigned tickets (priority, then oldest first) to available agents, each time to
+    the one with the fewest active tickets below its capacity. Returns how many were assigned.
+
+    Safe with any number of processes: on PostgreSQL the eligible agents are locked (``FOR UPDATE``,
+    in id order) before their load is counted, so two runs never overfill an agent, and tickets are
+    claimed with ``FOR UPDATE SKIP LOCKED`` plus the conditional update, so no ticket is assigned
+    twice. On SQLite the whole run is one ``BEGIN IMMEDIATE`` transaction.
+    """
+    async with db.transaction() as tx:
+        agents_stmt = (
+            select(Principal)
+            .where(
+                Principal.role == Role.AGENT.value,
+                Principal.active.is_(True),
+                Principal.available.is_(True),
+                Principal.capacity > 0,
+            )
+            .order_by(Principal.id)
+        )
+        agents = list((await tx.execute(for_update(agents_stmt, db.dialect))).scalars())
+        if not agents:
+            return 0
+        load_rows = await tx.execute(
+            select(Ticket.assignee_id, func.count())
+            .where(Ticket.assignee_id.in_([a.id for a in agents]), Ticket.status.in_(_WORKING_VALUES))
+            .group_by(Ticket.assignee_id)
+        )
+        load: dict[uuid.UUID, int] = {a.id: 0 for a in agents}
+        for assignee_id, count in load_rows:
+            if assignee_id is not None:
+                load[assignee_id] = int(count)
+        free = sum(max(0, a.capacity - load[a.id]) for a in agents)
+        if free <= 0:
+            return 0
+        tickets_stmt = (
+            select(Ticket)
+            .where(and_(Ticket.status == TicketStatus.OPEN.value, Ticket.assignee_id.is_(None)))
+            .order_by(Ticket.priority, Ticket.created_at, Ticket.id)
+            .limit(free)
+        )
+        tickets = list((await tx.execute(for_update(tickets_stmt, db.dialect, skip_locked=True))).scalars())
+        assigned = 0
+        for ticket in tickets:
+            candidates = [a for a in agents if load[a.id] < a.capacity]
+            if not candidates:
+                break
+            agent = min(candidates, key=lambda a: (load[a.id], a.name))
+            now = utcnow()
+            try:
+                await _transition(
+                    tx,
+                    ticket,
+                    Action.ASSIGN,
+                    actor_type="system",
+                    actor_id=None,
+                    now=now,
+                    values={"assignee_id": agent.id, "first_assigned_at": ticket.first_assigned_at or now},
+                    details={"assignee_id": str(agent.id), "auto": True},
+                )
+            except Conflict:  # taken by someone else meanwhile
+                continue
+            load[agent.id] += 1
+            assigned += 1
+        return assigned
+
+
+def _str(value: uuid.UUID | None) -> str | None:
+    return None if value is None else str(value)
