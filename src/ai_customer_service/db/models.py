@@ -4,6 +4,7 @@ from ai_customer_service.audit.models import AuditLog
 from ai_customer_service.auth.models import Principal
 from ai_customer_service.conversation.models import Feedback, Message, MessageDedup, Session
 from ai_customer_service.db.base import Base
+from ai_customer_service.outbox.models import OutboxAttempt, OutboxEvent
 from ai_customer_service.ticket.models import Ticket, TicketNote
 
 metadata = Base.metadata
@@ -13,6 +14,8 @@ __all__ = [
     "Feedback",
     "Message",
     "MessageDedup",
+    "OutboxAttempt",
+    "OutboxEvent",
     "Principal",
     "Session",
     "Ticket",
