@@ -115,6 +115,15 @@ def doctor(
     raise typer.Exit(0 if ok else 1)
 
 
+def _register_subcommands() -> None:
+    from ai_customer_service.outbox.cli import outbox_app
+
+    app.add_typer(outbox_app, name="outbox")
+
+
+_register_subcommands()
+
+
 def main() -> None:
     app()
 

@@ -15,6 +15,8 @@ from ai_customer_service.health.router import router as health_router
 from ai_customer_service.http.errors import install_error_handlers
 from ai_customer_service.http.middleware import RequestContextMiddleware
 from ai_customer_service.logs import get_logger
+from ai_customer_service.outbox.router import router as outbox_router
+from ai_customer_service.outbox.worker import OutboxWorker
 
 log = get_logger(__name__)
 
@@ -25,6 +27,10 @@ def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
     """Build the ASGI app. The database schema must already be migrated (``serve`` does it first)."""
     ctx = AppContext(settings=settings, db=db or Database(settings))
     owns_db = db is None
+    outbox = OutboxWorker(settings, ctx.db, ctx.metrics)
+    if settings.outbox_worker_enabled:
+        ctx.workers.every(settings.outbox_poll_interval_seconds, "outbox-delivery", outbox.drain)
+    ctx.workers.every(15.0, "outbox-metrics", outbox.refresh_metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -49,4 +55,5 @@ def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, metrics=ctx.metrics, max_body_bytes=settings.max_body_bytes)
     app.include_router(health_router)
+    app.include_router(outbox_router, prefix=API_PREFIX)
     return app
