@@ -191,6 +191,15 @@ def agents_revoke(
     typer.echo(f"revoked {p.role} {p.name} id={p.id}")
 
 
+def _register_subcommands() -> None:
+    from ai_customer_service.outbox.cli import outbox_app
+
+    app.add_typer(outbox_app, name="outbox")
+
+
+_register_subcommands()
+
+
 def main() -> None:
     app()
 

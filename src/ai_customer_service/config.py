@@ -18,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PositiveFloat,
     PositiveInt,
     ValidationError,
     field_validator,
@@ -67,6 +68,36 @@ class PlatformSettings(BaseModel):
     callback_secret: str = ""
     callback_timeout_ms: PositiveInt = 5000
     callback_max_retries: Annotated[int, Field(ge=0)] = 8
+
+
+class ChannelCallbackSettings(BaseModel):
+    """An optional callback subscription of one generic-webhook channel (``AI_CS_CHANNEL_<NAME>_*``).
+
+    When ``callback_url`` is set, the channel's outbound events (agent replies above all) are
+    delivered there by the outbox worker, signed with ``callback_secret`` exactly like platform
+    callbacks. ``callback_events`` optionally limits the event types (comma list; empty = all).
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str
+    callback_url: str = ""
+    callback_secret: str = ""
+    callback_timeout_ms: PositiveInt = 5000
+    callback_max_retries: Annotated[int, Field(ge=0)] = 8
+    callback_events: str = ""
+
+    @field_validator("callback_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        value = value.strip()
+        if value and urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @property
+    def event_types(self) -> frozenset[str]:
+        return frozenset(e.strip() for e in self.callback_events.split(",") if e.strip())
 
 
 class Settings(BaseSettings):
@@ -157,6 +188,17 @@ class Settings(BaseSettings):
     platform_adapters_enabled: bool = False
     platforms: str = "sub2api,newapi"
     platform_profiles: dict[str, PlatformSettings] = Field(default_factory=dict, exclude=True)
+    # per-channel callback subscriptions (parsed from AI_CS_CHANNEL_<NAME>_* by load_settings)
+    channel_callbacks: dict[str, ChannelCallbackSettings] = Field(default_factory=dict, exclude=True)
+
+    # outbox delivery (docs/callbacks.md)
+    outbox_worker_enabled: bool = True
+    outbox_poll_interval_seconds: PositiveFloat = 1.0
+    outbox_batch_size: PositiveInt = 50
+    outbox_concurrency: PositiveInt = 10
+    outbox_lease_seconds: PositiveInt = 60
+    outbox_retry_base_seconds: PositiveFloat = 1.0
+    outbox_retry_cap_seconds: PositiveFloat = 900.0
 
     @field_validator("runtime_env", mode="before")
     @classmethod
@@ -216,6 +258,8 @@ class Settings(BaseSettings):
     def _check_pool(self) -> Settings:
         if self.postgres_max_idle_conns > self.postgres_max_open_conns:
             raise ValueError("AI_CS_POSTGRES_MAX_IDLE_CONNS must not exceed AI_CS_POSTGRES_MAX_OPEN_CONNS")
+        if self.outbox_retry_base_seconds > self.outbox_retry_cap_seconds:
+            raise ValueError("AI_CS_OUTBOX_RETRY_BASE_SECONDS must not exceed AI_CS_OUTBOX_RETRY_CAP_SECONDS")
         return self
 
     # --- derived values -------------------------------------------------------------------------
@@ -343,6 +387,30 @@ def _platform_profiles(environ: Mapping[str, str], names: str) -> dict[str, Plat
     return profiles
 
 
+def _channel_callbacks(environ: Mapping[str, str], names: str) -> dict[str, ChannelCallbackSettings]:
+    callbacks: dict[str, ChannelCallbackSettings] = {}
+    for name in names.split(","):
+        prefix = f"{ENV_PREFIX}CHANNEL_{name.upper()}_"
+        values: dict[str, Any] = {"name": name}
+        for key, value in environ.items():
+            if key.upper().startswith(prefix):
+                values[key.upper()[len(prefix) :].lower()] = value
+        if len(values) == 1:
+            continue
+        try:
+            callback = ChannelCallbackSettings.model_validate(values)
+        except ValidationError as exc:
+            raise ConfigError(_first_error(exc, prefix)) from exc
+        if bool(callback.callback_url) != bool(callback.callback_secret):
+            raise ConfigError(
+                f"{prefix}CALLBACK_URL and {prefix}CALLBACK_SECRET must be set together "
+                f"(the channel's callbacks are always signed)"
+            )
+        if callback.callback_url:
+            callbacks[name] = callback
+    return callbacks
+
+
 def _first_error(exc: ValidationError, prefix: str = ENV_PREFIX) -> str:
     err = exc.errors()[0]
     loc = [str(part) for part in err.get("loc", ()) if part != "__root__"]
@@ -381,7 +449,11 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
         env.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
     env.update(os.environ if environ is None else environ)
     relevant = {k.upper(): v for k, v in env.items() if k.upper().startswith(ENV_PREFIX)}
-    scalar = {k: v for k, v in relevant.items() if not k.startswith(f"{ENV_PREFIX}PLATFORM_")}
+    scalar = {
+        k: v
+        for k, v in relevant.items()
+        if not k.startswith((f"{ENV_PREFIX}PLATFORM_", f"{ENV_PREFIX}CHANNEL_"))
+    }
     for key in ("AI_CS_PLATFORM_ADAPTERS_ENABLED", "AI_CS_PLATFORMS"):
         if key in relevant:
             scalar[key] = relevant[key]
@@ -402,6 +474,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
     except ValidationError as exc:
         raise ConfigError(_first_error(exc)) from exc
     settings.platform_profiles = _platform_profiles(relevant, settings.platforms)
+    settings.channel_callbacks = _channel_callbacks(relevant, settings.channels)
     return settings
 
 
@@ -443,3 +516,14 @@ def check_platform_rules(settings: Settings) -> None:
             raise ConfigError(f"{prefix}CALLBACK_SECRET is required when platform {platform.name} is enabled")
         if not platform.ingress_secret:
             raise ConfigError(f"{prefix}INGRESS_SECRET is required when platform {platform.name} is enabled")
+        if platform.callback_timeout_ms >= settings.outbox_lease_seconds * 1000:
+            raise ConfigError(
+                f"{prefix}CALLBACK_TIMEOUT_MS must be shorter than AI_CS_OUTBOX_LEASE_SECONDS "
+                f"(a delivery must finish before its claim expires)"
+            )
+    for callback in settings.channel_callbacks.values():
+        if callback.callback_timeout_ms >= settings.outbox_lease_seconds * 1000:
+            raise ConfigError(
+                f"{ENV_PREFIX}CHANNEL_{callback.name.upper()}_CALLBACK_TIMEOUT_MS must be shorter than "
+                f"AI_CS_OUTBOX_LEASE_SECONDS (a delivery must finish before its claim expires)"
+            )

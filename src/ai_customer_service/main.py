@@ -21,6 +21,8 @@ from ai_customer_service.http.errors import install_error_handlers
 from ai_customer_service.http.metrics import Metrics
 from ai_customer_service.http.middleware import RequestContextMiddleware
 from ai_customer_service.logs import get_logger
+from ai_customer_service.outbox.router import router as outbox_router
+from ai_customer_service.outbox.worker import OutboxWorker
 from ai_customer_service.ticket.router import router as ticket_router
 from ai_customer_service.ticket.service import auto_assign_pending
 from ai_customer_service.webhook.rejections import RejectionLog
@@ -62,6 +64,10 @@ def build_context(settings: Settings, db: Database, dialog: DialogEngine | None 
         ctx.workers.every(
             settings.auto_assign_interval_seconds, "auto-assign", lambda: auto_assign_pending(db)
         )
+    outbox = OutboxWorker(settings, db, metrics)
+    if settings.outbox_worker_enabled:
+        ctx.workers.every(settings.outbox_poll_interval_seconds, "outbox-delivery", outbox.drain)
+    ctx.workers.every(15.0, "outbox-metrics", outbox.refresh_metrics)
     return ctx
 
 
@@ -103,4 +109,5 @@ def create_app(
     app.include_router(auth_router, prefix=API_PREFIX)
     app.include_router(ticket_router, prefix=API_PREFIX)
     app.include_router(audit_router, prefix=API_PREFIX)
+    app.include_router(outbox_router, prefix=API_PREFIX)
     return app

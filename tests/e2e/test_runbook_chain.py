@@ -54,14 +54,23 @@ def _chain(server: ServerProcess, client: httpx.Client) -> None:
 
     # the original's query-parameter style is still accepted
     assert client.post(f"/tickets/{ticket_id}/assign?agent_id={agent_id}", headers=sup).status_code == 200
-    reply = client.post(f"/tickets/{ticket_id}/reply", json={"content": "您好，我来处理退款。"}, headers=agent)
+    reply = client.post(
+        f"/tickets/{ticket_id}/reply", json={"content": "您好，我来处理退款。"}, headers=agent
+    )
     assert reply.status_code == 200, reply.text
     silent = customer("好的，谢谢", "c-2")
     assert silent["reply"] == "" and silent["ticket_id"] == ticket_id
-    assert client.post(f"/tickets/{ticket_id}/resolve", json={"resolution": "refunded"}, headers=agent).status_code == 200
+    assert (
+        client.post(
+            f"/tickets/{ticket_id}/resolve", json={"resolution": "refunded"}, headers=agent
+        ).status_code
+        == 200
+    )
     assert client.post(f"/tickets/{ticket_id}/close", headers=sup).status_code == 200
 
-    rows = client.get("/audit", params={"object_type": "ticket", "object_id": ticket_id}, headers=sup).json()["items"]
+    rows = client.get("/audit", params={"object_type": "ticket", "object_id": ticket_id}, headers=sup).json()[
+        "items"
+    ]
     transitions = [r for r in rows if r["action"] in ("assign", "resolve", "close")]
     assert [r["action"] for r in transitions] == ["assign", "resolve", "close"]
     assert len(rows) == 4  # the three above plus the start (first agent reply) transition
@@ -70,7 +79,11 @@ def _chain(server: ServerProcess, client: httpx.Client) -> None:
 
     messages = client.get(f"/sessions/{session_id}/messages", headers=sup).json()["items"]
     agent_msgs = [m for m in messages if m["author_type"] == "agent"]
-    assert len(agent_msgs) == 1 and agent_msgs[0]["direction"] == "outbound" and agent_msgs[0]["author_id"] == agent_id
+    assert (
+        len(agent_msgs) == 1
+        and agent_msgs[0]["direction"] == "outbound"
+        and agent_msgs[0]["author_id"] == agent_id
+    )
 
     after = customer("还有个问题", "c-3")
     assert after["handoff"] is False and after["reply"]  # the bot answers again once the ticket is closed

@@ -22,7 +22,6 @@ async def make_client(settings: Settings, db: Database) -> AsyncIterator[MakeCli
 
     async def make(**overrides: Any) -> httpx.AsyncClient:
         effective = settings.model_copy(update=overrides)
-        db.settings = effective  # the services read their settings from the database handle
         application = create_app(effective, db=db)
         await stack.enter_async_context(application.router.lifespan_context(application))
         transport = httpx.ASGITransport(app=application)

@@ -48,7 +48,7 @@ async def current_actor(request: Request) -> Actor:
         scheme, _, token = authorization.strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise _unauthenticated("invalid authorization header: use 'Bearer <token>'")
-        actor = await authenticate_token(ctx.db, token.strip())
+        actor = await authenticate_token(ctx.db, token.strip(), admin_token=ctx.settings.admin_token)
         if actor is None:
             raise _unauthenticated("invalid or revoked token")
     elif ctx.settings.auth_trusted_headers and request.headers.get(ACTOR_ID_HEADER):

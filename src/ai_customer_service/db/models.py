@@ -5,6 +5,7 @@ from ai_customer_service.auth.models import Principal
 from ai_customer_service.conversation.models import Feedback, Message, MessageDedup, Session
 from ai_customer_service.db.base import Base
 from ai_customer_service.knowledge.models import KBEmbedding, KBEntry
+from ai_customer_service.outbox.models import OutboxAttempt, OutboxEvent
 from ai_customer_service.ticket.models import Ticket, TicketNote
 
 metadata = Base.metadata
@@ -16,6 +17,8 @@ __all__ = [
     "KBEntry",
     "Message",
     "MessageDedup",
+    "OutboxAttempt",
+    "OutboxEvent",
     "Principal",
     "Session",
     "Ticket",

@@ -51,10 +51,16 @@ class Metrics:
             "cs_outbox_pending_events", "Outbox events waiting for delivery", registry=r
         )
         self.outbox_oldest_age = Gauge(
-            "cs_outbox_oldest_pending_age_seconds", "Age of the oldest due outbox event", registry=r
+            "cs_outbox_oldest_pending_age_seconds",
+            "Age of the oldest pending (not yet delivered, not dead) outbox event",
+            registry=r,
         )
+        self.outbox_dead = Gauge("cs_outbox_dead_events", "Dead-lettered outbox events", registry=r)
         self.outbox_deliveries = Counter(
-            "cs_outbox_deliveries_total", "Outbox delivery attempts by outcome", ["outcome"], registry=r
+            "cs_outbox_deliveries_total",
+            "Outbox delivery attempts by outcome (delivered, retry, dead, lost_lease)",
+            ["outcome"],
+            registry=r,
         )
         self.sessions_closed = Counter(
             "cs_sessions_closed_total", "Sessions closed by reason", ["reason"], registry=r

@@ -163,6 +163,7 @@ async def resolve(
         actor=actor,
         resolution=_resolution(body, resolution),
         request_id=request_id(request),
+        handback_on=ctx.settings.ticket_handback_on,
     )
     return _done(ctx, Action.RESOLVE, ticket)
 

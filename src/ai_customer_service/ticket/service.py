@@ -198,6 +198,7 @@ async def resolve(
     actor: Actor,
     resolution: str | None,
     request_id: str | None = None,
+    handback_on: HandbackOn = HandbackOn.CLOSE,
 ) -> Ticket:
     text = (resolution or "").strip()
     if not text:
@@ -216,7 +217,7 @@ async def resolve(
             values={"resolution": text, "resolved_at": now},
             request_id=request_id,
         )
-        if db.settings.ticket_handback_on == HandbackOn.RESOLVE:
+        if handback_on == HandbackOn.RESOLVE:
             await _hand_back(tx, ticket.session_id, now)
         return ticket
 

@@ -1,0 +1,85 @@
+"""Admin API for callbacks: ``/api/v1/customer-service/outbox/...`` (admin role)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict
+
+from ai_customer_service.auth.deps import Actor, require_roles
+from ai_customer_service.auth.models import Role
+from ai_customer_service.context import AppContext
+from ai_customer_service.http.deps import app_context, request_id
+from ai_customer_service.outbox import service
+from ai_customer_service.outbox.events import EventType
+from ai_customer_service.outbox.models import OutboxStatus
+from ai_customer_service.outbox.repository import EventFilter
+
+router = APIRouter(prefix="/outbox", tags=["outbox"])
+
+
+class ReplayFilter(BaseModel):
+    """Which dead events to replay; every field optional (an empty filter replays all dead events)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    destination: str | None = None
+    session_id: uuid.UUID | None = None
+    type: EventType | None = None
+
+
+@router.get("/events")
+async def list_events(
+    status: OutboxStatus | None = None,
+    destination: str | None = Query(default=None, max_length=64),
+    session_id: uuid.UUID | None = None,
+    type: EventType | None = None,
+    page: int = Query(default=1, ge=1),
+    page_size: int = Query(default=50, ge=1, le=500),
+    ctx: AppContext = Depends(app_context),
+    actor: Actor = Depends(require_roles(Role.ADMIN)),
+) -> dict[str, Any]:
+    flt = EventFilter(
+        status=status.value if status else None,
+        destination=destination,
+        session_id=session_id,
+        type=type.value if type else None,
+    )
+    return await service.list_events(ctx.db, flt, page=page, page_size=page_size)
+
+
+@router.get("/events/{event_id}")
+async def get_event(
+    event_id: uuid.UUID,
+    ctx: AppContext = Depends(app_context),
+    actor: Actor = Depends(require_roles(Role.ADMIN)),
+) -> dict[str, Any]:
+    return await service.get_event(ctx.db, event_id)
+
+
+@router.post("/events/{event_id}/replay")
+async def replay_event(
+    event_id: uuid.UUID,
+    ctx: AppContext = Depends(app_context),
+    actor: Actor = Depends(require_roles(Role.ADMIN)),
+    rid: str = Depends(request_id),
+) -> dict[str, Any]:
+    return await service.replay_one(ctx.db, event_id, actor_id=actor.id, request_id=rid)
+
+
+@router.post("/replay")
+async def replay_dead(
+    body: ReplayFilter | None = None,
+    ctx: AppContext = Depends(app_context),
+    actor: Actor = Depends(require_roles(Role.ADMIN)),
+    rid: str = Depends(request_id),
+) -> dict[str, Any]:
+    body = body or ReplayFilter()
+    flt = EventFilter(
+        destination=body.destination,
+        session_id=body.session_id,
+        type=body.type.value if body.type else None,
+    )
+    return await service.replay_matching(ctx.db, flt, actor_id=actor.id, request_id=rid)

@@ -1,0 +1,130 @@
+"""Operations on the outbox: list, inspect, replay dead letters. Each call is one unit of work."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from ai_customer_service.audit import repository as audit
+from ai_customer_service.db.base import utcnow
+from ai_customer_service.db.engine import Database
+from ai_customer_service.errors import Conflict, NotFound
+from ai_customer_service.outbox import repository
+from ai_customer_service.outbox.models import OutboxAttempt, OutboxEvent, OutboxStatus
+from ai_customer_service.outbox.repository import EventFilter
+
+EVENT_NOT_FOUND = "CS_OUTBOX_4041"
+NOT_DEAD = "CS_OUTBOX_4091"
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def event_view(event: OutboxEvent) -> dict[str, Any]:
+    return {
+        "id": str(event.id),
+        "seq": event.seq,
+        "destination": event.destination,
+        "type": event.type,
+        "status": event.status,
+        "session_id": None if event.session_id is None else str(event.session_id),
+        "ticket_id": None if event.ticket_id is None else str(event.ticket_id),
+        "source_message_id": event.source_message_id,
+        "attempts": event.attempts,
+        "replays": event.replays,
+        "next_attempt_at": _iso(event.next_attempt_at),
+        "claimed_by": event.claimed_by,
+        "claim_expires_at": _iso(event.claim_expires_at),
+        "last_status": event.last_status,
+        "last_error": event.last_error,
+        "created_at": _iso(event.created_at),
+        "delivered_at": _iso(event.delivered_at),
+        "data": event.payload,
+    }
+
+
+def attempt_view(attempt: OutboxAttempt) -> dict[str, Any]:
+    return {
+        "round": attempt.round,
+        "attempt": attempt.attempt,
+        "worker": attempt.worker,
+        "status_code": attempt.status_code,
+        "error": attempt.error,
+        "outcome": attempt.outcome,
+        "duration_ms": attempt.duration_ms,
+        "response_excerpt": attempt.response_excerpt,
+        "created_at": _iso(attempt.created_at),
+    }
+
+
+async def list_events(db: Database, flt: EventFilter, *, page: int, page_size: int) -> dict[str, Any]:
+    async with db.transaction() as tx:
+        rows, total = await repository.list_events(tx, flt, offset=(page - 1) * page_size, limit=page_size)
+        return {
+            "items": [event_view(r) for r in rows],
+            "total": total,
+            "page": page,
+            "page_size": page_size,
+        }
+
+
+async def get_event(db: Database, event_id: uuid.UUID) -> dict[str, Any]:
+    async with db.transaction() as tx:
+        event = await repository.get(tx, event_id)
+        if event is None:
+            raise NotFound("outbox event not found", EVENT_NOT_FOUND)
+        view = event_view(event)
+        view["attempt_log"] = [attempt_view(a) for a in await repository.attempts_of(tx, event_id)]
+        return view
+
+
+async def replay_one(
+    db: Database, event_id: uuid.UUID, *, actor_id: object, request_id: str | None = None
+) -> dict[str, Any]:
+    async with db.transaction() as tx:
+        event = await repository.get(tx, event_id)
+        if event is None:
+            raise NotFound("outbox event not found", EVENT_NOT_FOUND)
+        if event.status != OutboxStatus.DEAD.value:
+            raise Conflict(f"only dead events can be replayed (this one is {event.status})", NOT_DEAD)
+        await repository.replay_dead(tx, EventFilter(), now=utcnow(), ids=[event.seq])
+        audit.record(
+            tx,
+            object_type="outbox_event",
+            object_id=event.id,
+            action="outbox_replay",
+            actor_type="principal",
+            actor_id=actor_id,
+            before_state=OutboxStatus.DEAD.value,
+            after_state=OutboxStatus.PENDING.value,
+            request_id=request_id,
+        )
+        await tx.flush()
+        await tx.refresh(event)
+        return event_view(event)
+
+
+async def replay_matching(
+    db: Database, flt: EventFilter, *, actor_id: object, request_id: str | None = None
+) -> dict[str, Any]:
+    async with db.transaction() as tx:
+        count = await repository.replay_dead(tx, flt, now=utcnow())
+        audit.record(
+            tx,
+            object_type="outbox",
+            object_id="dead-letters",
+            action="outbox_replay_bulk",
+            actor_type="principal",
+            actor_id=actor_id,
+            before_state=OutboxStatus.DEAD.value,
+            after_state=OutboxStatus.PENDING.value,
+            request_id=request_id,
+            details={
+                "replayed": count,
+                "destination": flt.destination,
+                "session_id": None if flt.session_id is None else str(flt.session_id),
+                "type": flt.type,
+            },
+        )
+        return {"replayed": count}
