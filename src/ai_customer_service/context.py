@@ -8,6 +8,7 @@ from ai_customer_service.config import Settings
 from ai_customer_service.db.engine import Database
 from ai_customer_service.dialog.engine import DialogEngine
 from ai_customer_service.http.metrics import Metrics
+from ai_customer_service.outbox.publisher import EventPublisher
 from ai_customer_service.webhook.rejections import RejectionLog
 from ai_customer_service.webhook.service import IngestService
 from ai_customer_service.workers import Workers
@@ -20,6 +21,7 @@ class AppContext:
     metrics: Metrics
     dialog: DialogEngine
     ingest: IngestService
+    events: EventPublisher
     rejections: RejectionLog
     workers: Workers = field(default_factory=Workers)
     draining: bool = False

@@ -21,8 +21,10 @@ from ai_customer_service.http.errors import install_error_handlers
 from ai_customer_service.http.metrics import Metrics
 from ai_customer_service.http.middleware import RequestContextMiddleware
 from ai_customer_service.logs import get_logger
+from ai_customer_service.outbox.publisher import EventPublisher
 from ai_customer_service.outbox.router import router as outbox_router
 from ai_customer_service.outbox.worker import OutboxWorker
+from ai_customer_service.platform.router import router as platform_router
 from ai_customer_service.ticket.router import router as ticket_router
 from ai_customer_service.ticket.service import auto_assign_pending
 from ai_customer_service.webhook.rejections import RejectionLog
@@ -38,8 +40,14 @@ REJECTION_FLUSH_SECONDS = 60.0
 def build_context(settings: Settings, db: Database, dialog: DialogEngine | None = None) -> AppContext:
     metrics = Metrics()
     dialog = dialog or RulesDialog(settings.fallback_reply or None)
+    events = EventPublisher(settings)
     ingest = IngestService(
-        db=db, settings=settings, dialog=dialog, metrics=metrics, faults=FaultPoints(settings.test_faults)
+        db=db,
+        settings=settings,
+        dialog=dialog,
+        metrics=metrics,
+        events=events,
+        faults=FaultPoints(settings.test_faults),
     )
     ctx = AppContext(
         settings=settings,
@@ -47,6 +55,7 @@ def build_context(settings: Settings, db: Database, dialog: DialogEngine | None 
         metrics=metrics,
         dialog=dialog,
         ingest=ingest,
+        events=events,
         rejections=RejectionLog(metrics),
     )
 
@@ -62,7 +71,7 @@ def build_context(settings: Settings, db: Database, dialog: DialogEngine | None 
     ctx.workers.every(REJECTION_FLUSH_SECONDS, "rejection-audit", flush_rejections)
     if settings.auto_assign:
         ctx.workers.every(
-            settings.auto_assign_interval_seconds, "auto-assign", lambda: auto_assign_pending(db)
+            settings.auto_assign_interval_seconds, "auto-assign", lambda: auto_assign_pending(db, events)
         )
     outbox = OutboxWorker(settings, db, metrics)
     if settings.outbox_worker_enabled:
@@ -110,4 +119,5 @@ def create_app(
     app.include_router(ticket_router, prefix=API_PREFIX)
     app.include_router(audit_router, prefix=API_PREFIX)
     app.include_router(outbox_router, prefix=API_PREFIX)
+    app.include_router(platform_router, prefix=API_PREFIX)
     return app

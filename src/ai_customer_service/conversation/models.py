@@ -55,6 +55,8 @@ class Session(Base):
     channel: Mapped[str] = mapped_column(String(32))
     open_id: Mapped[str] = mapped_column(String(128))
     user_id: Mapped[str | None] = mapped_column(String(64))
+    # the platform adapter the conversation came through (None: the generic webhook)
+    platform: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(20), default=SessionStatus.IDLE.value)
     low_confidence_streak: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -29,7 +29,13 @@ async def lock_open_session(tx: AsyncSession, channel: str, open_id: str) -> Ses
 
 
 async def open_session(
-    tx: AsyncSession, *, channel: str, open_id: str, user_id: str | None, now: datetime
+    tx: AsyncSession,
+    *,
+    channel: str,
+    open_id: str,
+    user_id: str | None,
+    now: datetime,
+    platform: str | None = None,
 ) -> Session:
     """Find or create the customer's one non-closed session, locked; safe under concurrency.
 
@@ -46,6 +52,7 @@ async def open_session(
                 "channel": channel,
                 "open_id": open_id,
                 "user_id": user_id,
+                "platform": platform,
                 "status": SessionStatus.IDLE.value,
                 "low_confidence_streak": 0,
                 "created_at": now,

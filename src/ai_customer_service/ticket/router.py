@@ -138,6 +138,7 @@ async def assign(
         actor=actor,
         agent_id=target,
         request_id=request_id(request),
+        events=ctx.events,
     )
     return _done(ctx, Action.ASSIGN, ticket)
 
@@ -163,6 +164,7 @@ async def resolve(
         actor=actor,
         resolution=_resolution(body, resolution),
         request_id=request_id(request),
+        events=ctx.events,
         handback_on=ctx.settings.ticket_handback_on,
     )
     return _done(ctx, Action.RESOLVE, ticket)
@@ -183,6 +185,7 @@ async def close(
         actor=actor,
         resolution=_resolution(body, resolution),
         request_id=request_id(request),
+        events=ctx.events,
     )
     return _done(ctx, Action.CLOSE, ticket)
 
@@ -195,7 +198,11 @@ async def reopen(
     ctx: AppContext = Depends(app_context),
 ) -> TicketOut:
     ticket = await service.reopen(
-        ctx.db, service.parse_ticket_id(ticket_id), actor=actor, request_id=request_id(request)
+        ctx.db,
+        service.parse_ticket_id(ticket_id),
+        actor=actor,
+        request_id=request_id(request),
+        events=ctx.events,
     )
     return _done(ctx, Action.REOPEN, ticket)
 
@@ -214,6 +221,7 @@ async def reply(
         actor=actor,
         content=body.content,
         request_id=request_id(request),
+        events=ctx.events,
     )
     return ReplyOut(ticket=TicketOut.of(ticket), message=MessageOut.of(message))
 

@@ -25,6 +25,8 @@ from ai_customer_service.db.base import utcnow
 from ai_customer_service.db.engine import Database
 from ai_customer_service.db.locking import for_update
 from ai_customer_service.errors import BadRequest, Conflict, Forbidden, NotFound
+from ai_customer_service.outbox.events import EventType
+from ai_customer_service.outbox.publisher import EventPublisher
 from ai_customer_service.ticket.models import Ticket, TicketNote
 from ai_customer_service.ticket.repository import active_for_session
 from ai_customer_service.ticket.states import (
@@ -39,6 +41,14 @@ from ai_customer_service.ticket.states import (
 
 _ACTIVE_VALUES = [s.value for s in ACTIVE_STATUSES]
 _WORKING_VALUES = [TicketStatus.ASSIGNED.value, TicketStatus.PROCESSING.value]
+
+
+_EVENTS: dict[Action, EventType] = {
+    Action.ASSIGN: EventType.TICKET_ASSIGNED,
+    Action.RESOLVE: EventType.TICKET_RESOLVED,
+    Action.CLOSE: EventType.TICKET_CLOSED,
+    Action.REOPEN: EventType.TICKET_REOPENED,
+}
 
 
 def parse_ticket_id(raw: str) -> uuid.UUID:
@@ -70,8 +80,10 @@ async def _transition(
     values: Mapping[str, Any],
     request_id: str | None = None,
     details: dict[str, Any] | None = None,
+    events: EventPublisher | None = None,
 ) -> Ticket:
-    """Apply ``action`` if the ticket is still exactly as read; one audit row; 409 otherwise."""
+    """Apply ``action`` if the ticket is still exactly as read; one audit row and its outbound
+    event in the same transaction; 409 otherwise."""
     before = TicketStatus(ticket.status)
     target = next_status(before, action)
     stmt = (
@@ -100,6 +112,24 @@ async def _transition(
         details=details,
     )
     await tx.refresh(ticket)
+    event_type = _EVENTS.get(action)
+    if events is not None and event_type is not None:
+        session = await tx.get(Session, ticket.session_id)
+        if session is not None:
+            events.publish(
+                tx,
+                session,
+                event_type,
+                {
+                    "status": target.value,
+                    "previous_status": before.value,
+                    "assignee_id": ticket.assignee_id,
+                    "priority": ticket.priority,
+                    "resolution": ticket.resolution,
+                    "actor_id": actor_id,
+                },
+                ticket_id=ticket.id,
+            )
     return ticket
 
 
@@ -159,6 +189,7 @@ async def assign(
     actor: Actor,
     agent_id: uuid.UUID | None,
     request_id: str | None = None,
+    events: EventPublisher | None = None,
 ) -> Ticket:
     """Assign or reassign (supervisor, admin); an agent may claim an *open* ticket for itself."""
     target = agent_id if agent_id is not None else (actor.id if actor.is_agent else None)
@@ -188,6 +219,7 @@ async def assign(
             values={"assignee_id": target, "first_assigned_at": ticket.first_assigned_at or now},
             request_id=request_id,
             details={"assignee_id": str(target), "previous_assignee_id": _str(ticket.assignee_id)},
+            events=events,
         )
 
 
@@ -198,6 +230,7 @@ async def resolve(
     actor: Actor,
     resolution: str | None,
     request_id: str | None = None,
+    events: EventPublisher | None = None,
     handback_on: HandbackOn = HandbackOn.CLOSE,
 ) -> Ticket:
     text = (resolution or "").strip()
@@ -216,6 +249,7 @@ async def resolve(
             now=now,
             values={"resolution": text, "resolved_at": now},
             request_id=request_id,
+            events=events,
         )
         if handback_on == HandbackOn.RESOLVE:
             await _hand_back(tx, ticket.session_id, now)
@@ -229,6 +263,7 @@ async def close(
     actor: Actor,
     resolution: str | None = None,
     request_id: str | None = None,
+    events: EventPublisher | None = None,
 ) -> Ticket:
     """Close a resolved ticket (supervisor, admin); the session goes back to the bot."""
     _require_staff(actor, "close")
@@ -250,6 +285,7 @@ async def close(
             now=now,
             values={"resolution": final, "closed_at": now},
             request_id=request_id,
+            events=events,
         )
         await _hand_back(tx, ticket.session_id, now)
         return ticket
@@ -261,7 +297,12 @@ def _reopen_values() -> dict[str, Any]:
 
 
 async def reopen(
-    db: Database, ticket_id: uuid.UUID, *, actor: Actor, request_id: str | None = None
+    db: Database,
+    ticket_id: uuid.UUID,
+    *,
+    actor: Actor,
+    request_id: str | None = None,
+    events: EventPublisher | None = None,
 ) -> Ticket:
     _require_staff(actor, "reopen")
     async with db.transaction() as tx:
@@ -280,6 +321,7 @@ async def reopen(
             values=_reopen_values(),
             request_id=request_id,
             details={"previous_assignee_id": _str(ticket.assignee_id)},
+            events=events,
         )
         await _back_to_handoff(tx, ticket.session_id, now)
         return ticket
@@ -339,6 +381,7 @@ async def reply(
     actor: Actor,
     content: str,
     request_id: str | None = None,
+    events: EventPublisher | None = None,
 ) -> tuple[Ticket, Message]:
     """Store an agent message to the customer (outbound, author agent). The first reply on an assigned
     ticket starts it (assigned → processing, with its audit row)."""
@@ -400,9 +443,18 @@ async def reply(
             .values(last_message_at=now, updated_at=now)
             .execution_options(synchronize_session=False)
         )
-        # Delivery to the channel: the message is stored unsent (sent_at NULL); the outbox adds the
-        # ``agent.replied`` event here once it lands.
+        # delivery to the customer goes through the outbox (``agent.replied``) to the session's
+        # platform or channel callback; the message stays ``sent_at`` NULL in our records
         await tx.flush()
+        session = await tx.get(Session, ticket.session_id)
+        if events is not None and session is not None:
+            events.publish(
+                tx,
+                session,
+                EventType.AGENT_REPLIED,
+                {"message_id": message.id, "content": text, "agent_id": actor.id, "agent_name": actor.name},
+                ticket_id=ticket.id,
+            )
         await tx.refresh(ticket)
         return ticket, message
 
@@ -424,7 +476,7 @@ async def add_note(db: Database, ticket_id: uuid.UUID, *, actor: Actor, body: st
 # --- auto-assignment ------------------------------------------------------------------------------
 
 
-async def auto_assign_pending(db: Database) -> int:
+async def auto_assign_pending(db: Database, events: EventPublisher | None = None) -> int:
     """Give open, unassigned tickets (priority, then oldest first) to available agents, each time to
     the one with the fewest active tickets below its capacity. Returns how many were assigned.
 
@@ -483,6 +535,7 @@ async def auto_assign_pending(db: Database) -> int:
                     now=now,
                     values={"assignee_id": agent.id, "first_assigned_at": ticket.first_assigned_at or now},
                     details={"assignee_id": str(agent.id), "auto": True},
+                    events=events,
                 )
             except Conflict:  # taken by someone else meanwhile
                 continue

@@ -42,6 +42,7 @@ def parse_inbound(
     path_channel: str | None,
     channels: frozenset[str],
     max_content_chars: int,
+    default_channel: str | None = None,
 ) -> InboundMessage:
     """Validate the body; raises :class:`BadRequest` with ``CS_REQ_4001/4002/4008``."""
     try:
@@ -75,7 +76,7 @@ def parse_inbound(
                 details=[{"field": name, "message": f"at most {limit} characters"}],
             )
 
-    channel = (path_channel or values["channel"] or "").lower()
+    channel = (path_channel or values["channel"] or default_channel or "").lower()
     open_id = values["open_id"] or ""
     content = values["content"] or ""
     missing = [n for n, v in (("channel", channel), ("open_id", open_id), ("content", content)) if not v]

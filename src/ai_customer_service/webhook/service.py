@@ -15,6 +15,7 @@ Order of work:
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,6 +32,8 @@ from ai_customer_service.dialog.engine import Analysis, Decision, DecisionKind, 
 from ai_customer_service.errors import RateLimited
 from ai_customer_service.http.metrics import Metrics
 from ai_customer_service.logs import get_logger
+from ai_customer_service.outbox.events import EventType
+from ai_customer_service.outbox.publisher import EventPublisher
 from ai_customer_service.ticket import repository as tickets
 from ai_customer_service.ticket.models import Ticket
 from ai_customer_service.ticket.service import reopen_on_customer_message
@@ -49,6 +52,10 @@ class InjectedFault(RuntimeError):
 class IngestResult:
     response: dict[str, Any]
     duplicate: bool
+    event_id: str | None = None  # the ``message.received`` event of a platform's message
+
+
+_EVENT_KEY = "_event_id"  # kept with the dedup record, never returned to the generic webhook
 
 
 class FaultPoints:
@@ -75,12 +82,14 @@ class IngestService:
         settings: Settings,
         dialog: DialogEngine,
         metrics: Metrics,
+        events: EventPublisher,
         faults: FaultPoints | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.dialog = dialog
         self.metrics = metrics
+        self.events = events
         self.faults = faults or FaultPoints()
         self.blocked = BlockedCustomers()
 
@@ -90,7 +99,7 @@ class IngestService:
         if message.message_id:
             previous = await self._previous_response(source, message)
             if previous is not None:
-                return self._duplicate(message, previous)
+                return await self._duplicate(message, previous)
         if self.settings.rate_limit_messages:
             wait = self.blocked.retry_after(message.channel, message.open_id)
             if wait is not None:
@@ -105,7 +114,7 @@ class IngestService:
             self.metrics.webhook_rejections.labels("CS_SES_4002").inc()
             raise
         except _Duplicate as dup:
-            return self._duplicate(message, dup.response)
+            return await self._duplicate(message, dup.response)
 
     async def _previous_response(self, source: str, message: InboundMessage) -> dict[str, Any] | None:
         assert message.message_id is not None
@@ -114,9 +123,28 @@ class IngestService:
                 tx, source=source, channel=message.channel, message_id=message.message_id
             )
 
-    def _duplicate(self, message: InboundMessage, response: dict[str, Any]) -> IngestResult:
+    async def _duplicate(self, message: InboundMessage, stored: dict[str, Any]) -> IngestResult:
         self.metrics.messages_processed.labels(message.channel, "duplicate").inc()
-        return IngestResult(response={**response, "duplicate": True}, duplicate=True)
+        response = {k: v for k, v in stored.items() if k != _EVENT_KEY}
+        session_id = response.get("session_id")
+        if session_id:
+            async with self.db.transaction() as tx:
+                session = await tx.get(Session, uuid.UUID(session_id))
+                if session is not None:
+                    self.events.publish(
+                        tx,
+                        session,
+                        EventType.MESSAGE_DEDUPLICATED,
+                        {
+                            "channel": message.channel,
+                            "open_id": message.open_id,
+                            "message_id": response["message_id"],
+                        },
+                        source_message_id=message.message_id,
+                    )
+        return IngestResult(
+            response={**response, "duplicate": True}, duplicate=True, event_id=stored.get(_EVENT_KEY)
+        )
 
     async def _process(
         self, tx: AsyncSession, message: InboundMessage, analysis: Analysis, *, source: str, request_id: str
@@ -130,7 +158,7 @@ class IngestService:
             )
             raise _Duplicate(response or {})
 
-        session = await self._session(tx, message, now)
+        session = await self._session(tx, message, now, platform=source or None)
         await self._enforce_rate_limit(tx, message, session, now)
 
         inbound = conversations.add_message(
@@ -149,6 +177,22 @@ class IngestService:
         )
         session.last_message_at = now
         session.updated_at = now
+        await tx.flush()
+        received = self.events.publish(
+            tx,
+            session,
+            EventType.MESSAGE_RECEIVED,
+            {
+                "message_id": inbound.id,
+                "channel": message.channel,
+                "open_id": message.open_id,
+                "user_id": message.user_id,
+                "content": message.content,
+                "content_type": message.content_type,
+                "truncated": message.truncated,
+            },
+            source_message_id=message.message_id,
+        )
 
         decision: Decision | None = None
         before = session.status
@@ -160,6 +204,14 @@ class IngestService:
             )
             if ticket is not None:
                 await tx.refresh(session)
+                self.events.publish(
+                    tx,
+                    session,
+                    EventType.TICKET_REOPENED,
+                    {"status": ticket.status, "reason": "customer_message"},
+                    ticket_id=ticket.id,
+                    source_message_id=message.message_id,
+                )
         if ticket is not None or session.status == SessionStatus.HANDOFF.value:
             # a human owns the conversation: the bot stays silent, the message goes to the ticket
             pass
@@ -169,6 +221,18 @@ class IngestService:
             latency_ms = analysis.latency_ms + (time.perf_counter() - started) * 1000
             session.low_confidence_streak = (
                 session.low_confidence_streak + 1 if decision.low_confidence else 0
+            )
+            self.events.publish(
+                tx,
+                session,
+                EventType.INTENT_RESOLVED,
+                {
+                    "intent": decision.intent,
+                    "confidence": decision.confidence,
+                    "decision": decision.kind.value,
+                    "reason": decision.reason,
+                },
+                source_message_id=message.message_id,
             )
             if decision.handoff:
                 ticket = await tickets.create_for_handoff(
@@ -190,8 +254,25 @@ class IngestService:
                 session.status = SessionStatus.HANDOFF.value
                 session.low_confidence_streak = 0
                 self.metrics.handoffs.labels(decision.reason).inc()
+                handoff = {"reason": ticket.reason, "priority": ticket.priority}
+                self.events.publish(
+                    tx,
+                    session,
+                    EventType.HANDOFF_TRIGGERED,
+                    handoff,
+                    ticket_id=ticket.id,
+                    source_message_id=message.message_id,
+                )
+                self.events.publish(
+                    tx,
+                    session,
+                    EventType.TICKET_CREATED,
+                    {**handoff, "status": ticket.status, "subject": ticket.subject},
+                    ticket_id=ticket.id,
+                    source_message_id=message.message_id,
+                )
             self.metrics.dialog_latency.observe(latency_ms / 1000)
-            conversations.add_message(
+            bot_reply = conversations.add_message(
                 tx,
                 session_id=session.id,
                 direction=Direction.OUTBOUND,
@@ -204,6 +285,14 @@ class IngestService:
                 latency_ms=round(latency_ms, 2),
                 reply_to=str(inbound.id),
                 now=now + timedelta(microseconds=1),
+            )
+            self.events.publish(
+                tx,
+                session,
+                EventType.REPLY_GENERATED,
+                {"message_id": bot_reply.id, "reply": decision.reply, "citations": decision.citations},
+                ticket_id=ticket.id if ticket else None,
+                source_message_id=message.message_id,
             )
 
         response = {
@@ -238,22 +327,31 @@ class IngestService:
                 **({"original_length": message.original_length} if message.truncated else {}),
             },
         )
+        event_id = str(received[0]) if received else None
         if message.message_id:
+            stored = {**response, _EVENT_KEY: event_id} if event_id else response
             await conversations.store_dedup_response(
                 tx,
                 source=source,
                 channel=message.channel,
                 message_id=message.message_id,
                 session_id=session.id,
-                response=response,
+                response=stored,
             )
         await tx.flush()
         self.metrics.messages_processed.labels(message.channel, _outcome(decision, ticket)).inc()
-        return IngestResult(response=response, duplicate=False)
+        return IngestResult(response=response, duplicate=False, event_id=event_id)
 
-    async def _session(self, tx: AsyncSession, message: InboundMessage, now: datetime) -> Session:
+    async def _session(
+        self, tx: AsyncSession, message: InboundMessage, now: datetime, *, platform: str | None
+    ) -> Session:
         session = await conversations.open_session(
-            tx, channel=message.channel, open_id=message.open_id, user_id=message.user_id, now=now
+            tx,
+            channel=message.channel,
+            open_id=message.open_id,
+            user_id=message.user_id,
+            now=now,
+            platform=platform,
         )
         idle = timedelta(seconds=self.settings.session_idle_timeout_seconds)
         if session.status != SessionStatus.HANDOFF.value and session.last_message_at < now - idle:
@@ -271,7 +369,12 @@ class IngestService:
             )
             await tx.flush()
             session = await conversations.open_session(
-                tx, channel=message.channel, open_id=message.open_id, user_id=message.user_id, now=now
+                tx,
+                channel=message.channel,
+                open_id=message.open_id,
+                user_id=message.user_id,
+                now=now,
+                platform=platform,
             )
         return session
 

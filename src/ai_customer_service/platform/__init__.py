@@ -1,0 +1,1 @@
+"""Platform adapters (sub2api, newapi, ...): upstreams that send messages and want every event back."""
