@@ -23,7 +23,7 @@ from ai_customer_service.auth.actor import Actor
 from ai_customer_service.auth.models import Role
 from ai_customer_service.auth.service import authenticate_token, authenticate_trusted_headers
 from ai_customer_service.errors import Forbidden, Unauthenticated
-from ai_customer_service.http.deps import app_context
+from ai_customer_service.http.deps import context_of
 
 __all__ = ["ALL_ROLES", "Actor", "Role", "current_actor", "require_roles"]
 
@@ -41,7 +41,7 @@ async def current_actor(request: Request) -> Actor:
     cached = getattr(request.state, "actor", None)
     if isinstance(cached, Actor):
         return cached
-    ctx = app_context(request)
+    ctx = context_of(request)
     actor: Actor | None = None
     authorization = request.headers.get("authorization")
     if authorization is not None:

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ai_customer_service.conversation.models import Message, MessageDedup, Session
@@ -119,19 +119,27 @@ async def recent_inbound(
     return int(count), oldest
 
 
-async def claim_dedup(tx: AsyncSession, *, source: str, channel: str, message_id: str, now: datetime) -> bool:
-    """Claim ``(source, channel, message_id)`` for this transaction; False when already processed."""
-    return await insert_ignore(
-        tx,
-        MessageDedup.__table__,  # type: ignore[arg-type]
-        {
-            "id": uuid.uuid4(),
-            "source": source,
-            "channel": channel,
-            "message_id": message_id,
-            "created_at": now,
-        },
-        index_elements=["source", "channel", "message_id"],
+def add_dedup(
+    tx: AsyncSession,
+    *,
+    source: str,
+    channel: str,
+    message_id: str,
+    session_id: uuid.UUID,
+    response: dict[str, Any],
+    now: datetime,
+) -> None:
+    """Record a processed ``(source, channel, message_id)`` with its response (unique key)."""
+    tx.add(
+        MessageDedup(
+            id=uuid.uuid4(),
+            source=source,
+            channel=channel,
+            message_id=message_id,
+            session_id=session_id,
+            response=response,
+            created_at=now,
+        )
     )
 
 
@@ -142,23 +150,3 @@ async def dedup_response(
         MessageDedup.source == source, MessageDedup.channel == channel, MessageDedup.message_id == message_id
     )
     return (await tx.execute(stmt)).scalar_one_or_none()
-
-
-async def store_dedup_response(
-    tx: AsyncSession,
-    *,
-    source: str,
-    channel: str,
-    message_id: str,
-    session_id: uuid.UUID,
-    response: dict[str, Any],
-) -> None:
-    await tx.execute(
-        update(MessageDedup)
-        .where(
-            MessageDedup.source == source,
-            MessageDedup.channel == channel,
-            MessageDedup.message_id == message_id,
-        )
-        .values(session_id=session_id, response=response)
-    )

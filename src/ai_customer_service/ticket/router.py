@@ -16,7 +16,7 @@ from ai_customer_service.auth.deps import Actor, require_roles
 from ai_customer_service.auth.models import Role
 from ai_customer_service.context import AppContext
 from ai_customer_service.errors import BadRequest
-from ai_customer_service.http.deps import app_context, request_id
+from ai_customer_service.http.deps import app_context, request_id_of
 from ai_customer_service.ticket import queries, service
 from ai_customer_service.ticket.models import Ticket
 from ai_customer_service.ticket.schemas import (
@@ -137,7 +137,7 @@ async def assign(
         service.parse_ticket_id(ticket_id),
         actor=actor,
         agent_id=target,
-        request_id=request_id(request),
+        request_id=request_id_of(request),
         events=ctx.events,
     )
     return _done(ctx, Action.ASSIGN, ticket)
@@ -163,7 +163,7 @@ async def resolve(
         service.parse_ticket_id(ticket_id),
         actor=actor,
         resolution=_resolution(body, resolution),
-        request_id=request_id(request),
+        request_id=request_id_of(request),
         events=ctx.events,
         handback_on=ctx.settings.ticket_handback_on,
     )
@@ -184,7 +184,7 @@ async def close(
         service.parse_ticket_id(ticket_id),
         actor=actor,
         resolution=_resolution(body, resolution),
-        request_id=request_id(request),
+        request_id=request_id_of(request),
         events=ctx.events,
     )
     return _done(ctx, Action.CLOSE, ticket)
@@ -201,7 +201,7 @@ async def reopen(
         ctx.db,
         service.parse_ticket_id(ticket_id),
         actor=actor,
-        request_id=request_id(request),
+        request_id=request_id_of(request),
         events=ctx.events,
     )
     return _done(ctx, Action.REOPEN, ticket)
@@ -220,7 +220,7 @@ async def reply(
         service.parse_ticket_id(ticket_id),
         actor=actor,
         content=body.content,
-        request_id=request_id(request),
+        request_id=request_id_of(request),
         events=ctx.events,
     )
     return ReplyOut(ticket=TicketOut.of(ticket), message=MessageOut.of(message))

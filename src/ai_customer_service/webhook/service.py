@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ai_customer_service.audit import repository as audit
@@ -32,12 +33,12 @@ from ai_customer_service.dialog.engine import Analysis, Decision, DecisionKind, 
 from ai_customer_service.errors import RateLimited
 from ai_customer_service.http.metrics import Metrics
 from ai_customer_service.logs import get_logger
-from ai_customer_service.outbox.events import EventType
+from ai_customer_service.outbox.events import EventType, destinations_for
 from ai_customer_service.outbox.publisher import EventPublisher
 from ai_customer_service.ticket import repository as tickets
 from ai_customer_service.ticket.models import Ticket
 from ai_customer_service.ticket.service import reopen_on_customer_message
-from ai_customer_service.ticket.states import Priority
+from ai_customer_service.ticket.states import ACTIVE_STATUSES, Priority, TicketStatus
 from ai_customer_service.webhook.ratelimit import BlockedCustomers
 from ai_customer_service.webhook.schemas import InboundMessage
 
@@ -55,6 +56,7 @@ class IngestResult:
     event_id: str | None = None  # the ``message.received`` event of a platform's message
 
 
+_ACTIVE = frozenset(status.value for status in ACTIVE_STATUSES)
 _EVENT_KEY = "_event_id"  # kept with the dedup record, never returned to the generic webhook
 
 
@@ -96,13 +98,14 @@ class IngestService:
     async def ingest(
         self, message: InboundMessage, *, source: str = "", request_id: str = ""
     ) -> IngestResult:
-        if message.message_id:
-            previous = await self._previous_response(source, message)
-            if previous is not None:
-                return await self._duplicate(message, previous)
         if self.settings.rate_limit_messages:
             wait = self.blocked.retry_after(message.channel, message.open_id)
             if wait is not None:
+                # known to be over the limit: answer a retry of a processed message, refuse the rest,
+                # and write nothing
+                previous = await self._previous_response(source, message) if message.message_id else None
+                if previous is not None:
+                    return await self._duplicate(message, previous, source)
                 self.metrics.webhook_rejections.labels("CS_SES_4002").inc()
                 raise _rate_limited(wait)
 
@@ -114,7 +117,13 @@ class IngestService:
             self.metrics.webhook_rejections.labels("CS_SES_4002").inc()
             raise
         except _Duplicate as dup:
-            return await self._duplicate(message, dup.response)
+            return await self._duplicate(message, dup.response, source)
+        except IntegrityError:
+            # the dedup key was taken concurrently under another customer's session lock
+            previous = await self._previous_response(source, message) if message.message_id else None
+            if previous is None:
+                raise
+            return await self._duplicate(message, previous, source)
 
     async def _previous_response(self, source: str, message: InboundMessage) -> dict[str, Any] | None:
         assert message.message_id is not None
@@ -123,11 +132,11 @@ class IngestService:
                 tx, source=source, channel=message.channel, message_id=message.message_id
             )
 
-    async def _duplicate(self, message: InboundMessage, stored: dict[str, Any]) -> IngestResult:
+    async def _duplicate(self, message: InboundMessage, stored: dict[str, Any], source: str) -> IngestResult:
         self.metrics.messages_processed.labels(message.channel, "duplicate").inc()
         response = {k: v for k, v in stored.items() if k != _EVENT_KEY}
         session_id = response.get("session_id")
-        if session_id:
+        if session_id and destinations_for(self.settings, platform=source or None, channel=message.channel):
             async with self.db.transaction() as tx:
                 session = await tx.get(Session, uuid.UUID(session_id))
                 if session is not None:
@@ -150,15 +159,15 @@ class IngestService:
         self, tx: AsyncSession, message: InboundMessage, analysis: Analysis, *, source: str, request_id: str
     ) -> IngestResult:
         now = datetime.now(UTC)
-        if message.message_id and not await conversations.claim_dedup(
-            tx, source=source, channel=message.channel, message_id=message.message_id, now=now
-        ):
-            response = await conversations.dedup_response(
+        # The customer's session lock serialises their messages, so a duplicate in flight waits here
+        # for the original and then finds its record; the unique key is the last line of defence.
+        session = await self._session(tx, message, now, platform=source or None)
+        if message.message_id:
+            previous = await conversations.dedup_response(
                 tx, source=source, channel=message.channel, message_id=message.message_id
             )
-            raise _Duplicate(response or {})
-
-        session = await self._session(tx, message, now, platform=source or None)
+            if previous is not None:
+                raise _Duplicate(previous)
         await self._enforce_rate_limit(tx, message, session, now)
 
         inbound = conversations.add_message(
@@ -177,7 +186,6 @@ class IngestService:
         )
         session.last_message_at = now
         session.updated_at = now
-        await tx.flush()
         received = self.events.publish(
             tx,
             session,
@@ -196,8 +204,9 @@ class IngestService:
 
         decision: Decision | None = None
         before = session.status
-        ticket = await tickets.active_for_session(tx, session.id)
-        if ticket is None:
+        latest = await tickets.latest_for_session(tx, session.id)
+        ticket = latest if latest is not None and latest.status in _ACTIVE else None
+        if latest is not None and ticket is None and latest.status == TicketStatus.RESOLVED.value:
             # a message soon after resolution reopens that ticket instead of starting a new one
             ticket = await reopen_on_customer_message(
                 tx, session.id, self.settings.ticket_reopen_window_seconds
@@ -329,14 +338,14 @@ class IngestService:
         )
         event_id = str(received[0]) if received else None
         if message.message_id:
-            stored = {**response, _EVENT_KEY: event_id} if event_id else response
-            await conversations.store_dedup_response(
+            conversations.add_dedup(
                 tx,
                 source=source,
                 channel=message.channel,
                 message_id=message.message_id,
                 session_id=session.id,
-                response=stored,
+                response={**response, _EVENT_KEY: event_id} if event_id else response,
+                now=now,
             )
         await tx.flush()
         self.metrics.messages_processed.labels(message.channel, _outcome(decision, ticket)).inc()
