@@ -25,22 +25,29 @@ _CJK_RANGES = (
 )
 
 # A run of CJK ideographs, or a run of letters/digits (any non-CJK script).
-_TOKEN_RE = re.compile(r"([\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+)|([^\W_]+(?:['’][^\W_]+)?)", re.UNICODE)
+_CJK_CLASS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_TOKEN_RE = re.compile(
+    rf"([{_CJK_CLASS}]+)|([^\W_{_CJK_CLASS}]+(?:['’][^\W_{_CJK_CLASS}]+)?)",
+    re.UNICODE,
+)
 _WS_RE = re.compile(r"\s+")
 
 # Very common function words that carry no topical signal. Kept deliberately short: BM25's IDF
 # already discounts frequent words; this list only removes the worst offenders.
-_EN_STOP = frozenset(
-    """a an the and or but if of to in on at by for with from as is are was were be been being am
-    i me my we our you your he she it its they them their this that these those there here
-    do does did doing have has had having can could would should will shall may might must
-    what which who whom how why when where please hi hello thanks thank just so than too very
-    not no yes any some all about into out up down over again then once also""".split()
-)
-_ZH_STOP = frozenset(
-    "的 了 吗 呢 吧 啊 呀 嘛 么 是 在 我 你 他 她 它 我们 你们 请 请问 一下 怎么 如何 什么 为什么 可以 能 能否 "
-    "要 想 我想 这个 那个 这 那 和 与 及 或 就 都 也 还 有 没有 会 给 把 被 让 对 从 到 个 吗？ 哪里 哪 里".split()
-)
+_EN_STOP_WORDS = """
+a an the and or but if of to in on at by for with from as is are was were be been being am
+i me my we our you your he she it its they them their this that these those there here
+do does did doing have has had having can could would should will shall may might must
+what which who whom how why when where please hi hello thanks thank just so than too very
+not no yes any some all about into out up down over again then once also
+"""
+_ZH_STOP_WORDS = """
+的 了 吗 呢 吧 啊 呀 嘛 么 是 在 我 你 他 她 它 我们 你们 请 请问 一下 怎么 如何 什么 为什么
+可以 能 能否 要 想 我想 这个 那个 这 那 和 与 及 或 就 都 也 还 有 没有 会 给 把 被 让 对 从 到
+个 哪里 哪 里
+"""
+_EN_STOP = frozenset(_EN_STOP_WORDS.split())
+_ZH_STOP = frozenset(_ZH_STOP_WORDS.split())
 
 _jieba_lock = threading.Lock()
 _jieba_tokenizer: Any = None
