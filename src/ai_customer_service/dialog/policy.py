@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
-DEFAULT_ANSWER_THRESHOLD = 0.5
-DEFAULT_CLARIFY_THRESHOLD = 0.1
+DEFAULT_ANSWER_THRESHOLD = 0.4
+DEFAULT_CLARIFY_THRESHOLD = 0.02
 DEFAULT_MAX_LOW_CONFIDENCE_TURNS = 2
 MAX_SUGGESTIONS = 3
 
