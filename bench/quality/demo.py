@@ -27,25 +27,29 @@ from ai_customer_service.knowledge.formats import load_cases, load_kb
 DEMO = Path(__file__).resolve().parents[2] / "src" / "ai_customer_service" / "knowledge" / "demo"
 
 
+def _rate(hits: int, total: int) -> float:
+    return round(hits / total, 4) if total else 0.0
+
+
 def metrics(rows: list[dict[str, object]]) -> dict[str, float | int]:
     ins = [r for r in rows if r["expected"] is not None]
     oos = [r for r in rows if r["expected"] is None]
     answered = [r for r in rows if r["answered"]]
     return {
         "cases": len(rows),
-        "in_scope_accuracy": round(sum(r["answered"] and r["top"] == r["expected"] for r in ins) / len(ins), 4)
-        if ins
-        else 0.0,
-        "top1_accuracy_in_scope": round(sum(r["top"] == r["expected"] for r in ins) / len(ins), 4) if ins else 0.0,
-        "out_of_scope_recall": round(sum(not r["answered"] for r in oos) / len(oos), 4) if oos else 0.0,
-        "answer_precision": round(sum(r["top"] == r["expected"] for r in answered) / len(answered), 4)
-        if answered
-        else 0.0,
+        "in_scope_accuracy": _rate(
+            sum(bool(r["answered"]) and r["top"] == r["expected"] for r in ins), len(ins)
+        ),
+        "top1_accuracy_in_scope": _rate(sum(r["top"] == r["expected"] for r in ins), len(ins)),
+        "out_of_scope_recall": _rate(sum(not r["answered"] for r in oos), len(oos)),
+        "answer_precision": _rate(sum(r["top"] == r["expected"] for r in answered), len(answered)),
     }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--kb", default=str(DEMO / "kb.jsonl"))
     parser.add_argument("--cases", default=str(DEMO / "cases.jsonl"))
     parser.add_argument("--threshold", type=float, default=None, help="answer threshold (default: policy)")
@@ -99,7 +103,9 @@ def main() -> None:
     }
     if args.show_errors:
         report["errors"] = [
-            r for r in rows if (r["expected"] is None) == r["answered"] or (r["answered"] and r["top"] != r["expected"])
+            r
+            for r in rows
+            if (r["expected"] is None) == r["answered"] or (r["answered"] and r["top"] != r["expected"])
         ]
     print(json.dumps(report, indent=2, ensure_ascii=False))
 
