@@ -165,7 +165,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--csv", default=os.environ.get("BANKING77_CSV", DEFAULT_CSV))
-    parser.add_argument("--only", default="a,b,c,d", help="comma-separated experiments among a,b,c,d")
+    parser.add_argument("--only", default="a,b,c,d,scale", help="comma-separated: a,b,c,d,scale")
     parser.add_argument("--fit-calibration", action="store_true", help="refit and use the calibration")
     parser.add_argument("--threshold", type=float, default=None, help="fixed threshold for (c)")
     parser.add_argument("--latency-queries", type=int, default=300)
@@ -201,6 +201,8 @@ def main() -> None:
             }
         if "d" in only:
             report["d_latency"] = latency(full_docs, [t for t, _ in splits.test], args.latency_queries)
+    if "scale" in only:
+        report["scale_all_rows"] = scale(splits, embedder)
     if "c" in only:
         report["c_out_of_scope"] = out_of_scope(splits, embedder, args.fit_calibration, args.threshold)
     store.save()
@@ -264,6 +266,34 @@ def out_of_scope(
             "curve": [scope_metrics(test_res, t) for t in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)],
         }
     return result
+
+
+def scale(splits: Splits, embedder: Embedder) -> dict[str, object]:
+    """All 10,003 training rows as KB questions: build time, memory and index-only query time."""
+    every: dict[str, list[str]] = defaultdict(list)
+    for text, cat in splits.rows:
+        every[cat].append(text)
+    docs = make_docs(every, splits.intents, None)
+    embedder.embed_queries([q for d in docs for q in (d.title, *d.questions)])  # warm the cache
+    rss_before = max_rss_mb()
+    index, seconds = build(docs, embedder)
+    queries = [t for t, _ in splits.test[:200]]
+    vectors = embedder.embed_queries(queries)
+    samples = []
+    for q, v in zip(queries, vectors, strict=True):
+        t = time.perf_counter()
+        index.rank(q, k=5, query_vector=v)
+        samples.append(time.perf_counter() - t)
+    return {
+        "kb_questions": sum(len(d.questions) for d in docs),
+        "embedded_examples": index.build_stats.examples,
+        "build_seconds_warm_cache": seconds,
+        "index_only_p50_ms": percentile_ms(samples, 50),
+        "index_only_p95_ms": percentile_ms(samples, 95),
+        "max_rss_mb_before_build": rss_before,
+        "max_rss_mb_after": max_rss_mb(),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+    }
 
 
 def latency(docs: list[KBDoc], queries: list[str], n: int) -> dict[str, object]:

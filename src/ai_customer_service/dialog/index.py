@@ -75,7 +75,8 @@ class Calibration:
 
 
 # Fitted by `python bench/quality/banking77.py --only c --fit-calibration` (seed 7): 3,992 validation
-# results = 1,996 queries (770 in scope, 1,226 from 10 held-out intents) x 2 KB densities.
+# results = 1,996 queries (701 in scope, 1,295 from 10 held-out intents) x 2 KB densities
+# (10 questions per entry, and all pool questions). See docs/evaluation.md.
 CALIBRATION = Calibration(bias=-5.62, w_prob=6.6, w_knn=5.21)
 
 
