@@ -40,6 +40,9 @@ HEAD_SCALE = 20.0
 HEAD_L2 = 1e-3
 HEAD_STEPS = 100
 HEAD_LEARNING_RATE = 0.1
+# Training cost and memory grow with examples x entries; above this budget (about 6x BANKING77 with
+# 10,000 questions) the head is skipped and ranking uses kNN + BM25 only (a uniform head).
+HEAD_MAX_CELLS = 5_000_000
 # Fusion weights on max-normalised BM25 and on the kNN cosine (in logit units per unit cosine).
 LEXICAL_WEIGHT = 1.0
 KNN_WEIGHT = 10.0
@@ -253,7 +256,7 @@ class KnowledgeIndex:
         owners = np.array(query_owner + list(range(len(docs))), dtype=np.int64)
 
         mean = examples.mean(axis=0).astype(np.float32)
-        if len(docs) > 1:
+        if len(docs) > 1 and len(examples) * len(docs) <= HEAD_MAX_CELLS:
             head_w, head_b = train_softmax_head(
                 _unit_rows(examples - mean) * HEAD_SCALE,
                 owners,
@@ -262,9 +265,9 @@ class KnowledgeIndex:
                 steps=HEAD_STEPS,
                 learning_rate=HEAD_LEARNING_RATE,
             )
-        else:
-            head_w = np.zeros((dim, 1), dtype=np.float32)
-            head_b = np.zeros(1, dtype=np.float32)
+        else:  # one entry, or too large a KB: a uniform head
+            head_w = np.zeros((dim, len(docs)), dtype=np.float32)
+            head_b = np.zeros(len(docs), dtype=np.float32)
 
         retriever = bm25s.BM25()
         retriever.index([tokenize(entry_text(d)) or ["\u2400"] for d in docs], show_progress=False)

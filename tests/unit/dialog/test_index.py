@@ -84,6 +84,16 @@ def test_punctuation_only_query_and_precomputed_vector(index: KnowledgeIndex) ->
     assert index.rank("I forgot my password", query_vector=vec) == index.rank("I forgot my password")
 
 
+def test_large_kb_skips_head(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ai_customer_service.dialog import index as index_mod
+
+    monkeypatch.setattr(index_mod, "HEAD_MAX_CELLS", 10)
+    big = KnowledgeIndex.build(DOCS, FakeEmbedder())
+    cands = big.rank("how can I reset my password", k=4)
+    assert cands[0].entry_id == "password-reset"
+    assert all(c.components["head"] == pytest.approx(0.25) for c in cands)
+
+
 def test_duplicate_ids_rejected() -> None:
     with pytest.raises(ValueError, match="duplicate"):
         KnowledgeIndex.build([DOCS[0], DOCS[0]], FakeEmbedder())
