@@ -38,6 +38,9 @@ async def db_env(backend: str, tmp_path: Path) -> AsyncIterator[dict[str, str]]:
         "AI_CS_DATA_DIR": str(tmp_path / "var"),
         "AI_CS_WEBHOOK_SECRET": TEST_SECRET,
         "AI_CS_LOG_LEVEL": "warning",
+        # the hashing embedder keeps the suite fast; tests marked for the real model override it
+        "AI_CS_EMBEDDING_MODEL": "hashing",
+        "AI_CS_KB_REFRESH_INTERVAL_SECONDS": "0.5",
     }
     if backend == "postgres":
         name = await databases.create_database()

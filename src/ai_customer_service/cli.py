@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
@@ -206,3 +207,53 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+kb_app = typer.Typer(help="The knowledge base.", no_args_is_help=True)
+app.add_typer(kb_app, name="kb")
+
+
+@kb_app.command("import")
+def kb_import(
+    path: Annotated[
+        Path, typer.Argument(help="A .jsonl or .csv file, a .md file, or a folder of .md files.")
+    ],
+    draft: Annotated[bool, typer.Option("--draft", help="Import as drafts instead of publishing.")] = False,
+) -> None:
+    """Bulk-load entries (upsert by id, else by title); published unless --draft."""
+    from ai_customer_service.knowledge.importing import load_file
+    from ai_customer_service.knowledge.service import import_entries
+
+    try:
+        docs = load_file(path)
+    except (OSError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    counts = _with_database(
+        settings_or_exit(), lambda db: import_entries(db, docs, actor_id="cli", publish_all=not draft)
+    )
+    typer.echo(
+        f"imported {len(docs)} entries: {counts['created']} created, {counts['updated']} updated, "
+        f"{counts['unchanged']} unchanged"
+    )
+
+
+@app.command("eval")
+def evaluate(
+    kb: Annotated[Path, typer.Option("--kb", help="KB file (JSONL, one entry a line).")],
+    cases: Annotated[Path, typer.Option("--cases", help="Cases file (JSONL: text, expected).")],
+    llm: Annotated[bool, typer.Option("--llm", help="Also use the configured LLM.")] = False,
+) -> None:
+    """Run the webhook's dialog engine on labelled cases; print the metrics as one JSON object."""
+    import asyncio
+    import json
+
+    from ai_customer_service.knowledge.evaluation import run_eval
+    from ai_customer_service.logs import configure_logging
+
+    settings = settings_or_exit()
+    configure_logging(settings)  # logs go to stderr; stdout carries only the JSON
+    try:
+        result = asyncio.run(run_eval(settings, kb, cases, use_llm=llm))
+    except (OSError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")

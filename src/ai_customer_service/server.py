@@ -75,6 +75,17 @@ async def prepare_database(settings: Settings) -> Database:
     return db
 
 
+async def load_demo_kb(db: Database) -> None:
+    """``make run``: publish the bundled bilingual demo KB into an empty knowledge base."""
+    from ai_customer_service.knowledge import service as knowledge
+    from ai_customer_service.knowledge.importing import DEMO_KB, load_file
+
+    count, _ = await knowledge.fingerprint(db)
+    if count == 0:
+        counts = await knowledge.import_entries(db, load_file(DEMO_KB), actor_id="demo")
+        log.info("demo knowledge base loaded", **counts)
+
+
 async def run(settings: Settings) -> int:
     check_production_rules(settings)
     check_platform_rules(settings)
@@ -84,6 +95,8 @@ async def run(settings: Settings) -> int:
     except BaseException:
         sock.close()
         raise
+    if settings.demo_kb:
+        await load_demo_kb(db)
     app = create_app(settings, db=db)
     ctx: AppContext = app.state.ctx
     config = uvicorn.Config(

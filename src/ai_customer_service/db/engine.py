@@ -32,7 +32,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
             pool_size=idle,
             max_overflow=max(0, settings.postgres_max_open_conns - idle),
             pool_recycle=settings.postgres_conn_max_lifetime_sec,
-            pool_pre_ping=False,  # a dead connection is invalidated on first use; saves a round trip per checkout
+            # no pre-ping: a dead connection is invalidated on first use; saves a round trip per checkout
+            pool_pre_ping=False,
             pool_timeout=10,
         )
     settings.data_dir.mkdir(parents=True, exist_ok=True)

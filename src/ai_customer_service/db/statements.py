@@ -37,3 +37,16 @@ async def insert_ignore(
     )
     result = await tx.execute(stmt)
     return result.first() is not None
+
+
+async def insert_many_ignore(
+    tx: AsyncSession, table: Table, rows: Sequence[dict[str, Any]], *, index_elements: Sequence[str]
+) -> None:
+    """Insert ``rows``, skipping any whose unique key already exists (one statement)."""
+    if not rows:
+        return
+    dialect = tx.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    await tx.execute(
+        insert(table).values(list(rows)).on_conflict_do_nothing(index_elements=list(index_elements))
+    )

@@ -1,4 +1,4 @@
-"""The dialog port the webhook uses, and the rules-only engine.
+"""The dialog port the webhook uses, and the decisions every engine shares.
 
 Two steps, so that the expensive part never runs inside a database transaction:
 
@@ -10,14 +10,12 @@ Two steps, so that the expensive part never runs inside a database transaction:
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
 from ai_customer_service.dialog import replies
-from ai_customer_service.dialog.language import detect_language
-from ai_customer_service.dialog.rules import RuleMatch, match_rules
+from ai_customer_service.dialog.rules import RuleMatch
 from ai_customer_service.ticket.states import Priority
 
 
@@ -47,6 +45,7 @@ class Decision:
     citations: list[dict[str, str]] = field(default_factory=list)
     priority: Priority | None = None
     low_confidence: bool = False
+    suggestions: list[str] = field(default_factory=list)
 
     @property
     def handoff(self) -> bool:
@@ -69,6 +68,8 @@ class DialogEngine(Protocol):
 
     def decide(self, analysis: Analysis, *, low_confidence_streak: int) -> Decision: ...
 
+    async def explain(self, query: str, *, top_k: int = 5) -> dict[str, Any]: ...
+
 
 def non_text_decision(language: str) -> Decision:
     return Decision(DecisionKind.CLARIFY, replies.text(language, "non_text"), reason="non_text")
@@ -83,24 +84,3 @@ def rule_decision(match: RuleMatch, language: str) -> Decision:
         confidence=1.0,
         priority=Priority.P1,
     )
-
-
-class RulesDialog:
-    """Rules first (hand off with P1), otherwise a configured FAQ-style fallback answer."""
-
-    def __init__(self, fallback_reply: str | None = None) -> None:
-        self.fallback_reply = fallback_reply
-
-    async def analyze(self, text: str, content_type: str) -> Analysis:
-        started = time.perf_counter()
-        language = detect_language(text)
-        rule = match_rules(text) if content_type == "text" else None
-        return Analysis(text, content_type, language, rule, latency_ms=(time.perf_counter() - started) * 1000)
-
-    def decide(self, analysis: Analysis, *, low_confidence_streak: int) -> Decision:
-        if analysis.content_type != "text":
-            return non_text_decision(analysis.language)
-        if analysis.rule is not None:
-            return rule_decision(analysis.rule, analysis.language)
-        reply = self.fallback_reply or replies.text(analysis.language, "fallback")
-        return Decision(DecisionKind.ANSWER, reply, reason="fallback", intent="faq_fallback")

@@ -11,13 +11,6 @@ _TEXTS: dict[str, dict[str, str]] = {
         "zh": "抱歉，我暂时只能理解文字消息，请用文字描述一下您的问题。",
         "en": "Sorry, I can only read text for now. Could you please describe your question in words?",
     },
-    "fallback": {
-        "zh": "您好！我是智能客服。您可以问我账号、API 密钥、额度、账单等问题；如需人工服务，请回复“人工”。",
-        "en": (
-            "Hi! I'm the virtual assistant. Ask me about accounts, API keys, quotas or billing; "
-            'reply "human agent" to talk to a person.'
-        ),
-    },
     "low_confidence": {
         "zh": "抱歉，这个问题我还不能确定答案。",
         "en": "Sorry, I'm not sure I can answer that yet.",

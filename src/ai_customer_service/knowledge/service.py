@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,21 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ai_customer_service.audit import repository as audit
 from ai_customer_service.db.engine import Database
+from ai_customer_service.dialog.index import KBDoc
 from ai_customer_service.errors import Conflict, NotFound
 from ai_customer_service.knowledge.models import EntryStatus, KBEntry
 from ai_customer_service.knowledge.schemas import EntryCreate, EntryUpdate, entry_view
-
-
-@dataclass(frozen=True)
-class ImportRecord:
-    """One entry from an import file (the eval KB format)."""
-
-    key: str | None
-    title: str
-    answer: str
-    questions: tuple[str, ...]
-    tags: tuple[str, ...] = ()
-    locale: str | None = None
 
 
 def slug(title: str) -> str:
@@ -162,7 +150,7 @@ async def delete(db: Database, entry_id: uuid.UUID, *, actor_id: str) -> None:
 
 
 async def import_entries(
-    db: Database, records: Iterable[ImportRecord], *, actor_id: str, publish_all: bool = True
+    db: Database, records: Iterable[KBDoc], *, actor_id: str, publish_all: bool = True
 ) -> dict[str, int]:
     """Upsert by key (else by title): new entries are created, changed ones updated; one transaction."""
     created = updated = unchanged = 0
@@ -172,7 +160,7 @@ async def import_entries(
         existing = {e.key: e for e in (await tx.execute(select(KBEntry))).scalars()}
         by_title = {e.title: e for e in existing.values()}
         for record in records:
-            key = record.key or slug(record.title)
+            key = record.id or slug(record.title)
             entry = existing.get(key) or by_title.get(record.title)
             fields = {
                 "title": record.title.strip()[:200],

@@ -1,0 +1,244 @@
+"""The knowledge-base dialog engine (contract §9.1): rules → hybrid retrieval → calibrated policy → reply.
+
+It keeps an in-memory :class:`KnowledgeIndex` of the *published* entries and rebuilds it whenever
+the knowledge base's fingerprint changes (polled by a background job every few seconds, on every
+process), reusing the embeddings cached in the database. Embedding and index work run in worker
+threads, never on the event loop; the optional LLM runs in ``analyze``, before any transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ai_customer_service.db.engine import Database
+from ai_customer_service.dialog import policy, replies
+from ai_customer_service.dialog.embedding import CachedEmbedder, PrefixedEmbedder
+from ai_customer_service.dialog.engine import (
+    Analysis,
+    Decision,
+    DecisionKind,
+    non_text_decision,
+    rule_decision,
+)
+from ai_customer_service.dialog.index import Candidate, KBDoc, KnowledgeIndex
+from ai_customer_service.dialog.llm import Grounded, LLMClient, Source
+from ai_customer_service.dialog.rules import match_rules
+from ai_customer_service.dialog.text import detect_language
+from ai_customer_service.knowledge import service as knowledge
+from ai_customer_service.knowledge.vectors import DatabaseVectorStore
+from ai_customer_service.logs import get_logger
+from ai_customer_service.ticket.states import Priority
+
+log = get_logger(__name__)
+
+ANSWER_SEPARATOR = "\n---\n"
+
+
+def answer_in(answer: str, language: str) -> str:
+    """Pick the customer's language from a bilingual answer written ``English --- 中文``."""
+    parts = [p.strip() for p in answer.replace("\r\n", "\n").split(ANSWER_SEPARATOR) if p.strip()]
+    if len(parts) < 2:
+        return answer.strip()
+    for part in parts:
+        if detect_language(part) == language:
+            return part
+    return parts[0]
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    index: KnowledgeIndex
+    fingerprint: tuple[int, str]
+    titles: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class KnowledgeAnalysis(Analysis):
+    generated: Grounded | None = None
+
+
+class KnowledgeDialog:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        embedder: PrefixedEmbedder,
+        thresholds: policy.Thresholds,
+        llm: LLMClient | None = None,
+        vector_db: Database | None = None,
+    ) -> None:
+        self.db = db
+        self.vector_db = vector_db or db
+        self.embedder = embedder
+        self.thresholds = thresholds
+        self.llm = llm
+        self._snapshot: _Snapshot | None = None
+        self._refresh_lock = asyncio.Lock()
+
+    # --- index lifecycle --------------------------------------------------------------------------
+
+    @property
+    def index(self) -> KnowledgeIndex | None:
+        return self._snapshot.index if self._snapshot else None
+
+    async def refresh(self) -> bool:
+        """Rebuild the index when the knowledge base changed; True when it was rebuilt."""
+        async with self._refresh_lock:
+            fingerprint = await knowledge.fingerprint(self.db)
+            if self._snapshot is not None and self._snapshot.fingerprint == fingerprint:
+                return False
+            entries = await knowledge.published_entries(self.db)
+            docs = [
+                KBDoc(
+                    id=e.key,
+                    title=e.title,
+                    answer=e.answer,
+                    questions=tuple(e.questions or ()),
+                    locale=e.locale,
+                    tags=tuple(e.tags or ()),
+                )
+                for e in entries
+            ]
+            store = DatabaseVectorStore(self.vector_db, asyncio.get_running_loop())
+            cached = CachedEmbedder(self.embedder, store, cache_queries=True)
+            started = time.perf_counter()
+            index = await asyncio.to_thread(KnowledgeIndex.build, docs, cached)
+            self._snapshot = _Snapshot(index, fingerprint, {d.id: d.title for d in docs})
+            log.info(
+                "knowledge index built",
+                entries=len(docs),
+                seconds=round(time.perf_counter() - started, 2),
+                new_vectors=store.written,
+            )
+            return True
+
+    # --- the DialogEngine port ------------------------------------------------------------------------
+
+    async def analyze(self, text: str, content_type: str) -> KnowledgeAnalysis:
+        started = time.perf_counter()
+        language = detect_language(text)
+        if content_type != "text":
+            return KnowledgeAnalysis(text, content_type, language, None)
+        rule = match_rules(text)
+        candidates: tuple[Candidate, ...] = ()
+        generated = None
+        snapshot = self._snapshot
+        if rule is None and snapshot is not None and len(snapshot.index):
+            candidates = tuple(await asyncio.to_thread(self._rank, snapshot.index, text))
+            if (
+                self.llm is not None
+                and candidates
+                and candidates[0].confidence >= self.thresholds.answer_threshold
+            ):
+                generated = await self.llm.answer(text, self._sources(snapshot, candidates), (), language)
+        latency_ms = (time.perf_counter() - started) * 1000
+        return KnowledgeAnalysis(text, content_type, language, rule, candidates, latency_ms, generated)
+
+    def _rank(self, index: KnowledgeIndex, text: str) -> list[Candidate]:
+        vector = self.embedder.embed_queries([text])[0]
+        return index.rank(text, k=5, query_vector=vector)
+
+    @staticmethod
+    def _sources(snapshot: _Snapshot, candidates: Sequence[Candidate]) -> list[Source]:
+        sources = []
+        for c in candidates[:3]:
+            doc = snapshot.index.get(c.entry_id)
+            if doc is not None:
+                sources.append(Source(doc.id, doc.title, doc.answer))
+        return sources
+
+    def decide(self, analysis: Analysis, *, low_confidence_streak: int) -> Decision:
+        if analysis.content_type != "text":
+            return non_text_decision(analysis.language)
+        if analysis.rule is not None:
+            return rule_decision(analysis.rule, analysis.language)
+        outcome = policy.decide(analysis.candidates, low_confidence_streak, self.thresholds)
+        return self._reply(analysis, outcome)
+
+    def _reply(self, analysis: Analysis, outcome: policy.Decision) -> Decision:
+        language = analysis.language
+        snapshot = self._snapshot
+        confidence = round(float(outcome.confidence), 4)
+        if outcome.kind is policy.DecisionKind.ANSWER and outcome.entry_id and snapshot is not None:
+            doc = snapshot.index.get(outcome.entry_id)
+            generated = getattr(analysis, "generated", None)
+            if doc is not None:
+                if generated is not None:
+                    cited = [c for c in generated.cited if snapshot.index.get(c) is not None]
+                    return Decision(
+                        DecisionKind.ANSWER,
+                        generated.text,
+                        reason="kb_match_llm",
+                        intent=doc.id,
+                        confidence=confidence,
+                        citations=[{"id": c, "title": snapshot.titles.get(c, c)} for c in cited],
+                    )
+                return Decision(
+                    DecisionKind.ANSWER,
+                    answer_in(doc.answer, language),
+                    reason=outcome.reason.value,
+                    intent=doc.id,
+                    confidence=confidence,
+                    citations=[{"id": doc.id, "title": doc.title}],
+                )
+        if outcome.kind is policy.DecisionKind.HANDOFF:
+            return Decision(
+                DecisionKind.HANDOFF,
+                replies.text(language, "low_confidence_handoff"),
+                reason=outcome.reason.value,
+                intent="handoff",
+                confidence=confidence,
+                priority=Priority.P2,
+                low_confidence=True,
+            )
+        titles = [snapshot.titles.get(s, s) for s in outcome.suggestions] if snapshot else []
+        lines = [replies.text(language, "low_confidence")]
+        if titles:
+            lines.append(replies.text(language, "suggestions"))
+            lines.extend(f"- {title}" for title in titles)
+        lines.append(replies.text(language, "offer_human"))
+        return Decision(
+            DecisionKind.CLARIFY,
+            "\n".join(lines),
+            reason=outcome.reason.value,
+            intent="clarify",
+            confidence=confidence,
+            citations=[],
+            low_confidence=True,
+            suggestions=list(outcome.suggestions),
+        )
+
+    async def explain(self, query: str, *, top_k: int = 5) -> dict[str, Any]:
+        """What the bot would do with ``query`` on a fresh conversation, with the scores."""
+        analysis = await self.analyze(query, "text")
+        decision = self.decide(analysis, low_confidence_streak=0)
+        snapshot = self._snapshot
+        return {
+            "query": query,
+            "language": analysis.language,
+            "rule": analysis.rule.rule if analysis.rule else None,
+            "candidates": [
+                {
+                    "id": c.entry_id,
+                    "title": snapshot.titles.get(c.entry_id, c.entry_id) if snapshot else c.entry_id,
+                    "confidence": round(c.confidence, 4),
+                    "score": round(c.score, 4),
+                    "components": {k: round(v, 4) for k, v in c.components.items()},
+                }
+                for c in analysis.candidates[:top_k]
+            ],
+            "decision": {
+                "kind": decision.kind.value,
+                "reason": decision.reason,
+                "intent": decision.intent,
+                "confidence": decision.confidence,
+                "suggestions": decision.suggestions,
+            },
+            "reply": decision.reply,
+            "answer_threshold": self.thresholds.answer_threshold,
+            "latency_ms": round(analysis.latency_ms, 2),
+        }

@@ -1,0 +1,117 @@
+"""``ai-customer-service eval``: the webhook's dialog engine on labelled cases (contract §9.5).
+
+A fresh temporary store holds the imported KB; embeddings are cached in a persistent file under
+``AI_CS_DATA_DIR`` so a second run on the same KB recomputes nothing. Each case is a fresh
+conversation: ``answered`` means the bot answered with an entry; anything else (clarify, hand off)
+is a decline.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ai_customer_service.config import Settings
+from ai_customer_service.db.engine import Database
+from ai_customer_service.db.migrate import upgrade
+from ai_customer_service.dialog.engine import DecisionKind
+from ai_customer_service.knowledge import formats, importing
+from ai_customer_service.knowledge import service as knowledge
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    expected: str | None
+    answered: str | None  # the entry answered with, or None when the bot declined
+    latency_ms: float
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    if not values:
+        return 0.0
+    if len(values) == 1:
+        return round(values[0], 2)
+    return round(statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1], 2)
+
+
+def compute_metrics(results: Sequence[CaseResult]) -> dict[str, Any]:
+    in_scope = [r for r in results if r.expected is not None]
+    out_scope = [r for r in results if r.expected is None]
+    answered = [r for r in results if r.answered is not None]
+    correct = [r for r in answered if r.answered == r.expected]
+    latencies = [r.latency_ms for r in results]
+
+    def ratio(part: int, whole: int) -> float | None:
+        return round(part / whole, 4) if whole else None
+
+    return {
+        "cases": len(results),
+        "in_scope_cases": len(in_scope),
+        "out_of_scope_cases": len(out_scope),
+        "in_scope_accuracy": ratio(sum(1 for r in in_scope if r.answered == r.expected), len(in_scope)),
+        "out_of_scope_recall": ratio(sum(1 for r in out_scope if r.answered is None), len(out_scope)),
+        "answer_precision": ratio(len(correct), len(answered)),
+        "answer_rate": ratio(len(answered), len(results)),
+        "latency_ms_p50": _percentile(latencies, 50),
+        "latency_ms_p95": _percentile(latencies, 95),
+    }
+
+
+async def run_eval(
+    settings: Settings, kb_path: Path, cases_path: Path, *, use_llm: bool = False
+) -> dict[str, Any]:
+    from ai_customer_service.http.metrics import Metrics
+    from ai_customer_service.main import build_dialog
+
+    docs = importing.load_file(kb_path)
+    cases = formats.load_cases(cases_path)
+    cache_settings = settings.model_copy(update={"postgres_enabled": False})
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="aics-eval-") as tmp:
+        store_settings = settings.model_copy(
+            update={
+                "postgres_enabled": False,
+                "data_dir": Path(tmp),
+                "llm_base_url": settings.llm_base_url if use_llm else "",
+            }
+        )
+        store = Database(store_settings)
+        cache = Database(cache_settings.model_copy(update={"data_dir": settings.data_dir / "eval-cache"}))
+        try:
+            await upgrade(store.engine)
+            await upgrade(cache.engine)
+            await knowledge.import_entries(store, docs, actor_id="eval")
+            dialog = build_dialog(store_settings, store, Metrics())
+            dialog.vector_db = cache
+            started = time.perf_counter()
+            await dialog.refresh()
+            build_seconds = time.perf_counter() - started
+            results = []
+            for case in cases:
+                t0 = time.perf_counter()
+                analysis = await dialog.analyze(case.text, "text")
+                decision = dialog.decide(analysis, low_confidence_streak=0)
+                elapsed = (time.perf_counter() - t0) * 1000
+                answered = decision.intent if decision.kind is DecisionKind.ANSWER else None
+                results.append(CaseResult(case.expected, answered, elapsed))
+            if dialog.llm is not None:
+                await dialog.llm.aclose()
+        finally:
+            await store.dispose()
+            await cache.dispose()
+    out = compute_metrics(results)
+    out.update(
+        {
+            "kb_entries": len(docs),
+            "index_build_seconds": round(build_seconds, 2),
+            "answer_threshold": settings.dialog_answer_threshold,
+            "embedding_model": settings.embedding_model,
+            "llm": bool(use_llm and settings.llm_base_url),
+        }
+    )
+    return out

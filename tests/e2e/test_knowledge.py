@@ -1,0 +1,213 @@
+"""The knowledge base and the AI dialog over HTTP (in-process app, real database): contract §9."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from ai_customer_service.config import Settings
+from ai_customer_service.db.engine import Database
+from ai_customer_service.main import create_app
+from tests.conftest import TEST_SECRET
+from tests.support.fake_llm import FakeLLM
+from tests.support.webhooks import WEBHOOK, message, signed
+
+KB = "/api/v1/customer-service/kb"
+ADMIN = {"Authorization": "Bearer admin-token"}
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+
+
+@pytest.fixture
+def db_env(db_env: dict[str, str]) -> dict[str, str]:
+    return {**db_env, "AI_CS_ADMIN_TOKEN": "admin-token"}
+
+
+async def load_tiny_kb(client: httpx.AsyncClient, app: FastAPI) -> None:
+    raw = (FIXTURES / "tiny_kb.jsonl").read_bytes()
+    response = await client.post(
+        f"{KB}/import", content=raw, headers={**ADMIN, "Content-Type": "application/x-ndjson"}
+    )
+    assert response.status_code == 200, response.text
+    await app.state.ctx.dialog.refresh()
+
+
+async def say(client: httpx.AsyncClient, text: str, open_id: str = "kb-cust") -> dict[str, Any]:
+    raw, headers = signed(message(text, open_id=open_id), TEST_SECRET)
+    response = await client.post(WEBHOOK, content=raw, headers=headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def test_entry_crud_with_codes_and_optimistic_locking(client: httpx.AsyncClient) -> None:
+    created = await client.post(
+        KB,
+        json={"title": "Refund policy", "answer": "Within 7 days.", "questions": ["can I get my money back"]},
+        headers=ADMIN,
+    )
+    assert created.status_code == 201
+    entry = created.json()
+    assert (entry["status"], entry["version"], entry["key"]) == ("draft", 1, "refund-policy")
+    dup = await client.post(KB, json={"title": "Refund policy", "answer": "x"}, headers=ADMIN)
+    assert dup.status_code == 409 and dup.json()["error"]["code"] == "CS_KB_4002"
+
+    url = f"{KB}/{entry['id']}"
+    update = {
+        "title": "Refund policy",
+        "answer": "Within 14 days.",
+        "questions": ["refund window"],
+        "version": 1,
+    }
+    assert (await client.put(url, json=update, headers=ADMIN)).json()["version"] == 2
+    stale = await client.put(url, json=update, headers=ADMIN)
+    assert stale.status_code == 409 and stale.json()["error"]["code"] == "CS_KB_4091"
+    published = await client.post(f"{url}/publish", headers=ADMIN)
+    assert published.json()["status"] == "published"
+    assert (await client.get(KB, params={"status": "published"}, headers=ADMIN)).json()["total"] == 1
+
+    assert (await client.delete(url, headers=ADMIN)).status_code == 204
+    missing = await client.get(url, headers=ADMIN)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "CS_KB_4001"
+    bad = await client.post(KB, json={"title": " ", "answer": "x"}, headers=ADMIN)
+    assert bad.status_code == 400
+
+
+async def test_agents_read_but_cannot_edit(client: httpx.AsyncClient) -> None:
+    agent = await client.post(
+        "/api/v1/customer-service/principals", json={"name": "a1", "role": "agent"}, headers=ADMIN
+    )
+    headers = {"Authorization": f"Bearer {agent.json()['token']}"}
+    assert (await client.get(KB, headers=headers)).status_code == 200
+    denied = await client.post(KB, json={"title": "t", "answer": "a"}, headers=headers)
+    assert denied.status_code == 403 and denied.json()["error"]["code"] == "CS_AUTH_4001"
+    assert (await client.get(KB)).status_code == 401
+
+
+async def test_import_rejects_bad_files_with_a_clear_code(client: httpx.AsyncClient) -> None:
+    bad = await client.post(f"{KB}/import", content=b'{"title": "x"}\nnot json', headers=ADMIN)
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "CS_KB_4004"
+    assert "line" in bad.json()["error"]["message"] or "<upload>" in bad.json()["error"]["message"]
+
+
+async def test_the_bot_answers_from_the_kb_in_the_customer_language(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    await load_tiny_kb(client, app)
+    en = await say(client, "how do I reset my password", open_id="en")
+    assert en["intent"] == "reset-password" and en["handoff"] is False
+    assert en["reply"].startswith("Click") and en["citations"] == [
+        {"id": "reset-password", "title": "Reset your password"}
+    ]
+    zh = await say(client, "忘记密码怎么办", open_id="zh")
+    assert zh["intent"] == "reset-password" and zh["reply"].startswith("在登录页")
+
+    search = (await client.post(f"{KB}/search", json={"query": "download my invoice"}, headers=ADMIN)).json()
+    assert search["candidates"][0]["id"] == "invoice"
+    assert search["decision"]["kind"] in ("answer", "clarify")
+    assert 0.0 <= search["candidates"][0]["confidence"] <= 1.0
+
+
+async def test_low_confidence_clarifies_then_hands_off_with_p2(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    await load_tiny_kb(client, app)
+    first = await say(client, "zzz qqq xxyyzz", open_id="lost")
+    assert first["handoff"] is False and first["intent"] == "clarify"
+    second = await say(client, "wwww vvvv uuuu", open_id="lost")
+    assert second["handoff"] is True and second["ticket_id"]
+    ticket = (
+        await client.get(f"/api/v1/customer-service/tickets/{second['ticket_id']}", headers=ADMIN)
+    ).json()
+    assert ticket["priority"] == "P2" and ticket["reason"] == "low_confidence_streak"
+
+
+async def test_an_empty_kb_is_the_low_confidence_case(client: httpx.AsyncClient) -> None:
+    first = await say(client, "how do I reset my password", open_id="empty")
+    assert first["handoff"] is False and "human" in first["reply"]
+    assert (await say(client, "hello?", open_id="empty"))["handoff"] is True
+
+
+async def test_sensitive_messages_hand_off_with_p1_whatever_the_kb_says(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    await client.post(
+        KB,
+        json={
+            "title": "Refunds",
+            "answer": "We refund within 7 days.",
+            "questions": ["I want a refund"],
+            "status": "published",
+        },
+        headers=ADMIN,
+    )
+    await app.state.ctx.dialog.refresh()
+    body = await say(client, "I want a refund", open_id="refund")
+    assert body["handoff"] is True and body["intent"] == "refund"
+    ticket = (await client.get(f"/api/v1/customer-service/tickets/{body['ticket_id']}", headers=ADMIN)).json()
+    assert ticket["priority"] == "P1"
+
+
+async def test_decision_is_recorded_with_the_reply(app: FastAPI, client: httpx.AsyncClient) -> None:
+    await load_tiny_kb(client, app)
+    body = await say(client, "where can I download my invoice", open_id="rec")
+    items = (
+        await client.get(f"/api/v1/customer-service/sessions/{body['session_id']}/messages", headers=ADMIN)
+    ).json()["items"]
+    bot = items[1]
+    assert bot["author_type"] == "bot" and bot["intent"] == "invoice"
+    assert bot["decision"]["reason"] == "kb_match" and bot["latency_ms"] is not None
+    assert bot["citations"] == [{"id": "invoice", "title": "Download invoices"}]
+
+
+@pytest.fixture
+def fake_llm():
+    llm = FakeLLM().start()
+    try:
+        yield llm
+    finally:
+        llm.stop()
+
+
+@pytest.fixture
+async def llm_client(
+    settings: Settings, db: Database, fake_llm: FakeLLM
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    app = create_app(settings.model_copy(update={"llm_base_url": fake_llm.url, "llm_timeout_ms": 300}), db=db)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://t") as client,
+    ):
+        yield app, client
+
+
+async def test_llm_answers_are_grounded_and_cited(
+    llm_client: tuple[FastAPI, httpx.AsyncClient], fake_llm: FakeLLM
+) -> None:
+    app, client = llm_client
+    await load_tiny_kb(client, app)
+    body = await say(client, "how do I create an api key", open_id="llm-ok")
+    assert body["reply"] == "Use the console [1]."
+    assert body["citations"][0]["id"] == "api-key"
+    prompt = fake_llm.requests[-1]["messages"][0]["content"]
+    assert "Create an API key" in prompt
+
+
+@pytest.mark.parametrize(
+    ("mode", "code"), [("slow", "CS_LLM_5002"), ("fail", "CS_LLM_5001"), ("uncited", "CS_LLM_5001")]
+)
+async def test_llm_failures_fall_back_to_the_offline_answer(
+    llm_client: tuple[FastAPI, httpx.AsyncClient], fake_llm: FakeLLM, mode: str, code: str
+) -> None:
+    app, client = llm_client
+    await load_tiny_kb(client, app)
+    fake_llm.mode = mode
+    body = await say(client, "how do I create an api key", open_id=f"llm-{mode}")
+    assert body["intent"] == "api-key" and body["reply"].startswith("Open Console")
+    assert fake_llm.requests  # the model was asked, and its failure fell back to the KB answer
+    metrics = (await client.get("/metrics")).text
+    assert f'cs_llm_failures_total{{code="{code}"}} 1.0' in metrics
