@@ -177,6 +177,9 @@ class Settings(BaseSettings):
     ticket_reopen_window_seconds: Annotated[int, Field(ge=0)] = 86_400
     # AI_CS_AUTO_ASSIGN: give open tickets to the available agent with the fewest active tickets
     # below their capacity, every AI_CS_AUTO_ASSIGN_INTERVAL_SECONDS.
+    # AI_CS_TICKET_AUTO_CLOSE_SECONDS: close resolved tickets after this quiet period (the session
+    # returns to the bot); 0 disables.
+    ticket_auto_close_seconds: Annotated[int, Field(ge=0)] = 259_200
     auto_assign: bool = False
     auto_assign_interval_seconds: Annotated[float, Field(gt=0)] = 5.0
 

@@ -31,7 +31,7 @@ from ai_customer_service.outbox.router import router as outbox_router
 from ai_customer_service.outbox.worker import OutboxWorker
 from ai_customer_service.platform.router import router as platform_router
 from ai_customer_service.ticket.router import router as ticket_router
-from ai_customer_service.ticket.service import auto_assign_pending
+from ai_customer_service.ticket.service import auto_assign_pending, auto_close_resolved
 from ai_customer_service.webhook.rejections import RejectionLog
 from ai_customer_service.webhook.router import router as webhook_router
 from ai_customer_service.webhook.service import FaultPoints, IngestService
@@ -100,6 +100,11 @@ def build_context(settings: Settings, db: Database, dialog: DialogEngine | None 
     if settings.auto_assign:
         ctx.workers.every(
             settings.auto_assign_interval_seconds, "auto-assign", lambda: auto_assign_pending(db, events)
+        )
+    if settings.ticket_auto_close_seconds:
+        quiet = settings.ticket_auto_close_seconds
+        ctx.workers.every(
+            60.0, "ticket-auto-close", lambda: auto_close_resolved(db, quiet_seconds=quiet, events=events)
         )
     outbox = OutboxWorker(settings, db, metrics)
     if settings.outbox_worker_enabled:

@@ -14,6 +14,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 
+def _insert(tx: AsyncSession, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """The dialect's INSERT construct (both support ON CONFLICT ... DO NOTHING)."""
+    if tx.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
 async def insert_ignore(
     tx: AsyncSession,
     table: Table,
@@ -27,10 +34,8 @@ async def insert_ignore(
     On PostgreSQL a concurrent, uncommitted insert of the same key makes this wait for that
     transaction: if it commits, this returns False; if it rolls back, this inserts.
     """
-    dialect = tx.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = (
-        insert(table)
+        _insert(tx, table)
         .values(**values)
         .on_conflict_do_nothing(index_elements=list(index_elements), index_where=index_where)
         .returning(table.c.id)

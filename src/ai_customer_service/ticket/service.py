@@ -546,3 +546,52 @@ async def auto_assign_pending(db: Database, events: EventPublisher | None = None
 
 def _str(value: uuid.UUID | None) -> str | None:
     return None if value is None else str(value)
+
+
+async def auto_close_resolved(
+    db: Database, *, quiet_seconds: int, events: EventPublisher | None = None, batch: int = 100
+) -> int:
+    """Close tickets resolved more than ``quiet_seconds`` ago (the contract's "automatically after a
+    quiet period"), as the system, one audit row each; their sessions go back to the bot.
+
+    Each ticket is closed with the same conditional update as a manual close, so several processes
+    may run this at once: a ticket another process closed first is simply skipped.
+    """
+    cutoff = utcnow() - timedelta(seconds=quiet_seconds)
+    async with db.sessionmaker() as tx:
+        ids = (
+            (
+                await tx.execute(
+                    select(Ticket.id)
+                    .where(Ticket.status == TicketStatus.RESOLVED.value, Ticket.resolved_at < cutoff)
+                    .order_by(Ticket.resolved_at)
+                    .limit(batch)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    closed = 0
+    for ticket_id in ids:
+        try:
+            async with db.transaction() as tx:
+                ticket = await _load(tx, ticket_id)
+                if ticket.status != TicketStatus.RESOLVED.value:
+                    continue
+                now = utcnow()
+                await _transition(
+                    tx,
+                    ticket,
+                    Action.CLOSE,
+                    actor_type="system",
+                    actor_id=None,
+                    now=now,
+                    values={"closed_at": now},
+                    details={"reason": "quiet_period", "quiet_seconds": quiet_seconds},
+                    events=events,
+                )
+                await _hand_back(tx, ticket.session_id, now)
+                closed += 1
+        except Conflict:
+            continue
+    return closed
