@@ -221,7 +221,11 @@ class IngestService:
                     ticket_id=ticket.id,
                     source_message_id=message.message_id,
                 )
-        if ticket is not None or session.status == SessionStatus.HANDOFF.value:
+        if ticket is None and session.status == SessionStatus.HANDOFF.value:
+            # its ticket is resolved and past the reopen window: nobody owns the conversation any
+            # more, so the bot takes it back rather than letting the message go unanswered
+            session.status = SessionStatus.IDLE.value
+        if ticket is not None:
             # a human owns the conversation: the bot stays silent, the message goes to the ticket
             pass
         else:
