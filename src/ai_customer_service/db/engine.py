@@ -19,6 +19,8 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from ai_customer_service.config import Settings, postgres_url
 
+READ_ONLY = "ai_cs_read_only"
+
 
 def create_engine(settings: Settings) -> AsyncEngine:
     if settings.postgres_enabled:
@@ -61,16 +63,24 @@ def _sqlite_events(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # reads take no write lock; a unit of work takes it up front (no read-to-write upgrade)
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
 
 class Database:
-    """Owns the engine; hands out units of work (one transaction each)."""
+    """Owns the engine; hands out units of work (one transaction each) and read sessions.
+
+    ``transaction()`` is the only way to write. ``sessionmaker()`` gives a session for plain reads
+    (on SQLite it does not take the write lock).
+    """
 
     def __init__(self, settings: Settings, engine: AsyncEngine | None = None) -> None:
         self.settings = settings
         self.engine = engine or create_engine(settings)
-        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        self.sessionmaker = async_sessionmaker(
+            self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False, autoflush=False
+        )
+        self._writer = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
 
     @property
     def dialect(self) -> str:
@@ -79,7 +89,7 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """One unit of work: commits when the block exits normally, rolls back on any exception."""
-        async with self.sessionmaker() as session, session.begin():
+        async with self._writer() as session, session.begin():
             yield session
 
     async def dispose(self) -> None:
