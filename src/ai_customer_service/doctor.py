@@ -116,7 +116,7 @@ def _webhook(settings: Settings, url: str, report: Report) -> None:
         {
             "channel": channel,
             "message_id": f"doctor-{uuid.uuid4().hex}",
-            "open_id": "doctor-self-test",
+            "open_id": f"doctor-{uuid.uuid4().hex[:12]}",  # a fresh conversation: never a ticket
             "content": "health check",
         }
     ).encode()
