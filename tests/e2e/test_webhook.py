@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from typing import Any
@@ -311,3 +312,55 @@ async def test_idle_sessions_are_swept(client: httpx.AsyncClient, db: Database) 
     assert session is not None and (session.status, session.close_reason) == ("closed", "timeout")
     fresh = (await post(client, message("back again"))).json()
     assert fresh["session_id"] != sid
+
+
+@pytest.mark.parametrize("content", ["hi\ud800 there", "nul\x00byte"])
+async def test_unstorable_text_is_a_400_not_a_500(
+    client: httpx.AsyncClient, db: Database, content: str
+) -> None:
+    raw = json.dumps(message(content, message_id="bad-chars")).encode()  # json escapes keep it ASCII
+    raw, headers = signed(raw, TEST_SECRET)
+    response = await client.post(WEBHOOK, content=raw, headers=headers)
+    assert response.status_code == 400 and response.json()["error"]["code"] == "CS_REQ_4001"
+    assert await count(db, Session) == 0
+
+
+async def test_a_long_request_id_is_replaced_and_the_message_still_processed(
+    client: httpx.AsyncClient,
+) -> None:
+    raw, headers = signed(message("hello", message_id="long-rid"), TEST_SECRET)
+    response = await client.post(WEBHOOK, content=raw, headers={**headers, "X-Request-ID": "r" * 100})
+    assert response.status_code == 200
+    assert len(response.headers["x-request-id"]) == 32
+
+
+async def test_manual_handoff_publishes_its_events(db_env: dict[str, str], db: Database) -> None:
+    from ai_customer_service.config import load_settings
+    from ai_customer_service.main import create_app
+    from ai_customer_service.outbox.models import OutboxEvent
+
+    configured = load_settings(
+        {
+            **db_env,
+            "AI_CS_CHANNEL_WIDGET_CALLBACK_URL": "http://127.0.0.1:9/cb",
+            "AI_CS_CHANNEL_WIDGET_CALLBACK_SECRET": "s",
+            "AI_CS_OUTBOX_WORKER_ENABLED": "false",
+        },
+        env_file=None,
+    )
+    app = create_app(configured, db=db)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://t") as c,
+    ):
+        await app.state.ctx.dialog.refresh()
+        raw, headers = signed(message("hi", open_id="manual"), TEST_SECRET)
+        sid = (await c.post(WEBHOOK, content=raw, headers=headers)).json()["session_id"]
+        done = await c.post(
+            f"/api/v1/customer-service/sessions/{sid}/handoff", json={"reason": "vip"}, headers=ADMIN
+        )
+        assert done.status_code == 200
+    async with db.sessionmaker() as tx:
+        types = (await tx.execute(select(OutboxEvent.type).order_by(OutboxEvent.seq))).scalars().all()
+    assert types[-2:] == ["handoff.triggered", "ticket.created"]

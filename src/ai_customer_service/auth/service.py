@@ -176,21 +176,22 @@ async def authenticate_token(db: Database, token: str, *, admin_token: str = "")
     if not token or len(token) > 256:
         return None
     digest = hash_token(token)
-    async with db.transaction() as tx:
+    async with db.sessionmaker() as read:
         principal = (
-            await tx.execute(select(Principal).where(Principal.token_hash == digest))
+            await read.execute(select(Principal).where(Principal.token_hash == digest))
         ).scalar_one_or_none()
-        if principal is None or not principal.active or principal.revoked_at is not None:
-            return None
-        now = utcnow()
-        if principal.last_used_at is None or now - principal.last_used_at >= TOUCH_INTERVAL:
+    if principal is None or not principal.active or principal.revoked_at is not None:
+        return None
+    now = utcnow()
+    if principal.last_used_at is None or now - principal.last_used_at >= TOUCH_INTERVAL:
+        async with db.transaction() as tx:  # a write at most once a minute per principal
             await tx.execute(
                 update(Principal)
                 .where(Principal.id == principal.id)
                 .values(last_used_at=now)
                 .execution_options(synchronize_session=False)
             )
-        return Actor(principal.id, principal.name, Role(principal.role))
+    return Actor(principal.id, principal.name, Role(principal.role))
 
 
 async def authenticate_trusted_headers(db: Database, actor_id: str, role: Role) -> Actor | None:

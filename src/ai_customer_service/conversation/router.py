@@ -67,7 +67,13 @@ async def handoff_session(
     rid: str = Depends(request_id),
 ) -> dict[str, Any]:
     result = await service.handoff(
-        ctx.db, session_id, reason=body.reason, priority=body.priority, actor_id=str(actor.id), request_id=rid
+        ctx.db,
+        session_id,
+        reason=body.reason,
+        priority=body.priority,
+        actor_id=str(actor.id),
+        request_id=rid,
+        events=ctx.events,
     )
     ctx.metrics.handoffs.labels("manual").inc()
     return result

@@ -19,6 +19,8 @@ from ai_customer_service.conversation.repository import close_session as mark_cl
 from ai_customer_service.conversation.states import SessionStatus
 from ai_customer_service.db.engine import Database
 from ai_customer_service.errors import BadRequest, Conflict, NotFound
+from ai_customer_service.outbox.events import EventType
+from ai_customer_service.outbox.publisher import EventPublisher
 from ai_customer_service.ticket import repository as tickets
 from ai_customer_service.ticket.states import Priority
 
@@ -88,6 +90,7 @@ async def handoff(
     priority: Priority,
     actor_id: str,
     request_id: str | None,
+    events: EventPublisher | None = None,
 ) -> dict[str, Any]:
     reason = reason.strip()
     if not reason:
@@ -124,6 +127,16 @@ async def handoff(
             request_id=request_id,
             details={"ticket_id": str(ticket.id), "reason": reason, "priority": priority.value},
         )
+        if events is not None:
+            handoff = {"reason": ticket.reason, "priority": ticket.priority, "manual": True}
+            events.publish(tx, session, EventType.HANDOFF_TRIGGERED, handoff, ticket_id=ticket.id)
+            events.publish(
+                tx,
+                session,
+                EventType.TICKET_CREATED,
+                {**handoff, "status": ticket.status, "subject": ticket.subject},
+                ticket_id=ticket.id,
+            )
         return {"session": queries.session_view(session, ticket), "ticket_id": str(ticket.id)}
 
 

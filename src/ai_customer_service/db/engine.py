@@ -37,10 +37,11 @@ def create_engine(settings: Settings) -> AsyncEngine:
             # no pre-ping: a dead connection is invalidated on first use; saves a round trip per checkout
             pool_pre_ping=False,
             pool_timeout=10,
+            hide_parameters=True,  # errors are logged: keep customer text and PII out of them
         )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(
-        settings.database_url, connect_args={"timeout": 30}, pool_size=5, max_overflow=5
+        settings.database_url, connect_args={"timeout": 30}, pool_size=5, max_overflow=5, hide_parameters=True
     )
     _sqlite_events(engine)
     return engine

@@ -156,6 +156,16 @@ class KnowledgeDialog:
             return non_text_decision(analysis.language)
         if analysis.rule is not None:
             return rule_decision(analysis.rule, analysis.language)
+        if self._snapshot is None:
+            # the first index build has not finished (e.g. right after start-up): ask the customer
+            # to wait, and do not count it as a low-confidence turn (no spurious handoffs)
+            return Decision(
+                DecisionKind.CLARIFY,
+                replies.text(analysis.language, "index_loading"),
+                reason="index_loading",
+                intent="clarify",
+                confidence=0.0,
+            )
         outcome = policy.decide(analysis.candidates, low_confidence_streak, self.thresholds)
         return self._reply(analysis, outcome)
 

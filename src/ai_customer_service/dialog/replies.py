@@ -15,6 +15,10 @@ _TEXTS: dict[str, dict[str, str]] = {
         "zh": "抱歉，这个问题我还不能确定答案。",
         "en": "Sorry, I'm not sure I can answer that yet.",
     },
+    "index_loading": {
+        "zh": "系统正在加载知识库，请稍后再问一次；如需人工服务，请回复“人工”。",
+        "en": 'I\'m still loading my knowledge base. Please ask again in a moment, or reply "human agent".',
+    },
     "suggestions": {"zh": "您是不是想问：", "en": "Did you mean one of these?"},
     "offer_human": {
         "zh": "如需人工服务，请回复“人工”。",

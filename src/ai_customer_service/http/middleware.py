@@ -14,14 +14,14 @@ import uuid
 from typing import Any
 
 import structlog
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ai_customer_service.errors import PayloadTooLarge
 from ai_customer_service.http.metrics import Metrics
 from ai_customer_service.logs import get_logger
 
 log = get_logger("ai_customer_service.access")
-_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")  # fits cs_audit_logs.request_id
 REQUEST_ID_HEADER = b"x-request-id"
 
 
@@ -67,7 +67,9 @@ class RequestContextMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise PayloadTooLarge(f"request body exceeds {limit} bytes")
+                    # an HTTPException passes through FastAPI's body parsing unchanged (a plain
+                    # error would become a 400); the error handler maps it to CS_REQ_4131
+                    raise HTTPException(413, f"request body exceeds {limit} bytes")
             return message
 
         try:

@@ -153,6 +153,15 @@ async def import_entries(
     db: Database, records: Iterable[KBDoc], *, actor_id: str, publish_all: bool = True
 ) -> dict[str, int]:
     """Upsert by key (else by title): new entries are created, changed ones updated; one transaction."""
+    try:
+        return await _import(db, records, actor_id=actor_id, publish_all=publish_all)
+    except IntegrityError as exc:  # e.g. a record renames an entry to another entry's title
+        raise _translate_integrity(exc) from exc
+
+
+async def _import(
+    db: Database, records: Iterable[KBDoc], *, actor_id: str, publish_all: bool
+) -> dict[str, int]:
     created = updated = unchanged = 0
     now = datetime.now(UTC)
     status = EntryStatus.PUBLISHED.value if publish_all else EntryStatus.DRAFT.value
@@ -161,7 +170,7 @@ async def import_entries(
         by_title = {e.title: e for e in existing.values()}
         for record in records:
             key = record.id or slug(record.title)
-            entry = existing.get(key) or by_title.get(record.title)
+            entry = existing.get(key) or by_title.get(record.title.strip()[:200])
             fields = {
                 "title": record.title.strip()[:200],
                 "answer": record.answer.strip(),
@@ -233,10 +242,17 @@ async def get_entry(tx: AsyncSession, entry_id: uuid.UUID) -> dict[str, Any]:
 
 
 async def fingerprint(db: Database) -> tuple[int, str]:
-    """Changes whenever an entry is created, edited, published or deleted."""
+    """Changes whenever an entry is created, edited, published or deleted: every edit bumps the
+    entry's version, so the sum of versions moves even when clocks of several hosts disagree."""
     async with db.sessionmaker() as tx:
-        count, latest = (await tx.execute(select(func.count(), func.max(KBEntry.updated_at)))).one()
-    return int(count), str(latest)
+        count, versions, latest = (
+            await tx.execute(
+                select(
+                    func.count(), func.coalesce(func.sum(KBEntry.version), 0), func.max(KBEntry.updated_at)
+                )
+            )
+        ).one()
+    return int(count), f"{int(versions)}/{latest}"
 
 
 async def published_entries(db: Database) -> list[KBEntry]:

@@ -89,7 +89,10 @@ class OutboxWorker:
                 async with limit:
                     await self._deliver_one(client, event, report)
 
-            await asyncio.gather(*(one(event) for event in events))
+            outcomes = await asyncio.gather(*(one(event) for event in events), return_exceptions=True)
+            for outcome in outcomes:
+                if isinstance(outcome, Exception):  # the lease makes that event come back later
+                    log.error("outbox delivery bookkeeping failed", error=type(outcome).__name__)
         return report
 
     async def drain(self, max_batches: int = 20) -> BatchReport:

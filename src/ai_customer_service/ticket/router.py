@@ -102,6 +102,9 @@ async def ticket_stats(
     created_from: datetime | None = None,
     created_to: datetime | None = None,
 ) -> dict[str, Any]:
+    for moment in (created_from, created_to):
+        if moment is not None and moment.tzinfo is None:
+            raise BadRequest("created_from/created_to need a time zone (e.g. Z)", "CS_REQ_4001")
     return await queries.ticket_stats(ctx.db, created_from=created_from, created_to=created_to)
 
 

@@ -94,7 +94,9 @@ async def _transition(
     )
     code = TRANSITIONS[action].conflict_code
     try:
-        changed = _rowcount(await tx.execute(stmt))
+        # a savepoint: a unique-index violation must not abort the caller's whole transaction
+        async with tx.begin_nested():
+            changed = _rowcount(await tx.execute(stmt))
     except IntegrityError as exc:  # reopening while the session already has an active ticket
         raise Conflict("the session already has an active ticket", code) from exc
     if changed != 1:

@@ -67,6 +67,12 @@ def parse_inbound(
                 "CS_REQ_4001",
                 details=[{"field": name, "message": "must be a string"}],
             )
+        if isinstance(value, str) and not _storable(value):
+            raise BadRequest(
+                f"{name} holds characters that cannot be stored (NUL or unpaired surrogates)",
+                "CS_REQ_4001",
+                details=[{"field": name, "message": "invalid characters"}],
+            )
         values[name] = value.strip() if isinstance(value, str) else None
         limit = _MAX_LENGTHS.get(name)
         if limit is not None and values[name] and len(values[name] or "") > limit:
@@ -113,6 +119,17 @@ def parse_inbound(
         truncated=truncated,
         original_length=original_length,
     )
+
+
+def _storable(value: str) -> bool:
+    """Text both databases can store: valid UTF-8 (no lone surrogates) and no NUL."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _parse_timestamp(value: str) -> datetime:

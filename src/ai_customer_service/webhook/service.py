@@ -38,7 +38,7 @@ from ai_customer_service.outbox.publisher import EventPublisher
 from ai_customer_service.ticket import repository as tickets
 from ai_customer_service.ticket.models import Ticket
 from ai_customer_service.ticket.service import reopen_on_customer_message
-from ai_customer_service.ticket.states import ACTIVE_STATUSES, Priority, TicketStatus
+from ai_customer_service.ticket.states import Priority, TicketStatus
 from ai_customer_service.webhook.ratelimit import BlockedCustomers
 from ai_customer_service.webhook.schemas import InboundMessage
 
@@ -56,7 +56,6 @@ class IngestResult:
     event_id: str | None = None  # the ``message.received`` event of a platform's message
 
 
-_ACTIVE = frozenset(status.value for status in ACTIVE_STATUSES)
 _EVENT_KEY = "_event_id"  # kept with the dedup record, never returned to the generic webhook
 
 
@@ -204,15 +203,16 @@ class IngestService:
 
         decision: Decision | None = None
         before = session.status
-        latest = await tickets.latest_for_session(tx, session.id)
-        ticket = latest if latest is not None and latest.status in _ACTIVE else None
-        if latest is not None and ticket is None and latest.status == TicketStatus.RESOLVED.value:
+        ticket = await tickets.active_for_session(tx, session.id)
+        latest = None if ticket is not None else await tickets.latest_for_session(tx, session.id)
+        if latest is not None and latest.status == TicketStatus.RESOLVED.value:
             # a message soon after resolution reopens that ticket instead of starting a new one
             ticket = await reopen_on_customer_message(
                 tx, session.id, self.settings.ticket_reopen_window_seconds
             )
             if ticket is not None:
-                await tx.refresh(session)
+                await tx.flush()  # keep this message's session changes before re-reading its status
+                await tx.refresh(session, ["status"])
                 self.events.publish(
                     tx,
                     session,
