@@ -113,14 +113,15 @@ async def test_the_server_runs_the_worker_and_reports_metrics(
             await asyncio.sleep(0.05)
         assert receiver.ids() == [str(event_id)]
         ctx = application.state.ctx
-        await OutboxWorker(settings, db, ctx.metrics).refresh_metrics()
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            for _ in range(100):
+            for _ in range(100):  # the receiver has it; wait until the worker has recorded it
                 text = (await client.get("/metrics")).text
                 if 'cs_outbox_deliveries_total{outcome="delivered"} 1.0' in text:
                     break
                 await asyncio.sleep(0.05)
+            await OutboxWorker(settings, db, ctx.metrics).refresh_metrics()
+            text = (await client.get("/metrics")).text
     assert 'cs_outbox_deliveries_total{outcome="delivered"} 1.0' in text
     assert "cs_outbox_pending_events 0.0" in text
     assert "cs_outbox_oldest_pending_age_seconds" in text
