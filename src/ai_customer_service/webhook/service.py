@@ -358,14 +358,17 @@ class IngestService:
     async def _session(
         self, tx: AsyncSession, message: InboundMessage, now: datetime, *, platform: str | None
     ) -> Session:
-        session = await conversations.open_session(
-            tx,
-            channel=message.channel,
-            open_id=message.open_id,
-            user_id=message.user_id,
-            now=now,
-            platform=platform,
-        )
+        async def open_() -> Session:
+            return await conversations.open_session(
+                tx,
+                channel=message.channel,
+                open_id=message.open_id,
+                user_id=message.user_id,
+                now=now,
+                platform=platform,
+            )
+
+        session = await open_()
         idle = timedelta(seconds=self.settings.session_idle_timeout_seconds)
         if session.status != SessionStatus.HANDOFF.value and session.last_message_at < now - idle:
             # the sweeper has not closed it yet: close it now and start a fresh conversation
@@ -381,14 +384,7 @@ class IngestService:
                 details={"reason": "timeout"},
             )
             await tx.flush()
-            session = await conversations.open_session(
-                tx,
-                channel=message.channel,
-                open_id=message.open_id,
-                user_id=message.user_id,
-                now=now,
-                platform=platform,
-            )
+            session = await open_()
         return session
 
     async def _enforce_rate_limit(
