@@ -67,6 +67,9 @@ async def open_session(
             raise RuntimeError("open session vanished after insert")
     if user_id and session.user_id != user_id:
         session.user_id = user_id
+    if platform and session.platform != platform:
+        # the customer now writes through a platform: that platform gets the conversation's events
+        session.platform = platform
     return session
 
 
