@@ -207,6 +207,9 @@ class Settings(BaseSettings):
     outbox_lease_seconds: PositiveInt = 60
     outbox_retry_base_seconds: PositiveFloat = 1.0
     outbox_retry_cap_seconds: PositiveFloat = 900.0
+    # AI_CS_OUTBOX_RETENTION_DAYS: delivered events (and their attempts) are deleted after this many
+    # days; pending and dead events are kept until they are delivered or replayed. 0 keeps everything.
+    outbox_retention_days: Annotated[int, Field(ge=0)] = 14
 
     @field_validator("runtime_env", mode="before")
     @classmethod

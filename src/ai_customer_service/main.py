@@ -29,6 +29,7 @@ from ai_customer_service.knowledge.router import router as kb_router
 from ai_customer_service.logs import get_logger
 from ai_customer_service.outbox.publisher import EventPublisher
 from ai_customer_service.outbox.router import router as outbox_router
+from ai_customer_service.outbox.service import purge_delivered
 from ai_customer_service.outbox.worker import OutboxWorker
 from ai_customer_service.platform.router import router as platform_router
 from ai_customer_service.ticket.router import router as ticket_router
@@ -112,6 +113,9 @@ def build_context(settings: Settings, db: Database, dialog: DialogEngine | None 
     if settings.outbox_worker_enabled:
         ctx.workers.every(settings.outbox_poll_interval_seconds, "outbox-delivery", outbox.drain)
     ctx.workers.every(15.0, "outbox-metrics", outbox.refresh_metrics)
+    if settings.outbox_retention_days:
+        days = settings.outbox_retention_days
+        ctx.workers.every(3600.0, "outbox-retention", lambda: purge_delivered(db, retention_days=days))
     return ctx
 
 

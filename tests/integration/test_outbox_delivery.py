@@ -301,3 +301,40 @@ async def test_secrets_never_reach_logs_or_attempt_rows(
     assert "outbox event dead-lettered" in everything  # the logs were captured
     for secret in (CALLBACK_SECRET, "widget-secret-never-log-0c1d", url_token):
         assert secret not in everything
+
+
+async def test_delivered_events_are_purged_after_the_retention_period(db: Database) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import func, update
+
+    from ai_customer_service.db.base import utcnow
+
+    session_id = uuid.uuid4()
+    old, recent, pending = [await emit_one(db, session_id=session_id) for _ in range(3)]
+    now = utcnow()
+    async with db.transaction() as tx:
+        for event_id, delivered_at in ((old, now - timedelta(days=20)), (recent, now - timedelta(days=1))):
+            await tx.execute(
+                update(OutboxEvent)
+                .where(OutboxEvent.id == event_id)
+                .values(status="delivered", delivered_at=delivered_at)
+            )
+            tx.add(
+                OutboxAttempt(
+                    event_id=event_id,
+                    round=0,
+                    attempt=1,
+                    worker="w",
+                    status_code=200,
+                    duration_ms=1.0,
+                    outcome="delivered",
+                    created_at=delivered_at,
+                )
+            )
+    assert await service.purge_delivered(db, retention_days=14) == 1
+    async with db.sessionmaker() as tx:
+        left = set((await tx.execute(select(OutboxEvent.id))).scalars())
+        attempts = (await tx.execute(select(func.count()).select_from(OutboxAttempt))).scalar_one()
+    assert left == {recent, pending}
+    assert attempts == 1  # the purged event's attempt went with it

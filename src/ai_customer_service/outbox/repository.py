@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -229,3 +229,26 @@ async def depth(tx: AsyncSession) -> Depth:
     if oldest is not None and oldest.tzinfo is None:
         oldest = oldest.replace(tzinfo=UTC)
     return Depth(int(pending), int(dead), oldest)
+
+
+async def purge_delivered(tx: AsyncSession, *, before: datetime, batch: int = 1000) -> int:
+    """Delete up to ``batch`` events delivered before ``before`` (their attempts go by cascade).
+
+    Pending, retrying and dead events are never touched: only a delivered event is finished.
+    """
+    seqs = (
+        (
+            await tx.execute(
+                select(OutboxEvent.seq)
+                .where(OutboxEvent.status == OutboxStatus.DELIVERED.value, OutboxEvent.delivered_at < before)
+                .order_by(OutboxEvent.seq)
+                .limit(batch)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    if not seqs:
+        return 0
+    await tx.execute(delete(OutboxEvent).where(OutboxEvent.seq.in_(seqs)))
+    return len(seqs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from ai_customer_service.audit import repository as audit
@@ -128,3 +129,17 @@ async def replay_matching(
             },
         )
         return {"replayed": count}
+
+
+async def purge_delivered(db: Database, *, retention_days: int, max_batches: int = 50) -> int:
+    """Delete delivered events (and their attempts) older than ``retention_days``, in short
+    transactions of at most 1,000 rows so a large backlog never holds locks for long."""
+    before = utcnow() - timedelta(days=retention_days)
+    total = 0
+    for _ in range(max_batches):
+        async with db.transaction() as tx:
+            removed = await repository.purge_delivered(tx, before=before)
+        total += removed
+        if removed < 1000:
+            break
+    return total
