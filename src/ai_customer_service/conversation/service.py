@@ -19,7 +19,6 @@ from ai_customer_service.conversation.repository import close_session as mark_cl
 from ai_customer_service.conversation.states import SessionStatus
 from ai_customer_service.db.engine import Database
 from ai_customer_service.errors import BadRequest, Conflict, NotFound
-from ai_customer_service.outbox.events import EventType
 from ai_customer_service.outbox.publisher import EventPublisher
 from ai_customer_service.ticket import repository as tickets
 from ai_customer_service.ticket.states import Priority
@@ -128,15 +127,7 @@ async def handoff(
             details={"ticket_id": str(ticket.id), "reason": reason, "priority": priority.value},
         )
         if events is not None:
-            handoff = {"reason": ticket.reason, "priority": ticket.priority, "manual": True}
-            events.publish(tx, session, EventType.HANDOFF_TRIGGERED, handoff, ticket_id=ticket.id)
-            events.publish(
-                tx,
-                session,
-                EventType.TICKET_CREATED,
-                {**handoff, "status": ticket.status, "subject": ticket.subject},
-                ticket_id=ticket.id,
-            )
+            events.publish_handoff(tx, session, ticket, manual=True)
         return {"session": queries.session_view(session, ticket), "ticket_id": str(ticket.id)}
 
 

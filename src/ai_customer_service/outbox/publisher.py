@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ai_customer_service.config import Settings
 from ai_customer_service.conversation.models import Session
 from ai_customer_service.outbox.events import EventType, destinations_for, emit
+from ai_customer_service.ticket.models import Ticket
 
 
 class EventPublisher:
@@ -43,3 +44,22 @@ class EventPublisher:
                 self.settings, platform=session.platform, channel=session.channel, event_type=type
             )
         ]
+
+    def publish_handoff(
+        self,
+        tx: AsyncSession,
+        session: Session,
+        ticket: Ticket,
+        *,
+        source_message_id: str | None = None,
+        manual: bool = False,
+    ) -> None:
+        """``handoff.triggered`` then ``ticket.created``, for a ticket just opened for ``session``."""
+        handoff: dict[str, Any] = {"reason": ticket.reason, "priority": ticket.priority}
+        if manual:
+            handoff["manual"] = True
+        for type, data in (
+            (EventType.HANDOFF_TRIGGERED, handoff),
+            (EventType.TICKET_CREATED, {**handoff, "status": ticket.status, "subject": ticket.subject}),
+        ):
+            self.publish(tx, session, type, data, ticket_id=ticket.id, source_message_id=source_message_id)

@@ -267,23 +267,7 @@ class IngestService:
                 session.status = SessionStatus.HANDOFF.value
                 session.low_confidence_streak = 0
                 self.metrics.handoffs.labels(decision.reason).inc()
-                handoff = {"reason": ticket.reason, "priority": ticket.priority}
-                self.events.publish(
-                    tx,
-                    session,
-                    EventType.HANDOFF_TRIGGERED,
-                    handoff,
-                    ticket_id=ticket.id,
-                    source_message_id=message.message_id,
-                )
-                self.events.publish(
-                    tx,
-                    session,
-                    EventType.TICKET_CREATED,
-                    {**handoff, "status": ticket.status, "subject": ticket.subject},
-                    ticket_id=ticket.id,
-                    source_message_id=message.message_id,
-                )
+                self.events.publish_handoff(tx, session, ticket, source_message_id=message.message_id)
             self.metrics.dialog_latency.observe(latency_ms / 1000)
             bot_reply = conversations.add_message(
                 tx,
