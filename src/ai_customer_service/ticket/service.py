@@ -65,6 +65,21 @@ async def _load(tx: AsyncSession, ticket_id: uuid.UUID) -> Ticket:
     return ticket
 
 
+async def _load_for_change(tx: AsyncSession, ticket_id: uuid.UUID) -> Ticket:
+    """The ticket, read after locking its session's row (``FOR UPDATE`` on PostgreSQL).
+
+    Every writer locks a conversation's session before its tickets: a customer message does (the
+    webhook locks the session, then may reopen the resolved ticket), and so does every ticket change
+    here. One lock order means a staff action racing a customer message waits for it instead of
+    deadlocking; the ticket is read after the wait, so the action sees the message's changes.
+    """
+    owner = select(Ticket.session_id).where(Ticket.id == ticket_id).scalar_subquery()
+    locked = await tx.execute(select(Session.id).where(Session.id == owner).with_for_update())
+    if locked.scalar_one_or_none() is None:
+        raise NotFound("ticket not found", "CS_TICKET_4001")
+    return await _load(tx, ticket_id)
+
+
 def _rowcount(result: Any) -> int:
     return int(cast(CursorResult[Any], result).rowcount)
 
@@ -200,7 +215,7 @@ async def assign(
     if actor.is_agent and target != actor.id:
         raise Forbidden("agents may only assign tickets to themselves", "CS_AUTH_4001")
     async with db.transaction() as tx:
-        ticket = await _load(tx, ticket_id)
+        ticket = await _load_for_change(tx, ticket_id)
         status = TicketStatus(ticket.status)
         next_status(status, Action.ASSIGN)
         if actor.is_agent and status is not TicketStatus.OPEN:
@@ -239,7 +254,7 @@ async def resolve(
     if not text:
         raise BadRequest("resolution is required", "CS_REQ_4006")
     async with db.transaction() as tx:
-        ticket = await _load(tx, ticket_id)
+        ticket = await _load_for_change(tx, ticket_id)
         _require_assignee_or_staff(actor, ticket, "resolve")
         now = utcnow()
         await _transition(
@@ -272,7 +287,7 @@ async def close(
     if resolution is not None and not resolution.strip():
         raise BadRequest("resolution must not be empty", "CS_REQ_4007")
     async with db.transaction() as tx:
-        ticket = await _load(tx, ticket_id)
+        ticket = await _load_for_change(tx, ticket_id)
         next_status(TicketStatus(ticket.status), Action.CLOSE)
         final = resolution.strip() if resolution else ticket.resolution
         if not final:
@@ -308,7 +323,7 @@ async def reopen(
 ) -> Ticket:
     _require_staff(actor, "reopen")
     async with db.transaction() as tx:
-        ticket = await _load(tx, ticket_id)
+        ticket = await _load_for_change(tx, ticket_id)
         next_status(TicketStatus(ticket.status), Action.REOPEN)
         if await active_for_session(tx, ticket.session_id) is not None:
             raise Conflict("the session already has an active ticket", "CS_TICKET_4094")
@@ -391,7 +406,7 @@ async def reply(
     if not text:
         raise BadRequest("content is required", "CS_REQ_4001")
     async with db.transaction() as tx:
-        ticket = await _load(tx, ticket_id)
+        ticket = await _load_for_change(tx, ticket_id)
         _require_assignee_or_staff(actor, ticket, "reply to")
         now = utcnow()
         for _attempt in range(2):
@@ -577,7 +592,7 @@ async def auto_close_resolved(
     for ticket_id in ids:
         try:
             async with db.transaction() as tx:
-                ticket = await _load(tx, ticket_id)
+                ticket = await _load_for_change(tx, ticket_id)
                 if ticket.status != TicketStatus.RESOLVED.value:
                     continue
                 now = utcnow()
