@@ -268,6 +268,24 @@ async def test_back_office_routes_need_credentials(client: httpx.AsyncClient) ->
     ]["code"] == "CS_SES_4001"
 
 
+async def test_malformed_session_ids_name_no_session(client: httpx.AsyncClient) -> None:
+    base = "/api/v1/customer-service/sessions/not-a-uuid"
+    for method, path, body in (
+        ("GET", base, None),
+        ("GET", f"{base}/messages", None),
+        ("POST", f"{base}/close", None),
+        ("POST", f"{base}/handoff", {"reason": "vip"}),
+    ):
+        response = await client.request(method, path, json=body, headers=ADMIN)
+        assert response.status_code == 404 and response.json()["error"]["code"] == "CS_SES_4001"
+    # the signed feedback route checks the signature before it looks at the id
+    assert (await client.post(f"{base}/feedback", json={"score": 5})).json()["error"][
+        "code"
+    ] == "CS_AUTH_4031"
+    signed_bad = await post(client, {"score": 5}, path=f"{base}/feedback")
+    assert signed_bad.status_code == 404 and signed_bad.json()["error"]["code"] == "CS_SES_4001"
+
+
 async def test_feedback_is_signed_and_validated(client: httpx.AsyncClient) -> None:
     sid = (await post(client, message("hi"))).json()["session_id"]
     path = f"/api/v1/customer-service/sessions/{sid}/feedback"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -30,37 +29,41 @@ class HandoffRequest(BaseModel):
 
 @router.get("/{session_id}")
 async def get_session(
-    session_id: uuid.UUID, ctx: AppContext = Depends(app_context), actor: Actor = Depends(staff)
+    session_id: str, ctx: AppContext = Depends(app_context), actor: Actor = Depends(staff)
 ) -> dict[str, Any]:
     async with ctx.db.sessionmaker() as tx:
-        return await queries.session_detail(tx, session_id)
+        return await queries.session_detail(tx, service.parse_session_id(session_id))
 
 
 @router.get("/{session_id}/messages")
 async def get_messages(
-    session_id: uuid.UUID,
+    session_id: str,
     page: int = Query(1, ge=1),
     page_size: int = Query(50, ge=1, le=200),
     ctx: AppContext = Depends(app_context),
     actor: Actor = Depends(staff),
 ) -> dict[str, Any]:
     async with ctx.db.sessionmaker() as tx:
-        return await queries.list_messages(tx, session_id, page=page, page_size=page_size)
+        return await queries.list_messages(
+            tx, service.parse_session_id(session_id), page=page, page_size=page_size
+        )
 
 
 @router.post("/{session_id}/close")
 async def close_session(
-    session_id: uuid.UUID,
+    session_id: str,
     ctx: AppContext = Depends(app_context),
     actor: Actor = Depends(staff),
     rid: str = Depends(request_id),
 ) -> dict[str, Any]:
-    return await service.close(ctx.db, session_id, actor_id=str(actor.id), request_id=rid)
+    return await service.close(
+        ctx.db, service.parse_session_id(session_id), actor_id=str(actor.id), request_id=rid
+    )
 
 
 @router.post("/{session_id}/handoff")
 async def handoff_session(
-    session_id: uuid.UUID,
+    session_id: str,
     body: HandoffRequest,
     ctx: AppContext = Depends(app_context),
     actor: Actor = Depends(staff),
@@ -68,7 +71,7 @@ async def handoff_session(
 ) -> dict[str, Any]:
     result = await service.handoff(
         ctx.db,
-        session_id,
+        service.parse_session_id(session_id),
         reason=body.reason,
         priority=body.priority,
         actor_id=str(actor.id),
@@ -81,7 +84,7 @@ async def handoff_session(
 
 @router.post("/{session_id}/feedback")
 async def session_feedback(
-    session_id: uuid.UUID,
+    session_id: str,
     request: Request,
     ctx: AppContext = Depends(app_context),
     rid: str = Depends(request_id),
@@ -92,8 +95,9 @@ async def session_feedback(
         verify_request(
             request, raw, secret=ctx.settings.webhook_secret, settings=ctx.settings, rejections=ctx.rejections
         )
+    target = service.parse_session_id(session_id)
     score, comment = _parse_feedback(raw)
-    return await service.feedback(ctx.db, session_id, score=score, comment=comment, request_id=rid)
+    return await service.feedback(ctx.db, target, score=score, comment=comment, request_id=rid)
 
 
 def _parse_feedback(raw: bytes) -> tuple[int, str | None]:

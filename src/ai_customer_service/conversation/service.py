@@ -26,6 +26,14 @@ from ai_customer_service.ticket.states import Priority
 _SWEEP_BATCH = 500
 
 
+def parse_session_id(raw: str) -> uuid.UUID:
+    """A path's session id; a malformed one names no session (404, like an unknown ticket id)."""
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise NotFound("session not found", "CS_SES_4001") from None
+
+
 async def _locked(tx: AsyncSession, session_id: uuid.UUID) -> Session:
     stmt = select(Session).where(Session.id == session_id).with_for_update()
     session = (await tx.execute(stmt)).scalar_one_or_none()
