@@ -210,6 +210,9 @@ class Settings(BaseSettings):
     # AI_CS_OUTBOX_RETENTION_DAYS: delivered events (and their attempts) are deleted after this many
     # days; pending and dead events are kept until they are delivered or replayed. 0 keeps everything.
     outbox_retention_days: Annotated[int, Field(ge=0)] = 14
+    # AI_CS_DEDUP_RETENTION_DAYS: a processed message's dedup record (its stored response) is deleted
+    # after this many days; a retry arriving later is processed as a new message. 0 keeps everything.
+    dedup_retention_days: Annotated[int, Field(ge=0)] = 7
 
     @field_validator("runtime_env", mode="before")
     @classmethod

@@ -116,6 +116,11 @@ def build_context(settings: Settings, db: Database, dialog: DialogEngine | None 
     if settings.outbox_retention_days:
         days = settings.outbox_retention_days
         ctx.workers.every(3600.0, "outbox-retention", lambda: purge_delivered(db, retention_days=days))
+    if settings.dedup_retention_days:
+        keep = settings.dedup_retention_days
+        ctx.workers.every(
+            3600.0, "dedup-retention", lambda: conversations.purge_dedup_records(db, retention_days=keep)
+        )
     return ctx
 
 

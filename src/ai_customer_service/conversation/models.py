@@ -100,7 +100,10 @@ class MessageDedup(Base):
     """One row per processed ``(source, channel, message_id)``; holds the original response."""
 
     __tablename__ = "cs_message_dedup"
-    __table_args__ = (UniqueConstraint("source", "channel", "message_id"),)
+    __table_args__ = (
+        UniqueConstraint("source", "channel", "message_id"),
+        Index("ix_cs_message_dedup_created_at", "created_at"),  # the retention purge
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(UUIDType, primary_key=True, default=new_id)
     source: Mapped[str] = mapped_column(String(64), default="")

@@ -9,12 +9,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ai_customer_service.audit import repository as audit
 from ai_customer_service.conversation import queries
-from ai_customer_service.conversation.models import Feedback, Session
+from ai_customer_service.conversation.models import Feedback, MessageDedup, Session
 from ai_customer_service.conversation.repository import close_session as mark_closed
 from ai_customer_service.conversation.states import SessionStatus
 from ai_customer_service.db.engine import Database
@@ -183,3 +183,38 @@ async def sweep_idle(db: Database, *, idle_seconds: int, now: datetime | None = 
                 details={"reason": "timeout"},
             )
         return len(closed)
+
+
+async def purge_dedup_records(
+    db: Database,
+    *,
+    retention_days: int,
+    now: datetime | None = None,
+    batch: int = 1000,
+    max_batches: int = 50,
+) -> int:
+    """Delete dedup records older than ``retention_days``, in short transactions of at most ``batch``
+    rows. A retry of such an old message is then processed as a new one; upstreams retry within
+    minutes or hours, so a few days keep exactly-once for them while the table stays bounded."""
+    cutoff = (now or datetime.now(UTC)) - timedelta(days=retention_days)
+    total = 0
+    for _ in range(max_batches):
+        async with db.transaction() as tx:
+            ids = (
+                (
+                    await tx.execute(
+                        select(MessageDedup.id)
+                        .where(MessageDedup.created_at < cutoff)
+                        .order_by(MessageDedup.created_at)
+                        .limit(batch)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            if ids:
+                await tx.execute(delete(MessageDedup).where(MessageDedup.id.in_(ids)))
+        total += len(ids)
+        if len(ids) < batch:
+            break
+    return total
