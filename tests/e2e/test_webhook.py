@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from ai_customer_service.audit.models import AuditLog
-from ai_customer_service.conversation.models import Message, MessageDedup, Session
+from ai_customer_service.conversation.models import Feedback, Message, MessageDedup, Session
 from ai_customer_service.db.engine import Database
 from ai_customer_service.ticket.models import Ticket
 from tests.conftest import TEST_SECRET
@@ -295,6 +295,33 @@ async def test_feedback_is_signed_and_validated(client: httpx.AsyncClient) -> No
         assert response.status_code == 400 and response.json()["error"]["code"] == "CS_REQ_4009"
     ok = await post(client, {"score": 4, "comment": "快"}, path=path)
     assert ok.status_code == 200 and ok.json()["score"] == 4
+
+
+async def test_one_rating_per_session_and_replays_change_nothing(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    sid = (await post(client, message("hi"))).json()["session_id"]
+    path = f"/api/v1/customer-service/sessions/{sid}/feedback"
+    raw, headers = signed({"score": 2, "comment": "slow"}, TEST_SECRET)
+    first = await client.post(path, content=raw, headers=headers)
+    replay = await client.post(path, content=raw, headers=headers)  # the same signed request again
+    assert first.status_code == replay.status_code == 200 and first.json() == replay.json()
+    changed = await post(client, {"score": 5}, path=path)  # the customer changes their mind
+    assert changed.json() == {"id": first.json()["id"], "session_id": sid, "score": 5, "comment": None}
+    async with db.sessionmaker() as tx:
+        assert (await tx.execute(select(Feedback.score))).scalars().all() == [5]
+        audits = (
+            (
+                await tx.execute(
+                    select(AuditLog.details)
+                    .where(AuditLog.action == "feedback")
+                    .order_by(AuditLog.created_at)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert audits == [{"score": 2}, {"score": 5, "previous_score": 2}]
     missing = await post(
         client, {"score": 4}, path=f"/api/v1/customer-service/sessions/{uuid.uuid4()}/feedback"
     )

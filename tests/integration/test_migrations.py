@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ai_customer_service.db.engine import Database
-from ai_customer_service.db.migrate import current_revision, head_revision, offline_sql, upgrade
+from ai_customer_service.db.migrate import (
+    alembic_config,
+    current_revision,
+    head_revision,
+    offline_sql,
+    upgrade,
+)
 from ai_customer_service.db.models import metadata
 from tests.support import databases
 
@@ -67,3 +78,50 @@ async def test_offline_sql_applies_cleanly_with_psql() -> None:
         assert out.stdout.strip() == head_revision()
     finally:
         await databases.drop_database(name)
+
+
+async def test_0007_keeps_each_sessions_latest_rating(db: Database) -> None:
+    """Upgrading a database with several ratings per session keeps the newest one of each."""
+
+    def to(revision: str, down: bool) -> Callable[[Connection], None]:
+        def run(conn: Connection) -> None:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = conn
+            (command.downgrade if down else command.upgrade)(cfg, revision)
+
+        return run
+
+    async with db.engine.begin() as conn:
+        await conn.run_sync(to("0006", down=True))
+        for name in ("a", "b"):
+            await conn.execute(
+                text(
+                    "INSERT INTO cs_sessions (id, channel, open_id, status, low_confidence_streak, "
+                    "created_at, updated_at, last_message_at) "
+                    "VALUES (:id, 'widget', :name, 'idle', 0, :t, :t, :t)"
+                ),
+                {"id": _uuid(conn, name), "name": name, "t": datetime(2026, 1, 1, tzinfo=UTC)},
+            )
+        rows = [("a", 1, 1), ("a", 5, 3), ("a", 2, 2), ("b", 4, 1)]  # session, score, minute
+        for i, (name, score, minute) in enumerate(rows):
+            await conn.execute(
+                text(
+                    "INSERT INTO cs_feedback (id, session_id, score, created_at) "
+                    "VALUES (:id, :sid, :score, :t)"
+                ),
+                {
+                    "id": _uuid(conn, f"f{i}"),
+                    "sid": _uuid(conn, name),
+                    "score": score,
+                    "t": datetime(2026, 1, 1, 0, minute, tzinfo=UTC),
+                },
+            )
+        await conn.run_sync(to("head", down=False))
+        kept = (await conn.execute(text("SELECT score FROM cs_feedback ORDER BY score"))).scalars().all()
+    assert kept == [4, 5]
+
+
+def _uuid(conn: AsyncConnection, name: str) -> object:
+    """A stable id for ``name`` in the form the dialect stores (a UUID on PostgreSQL, hex text on SQLite)."""
+    value = uuid.uuid5(uuid.NAMESPACE_DNS, name)
+    return value if conn.dialect.name == "postgresql" else value.hex

@@ -20,6 +20,7 @@ async def test_stats_numbers(api: httpx.AsyncClient, db: Database) -> None:
     t0 = utcnow() - timedelta(days=1)
     minutes = timedelta(minutes=1)
     # assigned after 1, 2, 3, 4 minutes; replied after 5 and 15; resolved after 60
+    rated = []
     for i in range(1, 5):
         fields: dict[str, object] = {
             "status": "assigned",
@@ -30,11 +31,14 @@ async def test_stats_numbers(api: httpx.AsyncClient, db: Database) -> None:
             fields.update(status="processing", first_agent_reply_at=t0 + (5 if i == 1 else 15) * minutes)
         if i == 1:
             fields.update(status="resolved", resolved_at=t0 + 60 * minutes, resolution="ok")
-        await open_ticket(db, created_at=t0, priority=Priority.P1 if i == 1 else Priority.P2, **fields)
+        ticket = await open_ticket(
+            db, created_at=t0, priority=Priority.P1 if i == 1 else Priority.P2, **fields
+        )
+        rated.append(ticket.session_id)
     t5 = await open_ticket(db, created_at=t0, channel="wechat", reason="low_confidence")
-    async with db.transaction() as tx:
-        for score in (5, 4, 3):
-            tx.add(Feedback(session_id=t5.session_id, score=score))
+    async with db.transaction() as tx:  # one rating per session
+        for session_id, score in zip([t5.session_id, *rated], (5, 4, 3), strict=False):
+            tx.add(Feedback(session_id=session_id, score=score))
 
     r = await api.get("/tickets/stats", headers=sup.headers)
     assert r.status_code == 200, r.text

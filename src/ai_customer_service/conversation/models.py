@@ -115,12 +115,12 @@ class MessageDedup(Base):
 
 
 class Feedback(Base):
-    """A customer's CSAT rating of a session."""
+    """A customer's CSAT rating of a session: one per session, a new rating replaces it."""
 
     __tablename__ = "cs_feedback"
     __table_args__ = (
         CheckConstraint("score BETWEEN 1 AND 5", name="score"),
-        Index("ix_cs_feedback_session_id", "session_id"),
+        Index("ix_cs_feedback_session_id", "session_id", unique=True),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUIDType, primary_key=True, default=new_id)

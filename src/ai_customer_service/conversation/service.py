@@ -69,12 +69,24 @@ async def close(
 async def feedback(
     db: Database, session_id: uuid.UUID, *, score: int, comment: str | None, request_id: str | None
 ) -> dict[str, Any]:
+    """Store the customer's rating of the session. One rating per session: a new one replaces the
+    previous (audited with both scores); the same rating again — e.g. a replayed request — changes
+    nothing and writes nothing."""
     if not 1 <= score <= 5:  # the router checks too; the service never trusts its caller
         raise BadRequest("feedback score must be between 1 and 5", "CS_REQ_4009")
     async with db.transaction() as tx:
-        session = await queries.get_session(tx, session_id)
-        row = Feedback(id=uuid.uuid4(), session_id=session.id, score=score, comment=comment)
-        tx.add(row)
+        session = await _locked(tx, session_id)  # serialises ratings of one session
+        row = (
+            await tx.execute(select(Feedback).where(Feedback.session_id == session.id))
+        ).scalar_one_or_none()
+        previous = None if row is None else row.score
+        if row is None:
+            row = Feedback(id=uuid.uuid4(), session_id=session.id, score=score, comment=comment)
+            tx.add(row)
+        elif (row.score, row.comment) == (score, comment):
+            return _feedback_view(row)
+        else:
+            row.score, row.comment, row.created_at = score, comment, datetime.now(UTC)
         audit.record(
             tx,
             object_type="session",
@@ -83,10 +95,14 @@ async def feedback(
             actor_type="customer",
             actor_id=session.open_id[:64],
             request_id=request_id,
-            details={"score": score},
+            details={"score": score, **({"previous_score": previous} if previous is not None else {})},
         )
         await tx.flush()
-        return {"id": str(row.id), "session_id": str(session.id), "score": score, "comment": comment}
+        return _feedback_view(row)
+
+
+def _feedback_view(row: Feedback) -> dict[str, Any]:
+    return {"id": str(row.id), "session_id": str(row.session_id), "score": row.score, "comment": row.comment}
 
 
 async def handoff(
