@@ -104,6 +104,7 @@ async def test_the_bot_answers_from_the_kb_in_the_customer_language(
     ]
     zh = await say(client, "忘记密码怎么办", open_id="zh")
     assert zh["intent"] == "reset-password" and zh["reply"].startswith("在登录页")
+    assert zh["citations"] == [{"id": "reset-password", "title": "重置密码"}]  # a bilingual title
 
     search = (await client.post(f"{KB}/search", json={"query": "download my invoice"}, headers=ADMIN)).json()
     assert search["candidates"][0]["id"] == "invoice"

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from ai_customer_service.dialog.knowledge_dialog import answer_in
+from ai_customer_service.dialog.knowledge_dialog import answer_in, title_in, title_parts
 from ai_customer_service.knowledge.evaluation import CaseResult, compute_metrics
 
 
@@ -32,3 +32,12 @@ def test_bilingual_answers_are_served_in_the_customer_language() -> None:
     assert answer_in(answer, "en") == "Open the console."
     assert answer_in(answer, "zh") == "打开控制台。"
     assert answer_in("Only English.", "zh") == "Only English."
+
+
+def test_bilingual_titles_are_shown_in_the_customer_language() -> None:
+    title = "Create an account --- 注册账号"
+    assert title_parts(title) == ["Create an account", "注册账号"]
+    assert title_in(title, "zh") == "注册账号"
+    assert title_in(title, "en") == "Create an account"
+    assert title_in("Pricing", "zh") == "Pricing"
+    assert title_parts("Error 500 - server errors") == ["Error 500 - server errors"]

@@ -38,15 +38,30 @@ log = get_logger(__name__)
 ANSWER_SEPARATOR = "\n---\n"
 
 
-def answer_in(answer: str, language: str) -> str:
-    """Pick the customer's language from a bilingual answer written ``English --- 中文``."""
-    parts = [p.strip() for p in answer.replace("\r\n", "\n").split(ANSWER_SEPARATOR) if p.strip()]
-    if len(parts) < 2:
-        return answer.strip()
+TITLE_SEPARATOR = " --- "
+
+
+def _pick(parts: list[str], language: str) -> str:
     for part in parts:
         if detect_language(part) == language:
             return part
     return parts[0]
+
+
+def answer_in(answer: str, language: str) -> str:
+    """Pick the customer's language from a bilingual answer: versions separated by a ``---`` line."""
+    parts = [p.strip() for p in answer.replace("\r\n", "\n").split(ANSWER_SEPARATOR) if p.strip()]
+    return _pick(parts, language) if len(parts) > 1 else answer.strip()
+
+
+def title_parts(title: str) -> list[str]:
+    """A title's language versions, written ``Create an account --- 注册账号`` (one part if not)."""
+    return [p.strip() for p in title.split(TITLE_SEPARATOR) if p.strip()] or [title.strip()]
+
+
+def title_in(title: str, language: str) -> str:
+    """The customer's language version of a (possibly bilingual) title."""
+    return _pick(title_parts(title), language)
 
 
 @dataclass(frozen=True)
@@ -92,22 +107,25 @@ class KnowledgeDialog:
             if self._snapshot is not None and self._snapshot.fingerprint == fingerprint:
                 return False
             entries = await knowledge.published_entries(self.db)
-            docs = [
-                KBDoc(
-                    id=e.key,
-                    title=e.title,
-                    answer=e.answer,
-                    questions=tuple(e.questions or ()),
-                    locale=e.locale,
-                    tags=tuple(e.tags or ()),
+            docs = []
+            for e in entries:
+                # a bilingual title: the first version is the title, the others also count as questions
+                first, *others = title_parts(e.title)
+                docs.append(
+                    KBDoc(
+                        id=e.key,
+                        title=first,
+                        answer=e.answer,
+                        questions=tuple(dict.fromkeys((*(e.questions or ()), *others))),
+                        locale=e.locale,
+                        tags=tuple(e.tags or ()),
+                    )
                 )
-                for e in entries
-            ]
             store = DatabaseVectorStore(self.vector_db, asyncio.get_running_loop())
             cached = CachedEmbedder(self.embedder, store, cache_queries=True)
             started = time.perf_counter()
             index = await asyncio.to_thread(KnowledgeIndex.build, docs, cached)
-            self._snapshot = _Snapshot(index, fingerprint, {d.id: d.title for d in docs})
+            self._snapshot = _Snapshot(index, fingerprint, {e.key: e.title for e in entries})
             log.info(
                 "knowledge index built",
                 entries=len(docs),
@@ -185,7 +203,9 @@ class KnowledgeDialog:
                         reason="kb_match_llm",
                         intent=doc.id,
                         confidence=confidence,
-                        citations=[{"id": c, "title": snapshot.titles.get(c, c)} for c in cited],
+                        citations=[
+                            {"id": c, "title": title_in(snapshot.titles.get(c, c), language)} for c in cited
+                        ],
                     )
                 return Decision(
                     DecisionKind.ANSWER,
@@ -193,7 +213,9 @@ class KnowledgeDialog:
                     reason=outcome.reason.value,
                     intent=doc.id,
                     confidence=confidence,
-                    citations=[{"id": doc.id, "title": doc.title}],
+                    citations=[
+                        {"id": doc.id, "title": title_in(snapshot.titles.get(doc.id, doc.title), language)}
+                    ],
                 )
         if outcome.kind is policy.DecisionKind.HANDOFF:
             return Decision(
@@ -205,7 +227,9 @@ class KnowledgeDialog:
                 priority=Priority.P2,
                 low_confidence=True,
             )
-        titles = [snapshot.titles.get(s, s) for s in outcome.suggestions] if snapshot else []
+        titles = (
+            [title_in(snapshot.titles.get(s, s), language) for s in outcome.suggestions] if snapshot else []
+        )
         lines = [replies.text(language, "low_confidence")]
         if titles:
             lines.append(replies.text(language, "suggestions"))
