@@ -411,3 +411,65 @@ def sparse() -> None:
 
 if __name__ == "__main__" and sys.argv[1] == "sparse":
     sparse()
+
+
+def augment_texts(text: str, rng: np.random.Generator, n: int) -> list[str]:
+    """EDA-style variants: random word deletion (p = 0.2) and one random adjacent swap."""
+    words = text.split()
+    out = []
+    for i in range(n):
+        if len(words) < 3:
+            break
+        if i % 2 == 0:
+            kept = [w for w in words if rng.random() > 0.2] or words[:1]
+            out.append(" ".join(kept))
+        else:
+            w = list(words)
+            j = int(rng.integers(0, len(w) - 1))
+            w[j], w[j + 1] = w[j + 1], w[j]
+            out.append(" ".join(w))
+    return out
+
+
+def augment() -> None:
+    kb, sets, emb = setup(10)
+    rng = np.random.default_rng(0)
+    texts, owners = [], []
+    for i, d in enumerate(kb.docs):
+        for q in d.questions:
+            for v in augment_texts(q, rng, 4):
+                texts.append(v)
+                owners.append(i)
+    vecs = emb.embed_queries(texts)
+    emb.inner  # noqa: B018
+    aug = KB(
+        kb.docs,
+        np.concatenate([kb.examples, vecs]),
+        np.concatenate([kb.owners, np.array(owners)]),
+        kb.n_query_examples + len(texts),
+    )
+    order = np.argsort(aug.owners, kind="stable")
+    aug = KB(kb.docs, aug.examples[order], aug.owners[order], aug.n_query_examples)
+    for name in ("val", "test"):
+        _t, qv, y, bm = sets[name]
+        knn = knn_matrix(kb, qv)
+        h = log_softmax(head_logits(kb, qv))
+        h2 = log_softmax(head_logits(aug, qv))
+        k2 = knn_matrix(aug, qv)
+        print(
+            name,
+            "base",
+            acc(h + 2 * bm + 20 * knn, y),
+            "aug head",
+            acc(h2 + 2 * bm + 20 * knn, y),
+            "aug head+knn",
+            acc(h2 + 2 * bm + 20 * k2, y),
+            "head alone",
+            acc(h, y),
+            acc(h2, y),
+            flush=True,
+        )
+
+
+if __name__ == "__main__" and sys.argv[1] == "augment":
+    augment()
