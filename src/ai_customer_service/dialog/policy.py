@@ -4,12 +4,14 @@ Rules for sensitive topics and explicit requests for a human run *before* this p
 ``dialog/rules.py``); they are the only way to hand off on the first message. Here, low confidence
 hands off only after ``max_low_confidence_turns`` low-confidence turns in a row.
 
-Default thresholds come from the evaluation in ``docs/evaluation.md``: ``answer_threshold`` (0.40)
+Default thresholds come from the evaluation in ``docs/evaluation.md``: ``answer_threshold`` (0.37)
 is the single confidence cut that maximised in-scope accuracy + out-of-scope recall on the
-validation split of the BANKING77 out-of-scope experiment (pooled over a sparse and a dense KB).
+validation split of the multi-domain out-of-scope proxy (``bench/quality/multidomain.py``), with
+the calibration fitted as described in ``dialog/index.py``.
 ``clarify_threshold`` drops suggestions whose confidence is below it; the default 0.0 always offers
-the closest three topics, because a clarifying question with options costs the customer little and
-the calibrated confidence of runner-up entries is small by construction (it is a share of one).
+the closest three topics, because a clarifying question with options costs the customer little (the
+confidence is mostly about the query being answerable at all, so runner-up entries score close to
+the top one and a positive cut would not separate them well).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
-DEFAULT_ANSWER_THRESHOLD = 0.40
+DEFAULT_ANSWER_THRESHOLD = 0.37
 DEFAULT_CLARIFY_THRESHOLD = 0.0
 DEFAULT_MAX_LOW_CONFIDENCE_TURNS = 2
 MAX_SUGGESTIONS = 3

