@@ -247,8 +247,21 @@ class Settings(BaseSettings):
     @classmethod
     def _check_dsn(cls, value: str) -> str:
         value = value.strip()
-        if value and urlsplit(value).scheme not in ("postgres", "postgresql", "postgresql+asyncpg"):
+        if not value:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("postgres", "postgresql", "postgresql+asyncpg"):
             raise ValueError("must look like postgres://user:pass@host:port/db?sslmode=disable")
+        try:
+            parts.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError:
+            raise ValueError("the port must be a number, e.g. postgres://user:pass@host:5432/db") from None
+        allowed = {"sslmode", "connect_timeout", *_SERVER_SETTINGS, *_ASYNCPG_PARAMS}
+        for name, raw in parse_qsl(parts.query):
+            if name not in allowed:
+                raise ValueError(f"unsupported parameter {name!r} (supported: {', '.join(sorted(allowed))})")
+            if name == "connect_timeout" and not raw.replace(".", "", 1).isdigit():
+                raise ValueError("connect_timeout must be a number of seconds")
         return value
 
     @field_validator("channels")
@@ -371,8 +384,20 @@ def postgres_url(dsn: str) -> tuple[str, dict[str, Any]]:
     sslmode = query.pop("sslmode", None)
     if sslmode:
         connect_args["ssl"] = False if sslmode == "disable" else sslmode
+    timeout = query.pop("connect_timeout", None)
+    if timeout is not None:
+        connect_args["timeout"] = float(timeout)
+    settings = {name: query.pop(name) for name in _SERVER_SETTINGS if name in query}
+    if settings:
+        connect_args["server_settings"] = settings
     url = urlunsplit(("postgresql+asyncpg", parts.netloc, parts.path, urlencode(query), ""))
     return url, connect_args
+
+
+# libpq DSN parameters that become asyncpg ``server_settings``; ``sslmode`` and ``connect_timeout``
+# are translated above; anything else (except asyncpg's own keywords) is refused at start-up
+_SERVER_SETTINGS = ("application_name", "search_path", "statement_timeout")
+_ASYNCPG_PARAMS = ("target_session_attrs", "krbsrvname")
 
 
 def mask_dsn(dsn: str) -> str:
@@ -434,7 +459,10 @@ def _first_error(exc: ValidationError, prefix: str = ENV_PREFIX) -> str:
     if not field:
         return f"invalid configuration: {message}"
     raw = err.get("input")
-    shown = "" if isinstance(raw, dict) or raw is None or "SECRET" in variable else f" (got {raw!r})"
+    if isinstance(raw, str) and variable.endswith("_DSN"):
+        raw = mask_dsn(raw)  # never print a password
+    secret = any(word in variable for word in ("SECRET", "TOKEN", "API_KEY", "PASSWORD"))
+    shown = "" if isinstance(raw, dict) or raw is None or secret else f" (got {raw!r})"
     return f"invalid {variable}: {message}{shown}"
 
 

@@ -62,7 +62,13 @@ class _Server(uvicorn.Server):
 
 async def prepare_database(settings: Settings) -> Database:
     """Connect, check and migrate; raises :class:`StartupError` with the runbook's diagnosis."""
-    db = Database(settings)
+    try:
+        db = Database(settings)
+    except OSError as exc:  # the embedded store's AI_CS_DATA_DIR cannot be created
+        raise StartupError(
+            f"cannot use AI_CS_DATA_DIR {settings.data_dir}: {exc.strerror or exc}; "
+            "point it at a writable directory"
+        ) from exc
     try:
         await check_database(db)
         try:

@@ -83,6 +83,16 @@ def test_invalid_configuration_names_the_variable(tmp_path: Path, variable: str,
     assert_one_line_failure(run_cli("serve", env={variable: value}, cwd=tmp_path), variable)
 
 
+def test_a_data_dir_that_is_a_file(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("not a directory")
+    result = run_cli(
+        "serve",
+        env={"AI_CS_DATA_DIR": str(tmp_path / "afile"), "AI_CS_ADDR": f"127.0.0.1:{free_port()}"},
+        cwd=tmp_path,
+    )
+    assert_one_line_failure(result, "AI_CS_DATA_DIR", "afile")
+
+
 def test_version_prints_and_binds_nothing(tmp_path: Path) -> None:
     port = free_port()
     result = run_cli("--version", env={"AI_CS_ADDR": f"127.0.0.1:{port}"}, cwd=tmp_path)

@@ -102,9 +102,26 @@ def test_dsn_becomes_an_asyncpg_url_with_ssl_argument() -> None:
     url, args = postgres_url("postgres://ai_cs:secret@localhost:5434/ai_customer_service?sslmode=disable")
     assert url == "postgresql+asyncpg://ai_cs:secret@localhost:5434/ai_customer_service"
     assert args == {"ssl": False}
-    url, args = postgres_url("postgresql://u@h/db?sslmode=require&application_name=x")
-    assert url == "postgresql+asyncpg://u@h/db?application_name=x"
-    assert args == {"ssl": "require"}
+    url, args = postgres_url("postgresql://u@h/db?sslmode=require&application_name=x&connect_timeout=5")
+    assert url == "postgresql+asyncpg://u@h/db"
+    assert args == {"ssl": "require", "timeout": 5.0, "server_settings": {"application_name": "x"}}
+
+
+@pytest.mark.parametrize(
+    ("dsn", "needle"),
+    [
+        ("mysql://u:SuperSecretPw@host:5432/db", "must look like"),
+        ("postgres://u:SuperSecretPw@host:notaport/db", "port must be a number"),
+        ("postgres://u:SuperSecretPw@host/db?fallback=1", "unsupported parameter 'fallback'"),
+        ("postgres://u:SuperSecretPw@host/db?connect_timeout=soon", "connect_timeout"),
+    ],
+)
+def test_a_bad_dsn_is_named_without_its_password(dsn: str, needle: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings(AI_CS_POSTGRES_DSN=dsn)
+    message = str(caught.value)
+    assert needle in message and "AI_CS_POSTGRES_DSN" in message
+    assert "SuperSecretPw" not in message and "u:***@host" in message
 
 
 def test_secrets_are_masked_in_summaries() -> None:

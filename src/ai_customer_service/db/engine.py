@@ -25,8 +25,9 @@ READ_ONLY = "ai_cs_read_only"
 def create_engine(settings: Settings) -> AsyncEngine:
     if settings.postgres_enabled:
         url, connect_args = postgres_url(settings.postgres_dsn)
-        connect_args["timeout"] = settings.db_connect_timeout_seconds
-        connect_args.setdefault("server_settings", {})["application_name"] = "ai-customer-service"
+        # the DSN's connect_timeout and application_name win over our defaults
+        connect_args.setdefault("timeout", settings.db_connect_timeout_seconds)
+        connect_args.setdefault("server_settings", {}).setdefault("application_name", "ai-customer-service")
         idle = max(1, settings.postgres_max_idle_conns)
         return create_async_engine(
             url,
