@@ -96,19 +96,25 @@ def migrate(
     settings = settings_or_exit()
     import asyncio
 
+    from ai_customer_service.db.migrate import current_revision, head_revision, is_newer
     from ai_customer_service.server import prepare_database
 
-    async def _run() -> None:
+    async def _run() -> str | None:
         db = await prepare_database(settings)
-        await db.dispose()
+        try:
+            async with db.engine.connect() as conn:
+                return await current_revision(conn)
+        finally:
+            await db.dispose()
 
     try:
-        asyncio.run(_run())
+        revision = asyncio.run(_run())
     except StartupError as exc:
         raise fail(str(exc)) from None
-    from ai_customer_service.db.migrate import head_revision
-
-    typer.echo(f"migrations applied; schema at revision {head_revision()}")
+    if is_newer(revision):
+        typer.echo(f"schema at revision {revision}, newer than this build's {head_revision()}: nothing to do")
+    else:
+        typer.echo(f"migrations applied; schema at revision {revision}")
 
 
 @app.command()

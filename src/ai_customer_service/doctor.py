@@ -20,7 +20,7 @@ import httpx
 from ai_customer_service.config import Settings, check_platform_rules, check_production_rules
 from ai_customer_service.db.connect import check_database
 from ai_customer_service.db.engine import Database
-from ai_customer_service.db.migrate import current_revision, head_revision
+from ai_customer_service.db.migrate import current_revision, head_revision, is_newer
 from ai_customer_service.errors import ConfigError, StartupError
 from ai_customer_service.security.signing import sign
 
@@ -80,6 +80,10 @@ async def _database(settings: Settings, report: Report) -> None:
         head = head_revision()
         if revision == head:
             report("migrations at head", True, f"revision {revision}")
+        elif is_newer(revision):
+            report(
+                "migrations at head", True, f"schema at {revision}, newer than this build's {head} (rollback)"
+            )
         else:
             report(
                 "migrations at head",

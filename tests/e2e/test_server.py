@@ -9,9 +9,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
+from sqlalchemy import text
 
-from tests.support.server import ServerProcess
+from ai_customer_service.db.engine import Database
+from tests.conftest import TEST_SECRET
+from tests.support.server import ServerProcess, run_cli
 from tests.support.tcp_proxy import TcpProxy
+from tests.support.webhooks import WEBHOOK, message, signed
 
 
 @pytest.fixture
@@ -117,3 +121,26 @@ def test_readiness_follows_the_database_and_recovers(db_env: dict[str, str], tmp
     finally:
         server.stop()
         proxy.stop()
+
+
+async def test_a_build_one_version_back_runs_on_a_newer_schema(
+    db: Database, db_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The runbook's rollback: a newer release migrated the database (additively); this build starts,
+    reports ready, and answers, without trying to migrate."""
+    async with db.engine.begin() as conn:
+        await conn.execute(text("ALTER TABLE cs_sessions ADD COLUMN added_by_next_release VARCHAR(16)"))
+        await conn.execute(text("UPDATE alembic_version SET version_num = '0099_next_release'"))
+    await db.dispose()
+    migrate = run_cli("migrate", env=db_env, cwd=tmp_path)
+    assert migrate.returncode == 0 and "newer than this build" in migrate.stdout, migrate.stderr
+    proc = ServerProcess(env=db_env, cwd=tmp_path).start()
+    try:
+        ready = httpx.get(f"{proc.url}/actuator/health/ready")
+        assert ready.status_code == 200, ready.text
+        raw, headers = signed(message("hello"), TEST_SECRET)
+        answer = httpx.post(f"{proc.url}{WEBHOOK}", content=raw, headers=headers)
+        assert answer.status_code == 200 and answer.json()["session_id"]
+    finally:
+        proc.stop()
+    assert "newer than this build" in proc.logs()

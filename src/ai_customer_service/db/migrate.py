@@ -13,9 +13,14 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, text
+from alembic.util import CommandError
+from sqlalchemy import Connection, inspect, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ai_customer_service.logs import get_logger
+
+log = get_logger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _ADVISORY_LOCK_KEY = 7_316_201_544  # arbitrary, constant: "ai-cs migrations"
@@ -41,12 +46,35 @@ def _upgrade(connection: Connection) -> None:
     command.upgrade(cfg, "head")
 
 
-async def upgrade(engine: AsyncEngine) -> None:
-    """Bring the schema to head; a no-op when it already is."""
+def is_newer(revision: str | None) -> bool:
+    """True when ``revision`` is not in this build's migration tree, i.e. a newer release migrated
+    the database (migrations only add within a minor version, so this build still works on it)."""
+    if revision is None:
+        return False
+    try:
+        return ScriptDirectory.from_config(alembic_config()).get_revision(revision) is None
+    except CommandError:
+        return True
+
+
+async def upgrade(engine: AsyncEngine) -> str | None:
+    """Bring the schema to head; a no-op when it already is. On a schema migrated by a newer release
+    (the runbook's rollback), change nothing and return that revision (``None`` otherwise)."""
     async with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_LOCK_KEY})
+        # inside the transaction: look before reading, a failed read would abort it on PostgreSQL
+        has_version = await conn.run_sync(lambda sync: inspect(sync).has_table("alembic_version"))
+        revision = await current_revision(conn) if has_version else None
+        if is_newer(revision):
+            log.warning(
+                "database schema is newer than this build; running on it without migrating",
+                revision=revision,
+                head=head_revision(),
+            )
+            return revision
         await conn.run_sync(_upgrade)
+    return None
 
 
 async def current_revision(conn: AsyncConnection) -> str | None:

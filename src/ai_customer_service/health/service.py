@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from ai_customer_service.context import AppContext
-from ai_customer_service.db.migrate import current_revision, head_revision
+from ai_customer_service.db.migrate import current_revision, head_revision, is_newer
 
 PROBE_TIMEOUT_SECONDS = 2.0
 
@@ -29,6 +29,13 @@ async def database_component(ctx: AppContext) -> dict[str, Any]:
         return {"status": "DOWN", "error": type(exc).__name__}
     head = head_revision()
     if revision != head:
+        if is_newer(revision):  # rolled back onto a newer release's (additive) schema
+            return {
+                "status": "UP",
+                "revision": revision,
+                "head": head,
+                "note": "schema newer than this build",
+            }
         return {"status": "DOWN", "error": "migrations not at head", "revision": revision, "head": head}
     return {"status": "UP", "revision": revision}
 
