@@ -108,6 +108,18 @@ async def test_signed_delivery_in_order_per_session(db: Database, db_env, receiv
     assert first.headers["webhook-id"] == first.payload["id"]
 
 
+async def test_one_drain_delivers_a_sessions_whole_sequence(db: Database, db_env, receiver: Receiver) -> None:
+    """A handoff emits several events for one session; they go out in order within one poll, not
+    one per poll interval."""
+    settings = outbox_settings(db_env, receiver.url)
+    sid = uuid.uuid4()
+    emitted = [str(await emit_one(db, session_id=sid, data={"n": n})) for n in range(5)]
+    report = await OutboxWorker(settings, db).drain()
+    assert report.delivered == 5
+    assert [got.payload["id"] for got in receiver.received] == emitted
+    assert await pending_count(db) == 0
+
+
 async def test_500_three_times_then_delivered_on_attempt_4(db: Database, db_env, receiver: Receiver) -> None:
     settings = outbox_settings(db_env, receiver.url)
     receiver.behaviour = lambda p, nth: 500 if nth <= 3 else 200
