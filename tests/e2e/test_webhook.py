@@ -156,7 +156,7 @@ async def test_non_text_gets_a_polite_reply_in_the_customer_language(client: htt
     assert "文字" in response.json()["reply"]
     response = await post(client, message("[photo]", content_type="image", message_id="img2", open_id="c2"))
     assert "text" in response.json()["reply"]
-    assert response.json()["handoff"] is False
+    assert response.json()["handoff"] is False and response.json()["intent"] == "clarify"
 
 
 # --- processing ----------------------------------------------------------------------------------

@@ -72,7 +72,9 @@ class DialogEngine(Protocol):
 
 
 def non_text_decision(language: str) -> Decision:
-    return Decision(DecisionKind.CLARIFY, replies.text(language, "non_text"), reason="non_text")
+    return Decision(
+        DecisionKind.CLARIFY, replies.text(language, "non_text"), reason="non_text", intent="clarify"
+    )
 
 
 def rule_decision(match: RuleMatch, language: str) -> Decision:
