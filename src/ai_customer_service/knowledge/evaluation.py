@@ -70,6 +70,11 @@ async def run_eval(
 
     docs = importing.load_file(kb_path)
     cases = formats.load_cases(cases_path)
+    known = {doc.id for doc in docs}
+    unknown = sorted({c.expected for c in cases if c.expected is not None and c.expected not in known})
+    if unknown:  # a typo would silently count as a miss
+        shown = ", ".join(repr(u) for u in unknown[:5]) + (" …" if len(unknown) > 5 else "")
+        raise ValueError(f"{cases_path}: expected entry ids not in {kb_path}: {shown}")
     cache_settings = settings.model_copy(update={"postgres_enabled": False})
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="aics-eval-") as tmp:
