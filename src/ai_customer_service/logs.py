@@ -53,7 +53,17 @@ def configure_logging(settings: Settings) -> None:
         logger.propagate = True
     # our own middleware writes one access line per request
     logging.getLogger("uvicorn.access").disabled = True
-    for noisy in ("sqlalchemy.engine", "aiosqlite", "asyncio", "jieba", "httpx", "httpcore", "bm25s"):
+    noisy_loggers = (
+        "sqlalchemy.engine",
+        "aiosqlite",
+        "asyncio",
+        "jieba",
+        "httpx",
+        "httpcore",
+        "bm25s",
+        "alembic",
+    )
+    for noisy in noisy_loggers:
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 

@@ -165,6 +165,8 @@ def create_app(
         version=__version__,
         description="AI customer-service backend: signed webhooks, knowledge-base answers, human handoff.",
         lifespan=lifespan,
+        # a wrong path is a JSON 404, not a 307 to an absolute http:// URL with an empty body
+        redirect_slashes=False,
     )
     app.state.ctx = ctx
     install_error_handlers(app)

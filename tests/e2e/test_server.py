@@ -47,6 +47,11 @@ def test_errors_are_json_envelopes_with_request_ids(server: ServerProcess) -> No
     assert wrong.status_code == 405
     assert wrong.json()["error"]["code"] == "CS_HTTP_405"
 
+    slash = httpx.get(f"{server.url}/actuator/health/")  # no redirect to an absolute http:// URL
+    assert slash.status_code == 404 and slash.json()["error"]["code"] == "CS_HTTP_404"
+    head = httpx.head(f"{server.url}/actuator/health/live")  # load balancers probe with HEAD
+    assert head.status_code == 200 and head.content == b""
+
     echoed = httpx.get(f"{server.url}/actuator/health/live", headers={"X-Request-ID": "trace-123"})
     assert echoed.headers["x-request-id"] == "trace-123"
     junk = httpx.get(f"{server.url}/actuator/health/live", headers={"X-Request-ID": "bad id\twith tabs"})

@@ -74,6 +74,9 @@ async def upgrade(engine: AsyncEngine) -> str | None:
             )
             return revision
         await conn.run_sync(_upgrade)
+        head = head_revision()
+        if revision != head:
+            log.info("database schema migrated", from_revision=revision, to_revision=head)
     return None
 
 

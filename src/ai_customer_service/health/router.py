@@ -16,18 +16,18 @@ from ai_customer_service.http.deps import app_context
 router = APIRouter(tags=["health"])
 
 
-@router.get("/actuator/health/live")
+@router.api_route("/actuator/health/live", methods=["GET", "HEAD"])
 async def live() -> dict[str, str]:
     return {"status": "UP"}
 
 
-@router.get("/actuator/health/ready")
+@router.api_route("/actuator/health/ready", methods=["GET", "HEAD"])
 async def ready(ctx: AppContext = Depends(app_context)) -> JSONResponse:
     body = await readiness(ctx)
     return JSONResponse(body, status_code=200 if body["status"] == "UP" else 503)
 
 
-@router.get("/actuator/health")
+@router.api_route("/actuator/health", methods=["GET", "HEAD"])
 async def health(ctx: AppContext = Depends(app_context)) -> JSONResponse:
     body: dict[str, Any] = await readiness(ctx)
     body["version"] = __version__
