@@ -114,6 +114,11 @@ def test_readiness_follows_the_database_and_recovers(db_env: dict[str, str], tmp
             time.sleep(0.2)
         assert went_down is not None, "ready never went DOWN"
         assert httpx.get(f"{server.url}/actuator/health/live").status_code == 200
+        # requests that need the database say "retry later", not "internal error"
+        raw, headers = signed(message("hello", message_id="during-outage"), TEST_SECRET)
+        outage = httpx.post(f"{server.url}{WEBHOOK}", content=raw, headers=headers, timeout=30)
+        assert outage.status_code == 503, outage.text
+        assert outage.json()["error"]["code"] == "CS_SYS_5031" and outage.headers["retry-after"] == "2"
 
         proxy.start(proxy.port)
         deadline = time.monotonic() + 15

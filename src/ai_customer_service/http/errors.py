@@ -8,9 +8,17 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ai_customer_service.errors import ServiceError
+from ai_customer_service.logs import get_logger
+
+log = get_logger(__name__)
+
+# the database is unreachable or busy right now: the client should retry, not report a bug
+UNAVAILABLE_RETRY_AFTER = "2"
 
 _HTTP_CODES = {
     400: ("CS_REQ_4001", "invalid request"),
@@ -65,9 +73,32 @@ def install_error_handlers(app: FastAPI) -> None:
             request, 400, "CS_REQ_4001", "invalid request", details=_validation_details(exc)
         )
 
+    async def _storage_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        if not _is_unavailable(exc):
+            raise exc  # a bug, not an outage: the last-resort handler answers 500 CS_SYS_5001
+        log.warning("database unavailable", error=type(exc).__name__, path=request.url.path)
+        return error_response(
+            request,
+            503,
+            "CS_SYS_5031",
+            "storage temporarily unavailable; retry later",
+            headers={"Retry-After": UNAVAILABLE_RETRY_AFTER},
+        )
+
+    app.add_exception_handler(SQLAlchemyError, _storage_unavailable)
+    app.add_exception_handler(OSError, _storage_unavailable)
+
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code, message = _HTTP_CODES.get(exc.status_code, (f"CS_HTTP_{exc.status_code}", "request failed"))
         if exc.status_code == 404 and exc.detail not in (None, "Not Found"):
             message = str(exc.detail)
         return error_response(request, exc.status_code, code, message, headers=exc.headers)
+
+
+def _is_unavailable(exc: BaseException) -> bool:
+    """Connection refused/reset/timed out, a dropped pooled connection, pool exhaustion, a busy or
+    locked database: conditions that pass by themselves."""
+    if isinstance(exc, (OSError, PoolTimeout, OperationalError, InterfaceError)):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
