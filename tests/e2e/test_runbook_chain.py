@@ -68,9 +68,9 @@ def _chain(server: ServerProcess, client: httpx.Client) -> None:
     )
     assert client.post(f"/tickets/{ticket_id}/close", headers=sup).status_code == 200
 
-    rows = client.get("/audit", params={"object_type": "ticket", "object_id": ticket_id}, headers=sup).json()[
-        "items"
-    ]
+    rows = client.get(
+        "/audit", params={"object_type": "ticket", "object_id": ticket_id, "order": "asc"}, headers=sup
+    ).json()["items"]
     transitions = [r for r in rows if r["action"] in ("assign", "resolve", "close")]
     assert [r["action"] for r in transitions] == ["assign", "resolve", "close"]
     assert len(rows) == 4  # the three above plus the start (first agent reply) transition

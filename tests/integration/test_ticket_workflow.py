@@ -57,7 +57,9 @@ async def test_runbook_chain_has_three_audit_rows_and_hands_the_session_back(
     assert await session_status(db, ticket.session_id) == "idle"
 
     audit = await api.get(
-        "/audit", params={"object_type": "ticket", "object_id": str(tid)}, headers=sup.headers
+        "/audit",
+        params={"object_type": "ticket", "object_id": str(tid), "order": "asc"},
+        headers=sup.headers,
     )
     items = audit.json()["items"]
     assert [(i["action"], i["before_state"], i["after_state"]) for i in items] == [

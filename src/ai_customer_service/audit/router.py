@@ -1,4 +1,4 @@
-"""``GET /audit?object_type=&object_id=`` for supervisors and admins."""
+"""``GET /audit?object_type=&object_id=&order=&page=&page_size=`` for supervisors and admins."""
 
 from __future__ import annotations
 
@@ -9,11 +9,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
-from ai_customer_service.audit.queries import list_audit
+from ai_customer_service.audit.queries import Order, list_audit
 from ai_customer_service.auth.deps import Actor, require_roles
 from ai_customer_service.auth.models import Role
 from ai_customer_service.context import AppContext
 from ai_customer_service.http.deps import app_context
+from ai_customer_service.http.validation import Page, Storable
+
+MAX_PAGE_SIZE = 1000
 
 router = APIRouter(tags=["audit"])
 
@@ -35,15 +38,31 @@ class AuditOut(BaseModel):
 
 class AuditList(BaseModel):
     items: list[AuditOut]
+    total: int
+    page: int
+    page_size: int
 
 
 @router.get("/audit", response_model=AuditList)
 async def audit(
     _: Actor = Depends(require_roles(Role.SUPERVISOR, Role.ADMIN)),
     ctx: AppContext = Depends(app_context),
-    object_type: Annotated[str | None, Query(max_length=32)] = None,
-    object_id: Annotated[str | None, Query(max_length=64)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    object_type: Annotated[str | None, Query(max_length=32), Storable] = None,
+    object_id: Annotated[str | None, Query(max_length=64), Storable] = None,
+    order: Annotated[Order, Query(description="desc: newest first (default); asc: oldest first")] = "desc",
+    page: Page = 1,
+    page_size: Annotated[int | None, Query(ge=1, le=MAX_PAGE_SIZE, description="default 200")] = None,
+    limit: Annotated[
+        int | None, Query(ge=1, le=MAX_PAGE_SIZE, description="older name of page_size", deprecated=True)
+    ] = None,
 ) -> AuditList:
-    rows = await list_audit(ctx.db, object_type=object_type, object_id=object_id, limit=limit)
-    return AuditList(items=[AuditOut.model_validate(r, from_attributes=True) for r in rows])
+    size = page_size or limit or 200
+    result = await list_audit(
+        ctx.db, object_type=object_type, object_id=object_id, order=order, page=page, page_size=size
+    )
+    return AuditList(
+        items=[AuditOut.model_validate(r, from_attributes=True) for r in result.items],
+        total=result.total,
+        page=result.page,
+        page_size=result.page_size,
+    )

@@ -18,11 +18,21 @@ from ai_customer_service.auth.schemas import (
     PrincipalOut,
 )
 from ai_customer_service.context import AppContext
+from ai_customer_service.errors import NotFound
 from ai_customer_service.http.deps import app_context
+from ai_customer_service.http.validation import parse_uuid
 
 router = APIRouter(tags=["auth"])
 admin_only = require_roles(Role.ADMIN)
 anyone = require_roles()
+
+
+def _principal_id(raw: str) -> uuid.UUID:
+    """A path's principal id; a malformed one names no principal (404, like an unknown one)."""
+    principal_id = parse_uuid(raw)
+    if principal_id is None:
+        raise NotFound("principal not found", "CS_AUTH_4041")
+    return principal_id
 
 
 @router.get("/me", response_model=Me)
@@ -49,19 +59,20 @@ async def create_principal(
 
 @router.post("/principals/{principal_id}/revoke", response_model=PrincipalOut)
 async def revoke_principal(
-    principal_id: uuid.UUID, actor: Actor = Depends(admin_only), ctx: AppContext = Depends(app_context)
+    principal_id: str, actor: Actor = Depends(admin_only), ctx: AppContext = Depends(app_context)
 ) -> PrincipalOut:
-    return PrincipalOut.of(await service.revoke_principal(ctx.db, str(principal_id), actor=actor))
+    target = str(_principal_id(principal_id))
+    return PrincipalOut.of(await service.revoke_principal(ctx.db, target, actor=actor))
 
 
 @router.put("/principals/{principal_id}/availability", response_model=PrincipalOut)
 async def set_availability(
-    principal_id: uuid.UUID,
+    principal_id: str,
     body: Availability,
     actor: Actor = Depends(anyone),
     ctx: AppContext = Depends(app_context),
 ) -> PrincipalOut:
     principal = await service.set_availability(
-        ctx.db, principal_id, actor=actor, available=body.available, capacity=body.capacity
+        ctx.db, _principal_id(principal_id), actor=actor, available=body.available, capacity=body.capacity
     )
     return PrincipalOut.of(principal)

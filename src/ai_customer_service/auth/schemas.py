@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from ai_customer_service.auth.models import Principal, Role
+from ai_customer_service.http.validation import RequestModel
 
 
 class PrincipalOut(BaseModel):
@@ -42,9 +43,7 @@ class PrincipalList(BaseModel):
     items: list[PrincipalOut]
 
 
-class CreatePrincipal(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CreatePrincipal(RequestModel):
     name: str = Field(min_length=1, max_length=64)
     role: Role
     capacity: int = Field(default=5, ge=0, le=1000)
@@ -54,9 +53,7 @@ class CreatedPrincipalOut(PrincipalOut):
     token: str = Field(description="The API token; shown once, store it now.")
 
 
-class Availability(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Availability(RequestModel):
     available: bool | None = None
     capacity: int | None = Field(default=None, ge=0, le=1000)
 

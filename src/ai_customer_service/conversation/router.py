@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ai_customer_service.auth.deps import Actor, require_roles
 from ai_customer_service.auth.models import Role
@@ -14,6 +14,7 @@ from ai_customer_service.context import AppContext
 from ai_customer_service.conversation import queries, service
 from ai_customer_service.errors import BadRequest
 from ai_customer_service.http.deps import app_context, request_id
+from ai_customer_service.http.validation import Page, RequestModel, unstorable_reason
 from ai_customer_service.ticket.states import Priority
 from ai_customer_service.webhook.signature import verify_request
 
@@ -21,8 +22,7 @@ router = APIRouter(prefix="/sessions", tags=["sessions"])
 staff = require_roles(Role.AGENT, Role.SUPERVISOR, Role.ADMIN)
 
 
-class HandoffRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class HandoffRequest(RequestModel):
     reason: str = Field(default="", max_length=500)
     priority: Priority = Priority.P2
 
@@ -38,7 +38,7 @@ async def get_session(
 @router.get("/{session_id}/messages")
 async def get_messages(
     session_id: str,
-    page: int = Query(1, ge=1),
+    page: Page = 1,
     page_size: int = Query(50, ge=1, le=200),
     ctx: AppContext = Depends(app_context),
     actor: Actor = Depends(staff),
@@ -116,4 +116,9 @@ def _parse_feedback(raw: bytes) -> tuple[int, str | None]:
     comment = data.get("comment")
     if comment is not None and (not isinstance(comment, str) or len(comment) > 2000):
         raise BadRequest("comment must be a string of at most 2000 characters", "CS_REQ_4001")
+    reason = None if comment is None else unstorable_reason(comment)
+    if reason is not None:
+        raise BadRequest(
+            f"comment {reason}", "CS_REQ_4001", details=[{"field": "comment", "message": reason}]
+        )
     return score, comment

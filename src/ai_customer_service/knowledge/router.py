@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from ai_customer_service.auth.deps import Actor, require_roles
 from ai_customer_service.auth.models import Role
 from ai_customer_service.context import AppContext
+from ai_customer_service.dialog.index import KBDoc
+from ai_customer_service.errors import BadRequest
 from ai_customer_service.http.deps import app_context
-from ai_customer_service.knowledge import importing, service
+from ai_customer_service.http.validation import Page, Storable, unstorable_reason
+from ai_customer_service.knowledge import importing, queries, service
 from ai_customer_service.knowledge.models import EntryStatus
 from ai_customer_service.knowledge.schemas import EntryCreate, EntryUpdate, SearchRequest
 
@@ -19,12 +22,43 @@ router = APIRouter(prefix="/kb", tags=["knowledge base"])
 staff = require_roles(Role.AGENT, Role.SUPERVISOR, Role.ADMIN)
 editors = require_roles(Role.SUPERVISOR, Role.ADMIN)
 
+EntryRef = Annotated[
+    str, Path(description="the entry's id (UUID) or its key, e.g. the `id` of a bot reply's citation")
+]
+
+
+async def _entry_id(ctx: AppContext, ref: str) -> uuid.UUID:
+    async with ctx.db.sessionmaker() as tx:
+        return await queries.entry_id_for(tx, ref)
+
+
+def _check_storable(records: list[KBDoc]) -> None:
+    """Every text of an import must be storable on both databases (400 ``CS_KB_4004`` names it)."""
+    for number, record in enumerate(records, start=1):
+        texts = {
+            "id": [record.id],
+            "title": [record.title],
+            "answer": [record.answer],
+            "questions": list(record.questions),
+            "tags": list(record.tags),
+            "locale": [record.locale or ""],
+        }
+        for name, values in texts.items():
+            for value in values:
+                reason = unstorable_reason(value)
+                if reason is not None:
+                    raise BadRequest(
+                        f"invalid import file: entry {number} ({record.id!r}): {name} {reason}",
+                        "CS_KB_4004",
+                        details=[{"field": f"{number}.{name}", "message": reason}],
+                    )
+
 
 @router.get("")
 async def list_entries(
     status: EntryStatus | None = None,
-    q: str | None = Query(None, max_length=200, description="substring of title or key"),
-    page: int = Query(1, ge=1),
+    q: Annotated[str | None, Query(max_length=200, description="substring of title or key"), Storable] = None,
+    page: Page = 1,
     page_size: int = Query(50, ge=1, le=200),
     ctx: AppContext = Depends(app_context),
     actor: Actor = Depends(staff),
@@ -57,37 +91,39 @@ async def import_entries(
     """Bulk load: a JSONL body (one entry a line, the eval KB format), CSV (``text/csv``) or a JSON array."""
     raw = await request.body()
     records = importing.parse_upload(raw, request.headers.get("content-type", ""))
+    _check_storable(records)
     return await service.import_entries(ctx.db, records, actor_id=str(actor.id))
 
 
-@router.get("/{entry_id}")
+@router.get("/{id_or_key}")
 async def get_entry(
-    entry_id: uuid.UUID, ctx: AppContext = Depends(app_context), actor: Actor = Depends(staff)
+    id_or_key: EntryRef, ctx: AppContext = Depends(app_context), actor: Actor = Depends(staff)
 ) -> dict[str, Any]:
+    """One entry, by id or by key; unknown or malformed → 404 ``CS_KB_4001``."""
     async with ctx.db.sessionmaker() as tx:
-        return await service.get_entry(tx, entry_id)
+        return await service.get_entry(tx, await queries.entry_id_for(tx, id_or_key))
 
 
-@router.put("/{entry_id}")
+@router.put("/{id_or_key}")
 async def update_entry(
-    entry_id: uuid.UUID,
+    id_or_key: EntryRef,
     body: EntryUpdate,
     ctx: AppContext = Depends(app_context),
     actor: Actor = Depends(editors),
 ) -> dict[str, Any]:
-    return await service.update_entry(ctx.db, entry_id, body, actor_id=str(actor.id))
+    return await service.update_entry(ctx.db, await _entry_id(ctx, id_or_key), body, actor_id=str(actor.id))
 
 
-@router.delete("/{entry_id}", status_code=204)
+@router.delete("/{id_or_key}", status_code=204)
 async def delete_entry(
-    entry_id: uuid.UUID, ctx: AppContext = Depends(app_context), actor: Actor = Depends(editors)
+    id_or_key: EntryRef, ctx: AppContext = Depends(app_context), actor: Actor = Depends(editors)
 ) -> Response:
-    await service.delete(ctx.db, entry_id, actor_id=str(actor.id))
+    await service.delete(ctx.db, await _entry_id(ctx, id_or_key), actor_id=str(actor.id))
     return Response(status_code=204)
 
 
-@router.post("/{entry_id}/publish")
+@router.post("/{id_or_key}/publish")
 async def publish_entry(
-    entry_id: uuid.UUID, ctx: AppContext = Depends(app_context), actor: Actor = Depends(editors)
+    id_or_key: EntryRef, ctx: AppContext = Depends(app_context), actor: Actor = Depends(editors)
 ) -> dict[str, Any]:
-    return await service.publish(ctx.db, entry_id, actor_id=str(actor.id))
+    return await service.publish(ctx.db, await _entry_id(ctx, id_or_key), actor_id=str(actor.id))

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+from pydantic_core import PydanticCustomError
 
+from ai_customer_service.http.validation import RequestModel
 from ai_customer_service.knowledge.models import EntryStatus, KBEntry
+
+MAX_VERSION = 2**31 - 2
+"""``version`` is a 32-bit column and an update stores ``version + 1``."""
 
 
 def _clean_list(values: list[str], limit: int) -> list[str]:
@@ -15,14 +20,14 @@ def _clean_list(values: list[str], limit: int) -> list[str]:
         value = value.strip()
         if value and value not in out:
             if len(value) > limit:
-                raise ValueError(f"items must be at most {limit} characters")
+                raise PydanticCustomError(
+                    "item_too_long", "items must be at most {limit} characters", {"limit": limit}
+                )
             out.append(value)
     return out
 
 
-class EntryFields(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class EntryFields(RequestModel):
     title: str = Field(min_length=1, max_length=200)
     answer: str = Field(min_length=1, max_length=20_000)
     questions: list[str] = Field(default_factory=list, max_length=5000)
@@ -34,7 +39,7 @@ class EntryFields(BaseModel):
     def _strip(cls, value: str) -> str:
         value = value.strip()
         if not value:
-            raise ValueError("must not be blank")
+            raise PydanticCustomError("blank", "must not be blank")
         return value
 
     @field_validator("questions")
@@ -56,12 +61,13 @@ class EntryCreate(EntryFields):
 
 
 class EntryUpdate(EntryFields):
-    version: int = Field(ge=1, description="the version you read; a stale one is 409 CS_KB_4091")
+    version: int = Field(
+        ge=1, le=MAX_VERSION, description="the version you read; a stale one is 409 CS_KB_4091"
+    )
     status: EntryStatus | None = None
 
 
-class SearchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SearchRequest(RequestModel):
     query: str = Field(min_length=1, max_length=2000)
     top_k: int = Field(default=5, ge=1, le=20)
 

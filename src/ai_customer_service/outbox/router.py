@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict
+from pydantic import Field
 
 from ai_customer_service.auth.deps import Actor, require_roles
 from ai_customer_service.auth.models import Role
 from ai_customer_service.context import AppContext
+from ai_customer_service.errors import NotFound
 from ai_customer_service.http.deps import app_context, request_id
+from ai_customer_service.http.validation import Page, RequestModel, Storable, parse_uuid
 from ai_customer_service.outbox import service
 from ai_customer_service.outbox.events import EventType
 from ai_customer_service.outbox.models import OutboxStatus
@@ -20,12 +22,18 @@ from ai_customer_service.outbox.repository import EventFilter
 router = APIRouter(prefix="/outbox", tags=["outbox"])
 
 
-class ReplayFilter(BaseModel):
+def _event_id(raw: str) -> uuid.UUID:
+    """A path's event id; a malformed one names no event (404, like an unknown one)."""
+    event_id = parse_uuid(raw)
+    if event_id is None:
+        raise NotFound("outbox event not found", service.EVENT_NOT_FOUND)
+    return event_id
+
+
+class ReplayFilter(RequestModel):
     """Which dead events to replay; every field optional (an empty filter replays all dead events)."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    destination: str | None = None
+    destination: str | None = Field(default=None, max_length=64)
     session_id: uuid.UUID | None = None
     type: EventType | None = None
 
@@ -33,10 +41,10 @@ class ReplayFilter(BaseModel):
 @router.get("/events")
 async def list_events(
     status: OutboxStatus | None = None,
-    destination: str | None = Query(default=None, max_length=64),
+    destination: Annotated[str | None, Query(max_length=64), Storable] = None,
     session_id: uuid.UUID | None = None,
     type: EventType | None = None,
-    page: int = Query(default=1, ge=1),
+    page: Page = 1,
     page_size: int = Query(default=50, ge=1, le=500),
     ctx: AppContext = Depends(app_context),
     actor: Actor = Depends(require_roles(Role.ADMIN)),
@@ -52,21 +60,21 @@ async def list_events(
 
 @router.get("/events/{event_id}")
 async def get_event(
-    event_id: uuid.UUID,
+    event_id: str,
     ctx: AppContext = Depends(app_context),
     actor: Actor = Depends(require_roles(Role.ADMIN)),
 ) -> dict[str, Any]:
-    return await service.get_event(ctx.db, event_id)
+    return await service.get_event(ctx.db, _event_id(event_id))
 
 
 @router.post("/events/{event_id}/replay")
 async def replay_event(
-    event_id: uuid.UUID,
+    event_id: str,
     ctx: AppContext = Depends(app_context),
     actor: Actor = Depends(require_roles(Role.ADMIN)),
     rid: str = Depends(request_id),
 ) -> dict[str, Any]:
-    return await service.replay_one(ctx.db, event_id, actor_id=actor.id, request_id=rid)
+    return await service.replay_one(ctx.db, _event_id(event_id), actor_id=actor.id, request_id=rid)
 
 
 @router.post("/replay")

@@ -7,7 +7,6 @@ Action parameters come as a JSON body or, for compatibility with the original, a
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
@@ -17,6 +16,7 @@ from ai_customer_service.auth.models import Role
 from ai_customer_service.context import AppContext
 from ai_customer_service.errors import BadRequest
 from ai_customer_service.http.deps import app_context, request_id_of
+from ai_customer_service.http.validation import Page, Storable, UtcDateTime
 from ai_customer_service.ticket import queries, service
 from ai_customer_service.ticket.models import Ticket
 from ai_customer_service.ticket.schemas import (
@@ -60,10 +60,10 @@ async def list_tickets(
     status: Annotated[str | None, Query(description="comma-separated states")] = None,
     priority: Annotated[str | None, Query(description="comma-separated, e.g. P1,P2")] = None,
     assignee: Annotated[str | None, Query(description="a principal id, 'me' or 'none'")] = None,
-    channel: Annotated[str | None, Query(max_length=32)] = None,
-    created_from: datetime | None = None,
-    created_to: datetime | None = None,
-    page: Annotated[int, Query(ge=1)] = 1,
+    channel: Annotated[str | None, Query(max_length=32), Storable] = None,
+    created_from: UtcDateTime | None = None,
+    created_to: UtcDateTime | None = None,
+    page: Page = 1,
     page_size: Annotated[int, Query(ge=1, le=200)] = 20,
 ) -> TicketList:
     assignee_id: uuid.UUID | None = None
@@ -74,9 +74,6 @@ async def list_tickets(
             assignee_id = uuid.UUID(assignee)
         except ValueError:
             raise BadRequest("assignee must be a principal id, 'me' or 'none'", "CS_REQ_4001") from None
-    for moment in (created_from, created_to):
-        if moment is not None and moment.tzinfo is None:
-            raise BadRequest("created_from/created_to need a time zone (e.g. Z)", "CS_REQ_4001")
     filters = queries.TicketFilter(
         statuses=_enum_list(status, TicketStatus, "status"),
         priorities=_enum_list(priority, Priority, "priority"),
@@ -99,12 +96,9 @@ async def list_tickets(
 async def ticket_stats(
     _: Actor = Depends(staff),
     ctx: AppContext = Depends(app_context),
-    created_from: datetime | None = None,
-    created_to: datetime | None = None,
+    created_from: UtcDateTime | None = None,
+    created_to: UtcDateTime | None = None,
 ) -> dict[str, Any]:
-    for moment in (created_from, created_to):
-        if moment is not None and moment.tzinfo is None:
-            raise BadRequest("created_from/created_to need a time zone (e.g. Z)", "CS_REQ_4001")
     return await queries.ticket_stats(ctx.db, created_from=created_from, created_to=created_to)
 
 
@@ -157,7 +151,7 @@ async def resolve(
     ticket_id: str,
     request: Request,
     body: Annotated[ResolveBody | None, Body()] = None,
-    resolution: Annotated[str | None, Query(max_length=4000)] = None,
+    resolution: Annotated[str | None, Query(max_length=4000), Storable] = None,
     actor: Actor = Depends(anyone),
     ctx: AppContext = Depends(app_context),
 ) -> TicketOut:
@@ -178,7 +172,7 @@ async def close(
     ticket_id: str,
     request: Request,
     body: Annotated[ResolveBody | None, Body()] = None,
-    resolution: Annotated[str | None, Query(max_length=4000)] = None,
+    resolution: Annotated[str | None, Query(max_length=4000), Storable] = None,
     actor: Actor = Depends(staff),
     ctx: AppContext = Depends(app_context),
 ) -> TicketOut:

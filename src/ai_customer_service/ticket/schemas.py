@@ -6,33 +6,26 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from ai_customer_service.conversation.models import Message
+from ai_customer_service.http.validation import RequestModel
 from ai_customer_service.ticket.models import Ticket, TicketNote
 
 
-class AssignBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class AssignBody(RequestModel):
     agent_id: uuid.UUID | None = None
 
 
-class ResolveBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ResolveBody(RequestModel):
     resolution: str | None = Field(default=None, max_length=4000)
 
 
-class ReplyBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ReplyBody(RequestModel):
     content: str = Field(min_length=1, max_length=4000)
 
 
-class NoteBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class NoteBody(RequestModel):
     body: str = Field(min_length=1, max_length=10000)
 
 

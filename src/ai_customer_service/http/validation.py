@@ -1,0 +1,122 @@
+"""Reusable input checks for request bodies and query parameters (contract §3: a bad value is a 400,
+never a database error turned into a 500).
+
+- Text both databases can store: PostgreSQL refuses NUL (``\\x00``) in text, and no driver can encode
+  an unpaired surrogate (JSON allows ``"\\ud800"``); SQLite would store the first and fail on the
+  second. Request bodies derive from :class:`RequestModel`, which checks every string it holds (also
+  inside lists and dicts), so a new field is covered without thinking about it. String query
+  parameters put :data:`Storable` *after* their ``Query(...)``:
+  ``q: Annotated[str | None, Query(max_length=200), Storable] = None`` (after, so that
+  ``max_length`` keeps its usual message).
+- :data:`UtcDateTime`: an RFC 3339 instant with a zone that is representable in UTC (e.g.
+  ``0001-01-01T00:00:00+14:00`` is not), returned in UTC.
+- :data:`Page`: the 1-based page of list endpoints, at most :data:`MAX_PAGE`, so the offset stays far
+  inside the databases' integer range.
+
+Failures are pydantic validation errors, so they reach the client as 400 ``CS_REQ_4001`` with the
+field named in ``details`` (``http/errors.py``), like every other invalid value.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Query
+from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+MAX_PAGE = 1_000_000
+"""Highest page number of a list endpoint (× a page size ≤ 1000 stays far below 2**31)."""
+
+NUL_MESSAGE = "must not contain NUL characters"
+SURROGATE_MESSAGE = "must be valid Unicode text (no unpaired surrogates)"
+
+
+def unstorable_reason(value: str) -> str | None:
+    """Why ``value`` cannot be stored as text on both databases, or None when it can."""
+    if "\x00" in value:
+        return NUL_MESSAGE
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return SURROGATE_MESSAGE
+    return None
+
+
+def _first_problem(value: Any) -> str | None:
+    if isinstance(value, str):
+        return unstorable_reason(value)
+    if isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            if (reason := _first_problem(item)) is not None:
+                return reason
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if (reason := _first_problem(key) or _first_problem(item)) is not None:
+                return reason
+    return None
+
+
+def check_storable(value: Any) -> Any:
+    """Refuse a string (or a list / dict holding one) that cannot be stored; anything else passes."""
+    reason = _first_problem(value)
+    if reason == NUL_MESSAGE:
+        raise PydanticCustomError("string_nul", NUL_MESSAGE)
+    if reason is not None:
+        raise PydanticCustomError("string_unicode", SURROGATE_MESSAGE)
+    return value
+
+
+Storable = AfterValidator(check_storable)
+"""Metadata for ``Annotated[str | None, Query(...), Storable]``: no NUL, no unpaired surrogates."""
+
+SafeStr = Annotated[str, Storable]
+"""A ``str`` without NUL characters or unpaired surrogates (for strings without other constraints)."""
+
+
+class RequestModel(BaseModel):
+    """Base of back-office request bodies: the body must be a JSON object, unknown fields are refused,
+    and every string the body holds must be storable (:func:`check_storable`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _an_object(cls, data: Any) -> Any:
+        if not isinstance(data, dict | BaseModel):  # pydantic's own words name Python, not JSON
+            raise PydanticCustomError("body_not_object", "request body must be a JSON object")
+        return data
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        return check_storable(value)
+
+
+def to_utc(value: datetime) -> datetime:
+    """The validator behind :data:`UtcDateTime`."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise PydanticCustomError("datetime_naive", "needs a time zone (e.g. Z or +08:00)")
+    try:
+        return value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise PydanticCustomError(
+            "datetime_range", "is out of range: it must lie between years 1 and 9999 in UTC"
+        ) from None
+
+
+UtcDateTime = Annotated[datetime, AfterValidator(to_utc)]
+"""A timezone-aware datetime that exists in UTC; the value is converted to UTC."""
+
+Page = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"1-based page number (at most {MAX_PAGE})")]
+"""The ``page`` query parameter of a list endpoint: ``page: Page = 1``."""
+
+
+def parse_uuid(raw: str) -> uuid.UUID | None:
+    """``raw`` as a UUID, or None when it is not one (the caller answers its resource's 404)."""
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        return None
