@@ -52,12 +52,33 @@ def error_response(
     return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
+_LOCATIONS = ("body", "query", "path", "header", "cookie")
+
+
 def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     details = []
     for err in exc.errors():
-        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
-        details.append({"field": ".".join(loc), "message": err.get("msg", "invalid")})
+        loc = [str(p) for p in err.get("loc", ())]
+        where = loc.pop(0) if loc and loc[0] in _LOCATIONS else ""
+        kind = err.get("type")
+        if kind == "json_invalid":
+            problem = str((err.get("ctx") or {}).get("error", "")).strip()
+            message = "request body is not valid JSON" + (f": {problem}" if problem else "")
+            details.append({"field": "", "message": message})
+        elif kind == "missing" and where == "body" and not loc:
+            details.append({"field": "", "message": "a JSON request body is required"})
+        else:
+            message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+            details.append({"field": ".".join(loc), "message": message})
     return details
+
+
+def _summary(details: list[dict[str, Any]]) -> str:
+    """The first problem, so the top-level message is useful on its own."""
+    if not details:
+        return "invalid request"
+    first = details[0]
+    return f"{first['field']}: {first['message']}" if first["field"] else str(first["message"])
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -69,9 +90,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(
-            request, 400, "CS_REQ_4001", "invalid request", details=_validation_details(exc)
-        )
+        details = _validation_details(exc)
+        return error_response(request, 400, "CS_REQ_4001", _summary(details), details=details)
 
     async def _storage_unavailable(request: Request, exc: Exception) -> JSONResponse:
         if not _is_unavailable(exc):

@@ -39,7 +39,7 @@ from typing import Any
 
 from ai_customer_service.dialog.index import KBDoc
 
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}\Z")
 _KNOWN_KEYS = frozenset({"id", "title", "answer", "questions", "locale", "tags"})
 
 
