@@ -333,6 +333,8 @@ async def test_manual_handoff_and_close(client: httpx.AsyncClient) -> None:
     base = f"/api/v1/customer-service/sessions/{sid}"
     empty = await client.post(f"{base}/handoff", json={"reason": "  "}, headers=ADMIN)
     assert empty.status_code == 400 and empty.json()["error"]["code"] == "CS_REQ_4010"
+    no_body = await client.post(f"{base}/handoff", headers=ADMIN)
+    assert no_body.status_code == 400 and no_body.json()["error"]["code"] == "CS_REQ_4010"
     unknown = await client.post(
         f"/api/v1/customer-service/sessions/{uuid.uuid4()}/handoff", json={"reason": "vip"}, headers=ADMIN
     )

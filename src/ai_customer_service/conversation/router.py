@@ -64,7 +64,7 @@ async def close_session(
 @router.post("/{session_id}/handoff")
 async def handoff_session(
     session_id: str,
-    body: HandoffRequest,
+    body: HandoffRequest | None = None,
     ctx: AppContext = Depends(app_context),
     actor: Actor = Depends(staff),
     rid: str = Depends(request_id),
@@ -72,8 +72,8 @@ async def handoff_session(
     result = await service.handoff(
         ctx.db,
         service.parse_session_id(session_id),
-        reason=body.reason,
-        priority=body.priority,
+        reason=body.reason if body else "",  # no body: the reason is missing (CS_REQ_4010)
+        priority=body.priority if body else Priority.P2,
         actor_id=str(actor.id),
         request_id=rid,
         events=ctx.events,
