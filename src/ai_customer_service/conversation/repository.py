@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, insert, select, text, update
+from sqlalchemy import ColumnClause, Table, bindparam, func, insert, literal_column, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from ai_customer_service.audit import repository as audit
@@ -23,7 +23,7 @@ from ai_customer_service.conversation.models import Message, MessageDedup, Sessi
 from ai_customer_service.conversation.states import AuthorType, Direction, SessionStatus
 from ai_customer_service.db.statements import insert_ignore
 from ai_customer_service.ticket.models import Ticket
-from ai_customer_service.ticket.states import ACTIVE_STATUSES
+from ai_customer_service.ticket.states import ACTIVE_STATUSES, TicketStatus
 
 _sessions: Table = Session.__table__  # type: ignore[assignment]
 _messages: Table = Message.__table__  # type: ignore[assignment]
@@ -59,6 +59,11 @@ class MessageState:
 
 # --- statements (built once) ----------------------------------------------------------------------
 
+# constants are rendered into the SQL (not bound): better generic plans, no per-execution rendering
+_CLOSED: ColumnClause[str] = literal_column(f"'{SessionStatus.CLOSED.value}'")
+_INBOUND: ColumnClause[str] = literal_column(f"'{Direction.INBOUND.value}'")
+_ONE: ColumnClause[int] = literal_column("1")
+
 _LOCK_OPEN_SESSION = (
     select(
         _sessions.c.id,
@@ -73,7 +78,9 @@ _LOCK_OPEN_SESSION = (
     .where(
         _sessions.c.channel == bindparam("channel"),
         _sessions.c.open_id == bindparam("open_id"),
-        _sessions.c.status != SessionStatus.CLOSED.value,
+        # a constant, not a parameter: the generic plan of the prepared statement can then use the
+        # partial unique index (WHERE status <> 'closed'); with a parameter it scans the table
+        _sessions.c.status != _CLOSED,
     )
     .with_for_update()  # PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers
 )
@@ -113,13 +120,19 @@ _INSERT_MESSAGES = insert(_messages)
 _INSERT_DEDUP = insert(_dedup)
 
 
+# a list of bound values would be an "expanding" parameter, rendered again at every execution
+_ACTIVE_TICKET_STATUSES: list[ColumnClause[str]] = [
+    literal_column(f"'{s.value}'") for s in TicketStatus if s in ACTIVE_STATUSES
+]
+
+
 def _state_statement(*, dedup: bool, rate_limit: bool) -> Any:
     session_id = bindparam("session_id", type_=_sessions.c.id.type)
     recent = (
         select(func.count().label("n"), func.min(_messages.c.created_at).label("oldest"))
         .where(
             _messages.c.session_id == session_id,
-            _messages.c.direction == Direction.INBOUND.value,
+            _messages.c.direction == _INBOUND,
             _messages.c.created_at > bindparam("since", type_=_messages.c.created_at.type),
         )
         .subquery("recent")
@@ -140,13 +153,13 @@ def _state_statement(*, dedup: bool, rate_limit: bool) -> Any:
         recent.c.n if rate_limit else None,
         recent.c.oldest if rate_limit else None,
         select(_tickets.c.id)
-        .where(_tickets.c.session_id == session_id, _tickets.c.status.in_([s.value for s in ACTIVE_STATUSES]))
+        .where(_tickets.c.session_id == session_id, _tickets.c.status.in_(_ACTIVE_TICKET_STATUSES))
         .scalar_subquery()
         .label("active_ticket_id"),
         select(_tickets.c.status)
         .where(_tickets.c.session_id == session_id)
         .order_by(_tickets.c.created_at.desc())
-        .limit(1)
+        .limit(_ONE)
         .scalar_subquery()
         .label("latest_ticket_status"),
     ]
