@@ -36,6 +36,7 @@ class IdleCappedPool(AsyncAdaptedQueuePool):
     at a steady 64 requests in flight.
     """
 
+    _sqla_logger_namespace = "sqlalchemy.pool.impl.AsyncAdaptedQueuePool"  # log as SQLAlchemy's pool
     max_idle = 0  # set per engine (see create_engine)
     _busy_at = 0.0  # when more than max_idle connections were last in use
 
