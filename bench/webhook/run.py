@@ -13,7 +13,9 @@ it only talks to 127.0.0.1):
    PostgreSQL database with ``--customers`` open sessions pre-created; signed, unique messages
    round-robin over the customers; max rate (closed loop), then p50/p99 at half of it (open loop);
 3. raw transaction: ``pgbench -n -c 8 -j 2 -T <seconds> -f bench/webhook/ingest.sql`` against
-   another fresh, migrated, equally seeded database on the same PostgreSQL server.
+   another fresh, migrated, equally seeded database on the same PostgreSQL server;
+4. raw transaction v2: the same with ``ingest_v2.sql`` (the service's own statement sequence since
+   run 6: 3 statements between BEGIN and COMMIT; ``--no-raw-v2`` skips it).
 
 Prints one JSON summary on stdout (progress goes to stderr); ``--json-out`` also writes it to a file.
 ``--profile out.txt`` runs the server under ``py-spy record --format raw`` (collapsed stacks)
@@ -345,7 +347,7 @@ def phase_webhook(args: argparse.Namespace, procs: list[Proc], dbname: str, work
     return res
 
 
-def phase_pgbench(args: argparse.Namespace, dbname: str, workdir: str) -> dict:
+def phase_pgbench(args: argparse.Namespace, dbname: str, workdir: str, script: str = "ingest.sql") -> dict:
     dsn = db_dsn(dbname)
     migrate(dsn, workdir)
     asyncio.run(seed_sessions(dsn, args.customers))
@@ -368,7 +370,7 @@ def phase_pgbench(args: argparse.Namespace, dbname: str, workdir: str) -> dict:
         "-D",
         f"customers={args.customers}",
         "-f",
-        str(HERE / "ingest.sql"),
+        str(HERE / script),
         dbname,
     ]
     log("raw transaction: " + " ".join(cmd[1:]))
@@ -425,6 +427,11 @@ def main() -> int:
         default=1,
         help="server processes: AI_CS_HTTP_WORKERS for the service, as many for the hello world (default 1)",
     )
+    ap.add_argument(
+        "--no-raw-v2",
+        action="store_true",
+        help="skip the second pgbench phase (ingest_v2.sql: the service's statements since run 6)",
+    )
     ap.add_argument("--only", choices=["webhook"], help="run only the webhook phase (e.g. with --profile)")
     ap.add_argument("--profile", help="run the service under py-spy record --format raw, output to this file")
     ap.add_argument(
@@ -439,7 +446,7 @@ def main() -> int:
         ap.error("--seconds must be in (0, 300]")
 
     tag = uuid.uuid4().hex[:10]
-    db_web, db_raw = f"aics_bench_{tag}", f"aics_bench_{tag}_raw"
+    db_web, db_raw, db_raw2 = f"aics_bench_{tag}", f"aics_bench_{tag}_raw", f"aics_bench_{tag}_raw2"
     workdir = tempfile.mkdtemp(prefix="aics-bench-")
     procs: list[Proc] = []
     created: list[str] = []
@@ -460,6 +467,10 @@ def main() -> int:
             asyncio.run(create_db(db_raw))
             created.append(db_raw)
             summary["raw_transaction"] = phase_pgbench(args, db_raw, workdir)
+            if not args.no_raw_v2:
+                asyncio.run(create_db(db_raw2))
+                created.append(db_raw2)
+                summary["raw_transaction_v2"] = phase_pgbench(args, db_raw2, workdir, "ingest_v2.sql")
     finally:
         for p in procs:
             p.stop()
@@ -494,6 +505,11 @@ def main() -> int:
                 "target_throughput_abs_850_met": wmax >= 850,
             }
         )
+    if "raw_transaction_v2" in summary:
+        raw2 = summary["raw_transaction_v2"]["tps"]
+        result["raw_transaction_v2_tps"] = raw2
+        result["ratio_webhook_to_raw_v2"] = round(wmax / raw2, 3) if raw2 else None
+        result["target_throughput_met_v2"] = bool(raw2 and wmax >= 0.4 * raw2)
     result["target_p99_met"] = web["half"]["p99_ms"] <= 25.0
     summary["result"] = result
     text = json.dumps(summary, indent=2)
