@@ -396,7 +396,14 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=20, help="length of each timed phase (default 20)")
     ap.add_argument("--warmup", type=float, default=2, help="closed-loop warm-up, not recorded (default 2)")
     ap.add_argument("--connections", type=int, default=64, help="client connections (default 64)")
-    ap.add_argument("--customers", type=int, default=8000, help="distinct open_ids / seeded sessions")
+    ap.add_argument(
+        "--customers",
+        type=int,
+        default=100_000,
+        help="distinct open_ids / seeded sessions (default 100000: every message is its customer's first "
+        "of the run, as in the pgbench script; with fewer, a customer's second message is a "
+        "low-confidence handoff that opens a ticket, and the third is answered silently)",
+    )
     ap.add_argument("--pgbench-clients", type=int, default=8)
     ap.add_argument(
         "--rate-limit", type=int, default=10, help="AI_CS_RATE_LIMIT_MESSAGES (service default 10)"
