@@ -281,6 +281,7 @@ async def run(job: dict) -> dict:
         "client_cpu_s": round(cpu, 2),
         "client_cpu_pct": round(100 * cpu / elapsed, 1) if elapsed > 0 else 0.0,
         "client_us_per_req": round(1e6 * cpu / done, 1) if done else None,
+        "sent_incl_warmup": state["sent"],
         "exhausted_prebuilt_requests": state["exhausted"],
         "timeline": timeline,
     }

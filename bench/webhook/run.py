@@ -162,7 +162,11 @@ def loadgen(job: dict, server_pid: int | None = None) -> dict:
     if server_pid:
         wall = time.monotonic() - t0
         # includes the client's set-up and warm-up: a lower bound on the busy share of the phase
-        result["server_cpu_pct_of_one_core"] = round(100 * (tree_cpu_seconds(server_pid) - cpu0) / wall, 1)
+        cpu = tree_cpu_seconds(server_pid) - cpu0
+        result["server_cpu_pct_of_one_core"] = round(100 * cpu / wall, 1)
+        # every request the phase sent, warm-up included, was served within the measured CPU
+        sent = result.get("sent_incl_warmup") or 0
+        result["server_cpu_ms_per_request"] = round(1000 * cpu / sent, 3) if sent else None
     return result
 
 
