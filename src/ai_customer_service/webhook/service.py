@@ -2,14 +2,17 @@
 
 Order of work:
 
-1. outside any transaction: a read-only dedup lookup (duplicates are answered from their record and
-   never rate limited), the process-local "known to be over the limit" memo, and the dialog's
-   ``analyze`` step (rules, retrieval: possibly slow, never under a database lock);
-2. one transaction: claim the dedup key (insert-or-ignore; a concurrent duplicate waits for the
-   first and then reads its response), find-or-create and lock the customer's session, enforce the
-   rate limit, decide, and write the inbound message, the bot reply, the ticket (on handoff), the
-   audit row and the dedup response. Any failure rolls all of it back, so the upstream's retry is
-   processed normally.
+1. outside any transaction: the process-local "known to be over the limit" memo (a retry of a
+   processed message is still answered from its dedup record) and the dialog's ``analyze`` step
+   (rules, retrieval: possibly slow, never under a database lock);
+2. one transaction, on pre-built Core statements (:mod:`ai_customer_service.conversation.repository`):
+   find-or-create and lock the customer's session (a concurrent duplicate of the same customer waits
+   here for the first), then in one read under that lock the dedup record (a duplicate is answered
+   from it, before any rate limit), the rate-limit count and the ticket state; decide; write the
+   inbound message, the bot reply, the audit row, the dedup record and the session in one statement
+   (PostgreSQL), plus the ticket on handoff. The dedup key's unique index is the last line of
+   defence (a duplicate under another customer's session). Any failure rolls all of it back, so the
+   upstream's retry is processed normally.
 """
 
 from __future__ import annotations
