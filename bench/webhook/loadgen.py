@@ -151,6 +151,7 @@ async def run(job: dict) -> dict:
     total_reqs = len(reqs)
 
     lat: list[float] = []
+    sent_at: list[float] = []  # intended start of each recorded request (for the per-second timeline)
     statuses: dict[int, int] = {}
     state = {"next": 0, "recording": False, "stop": False, "sent": 0, "exhausted": False}
     idle: deque[Conn] = deque()
@@ -178,6 +179,7 @@ async def run(job: dict) -> dict:
         now = time.perf_counter()
         if state["recording"] and t0 >= state["t_begin"]:
             lat.append(now - t0)
+            sent_at.append(t0)
             statuses[status] = statuses.get(status, 0) + 1
         if state["stop"]:
             return
@@ -251,6 +253,13 @@ async def run(job: dict) -> dict:
     for c in conns:
         if c.transport is not None:
             c.transport.close()
+    # per second of the phase: requests and the slowest latency (finds periodic stalls)
+    per_second: dict[int, list[float]] = {}
+    for t0, latency in zip(sent_at, lat, strict=True):
+        per_second.setdefault(int(t0 - state["t_begin"]), []).append(latency)
+    timeline = [
+        {"s": sec, "n": len(v), "max_ms": round(max(v) * 1000, 1)} for sec, v in sorted(per_second.items())
+    ]
     lat.sort()
     ok = sum(v for k, v in statuses.items() if 200 <= k < 300)
     done = len(lat)
@@ -272,7 +281,9 @@ async def run(job: dict) -> dict:
         "client_cpu_s": round(cpu, 2),
         "client_cpu_pct": round(100 * cpu / elapsed, 1) if elapsed > 0 else 0.0,
         "client_us_per_req": round(1e6 * cpu / done, 1) if done else None,
+        "sent_incl_warmup": state["sent"],
         "exhausted_prebuilt_requests": state["exhausted"],
+        "timeline": timeline,
     }
 
 

@@ -121,6 +121,8 @@ class Settings(BaseSettings):
     addr: str = ":8080"
     log_level: LogLevel = LogLevel.INFO
     log_format: str = Field(default="auto", pattern="^(auto|json|text)$")
+    # HTTP server processes sharing the port (each with its own pool and background workers)
+    http_workers: Annotated[int, Field(ge=1, le=64)] = 1
 
     # storage
     postgres_enabled: bool = False

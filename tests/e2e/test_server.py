@@ -154,3 +154,25 @@ async def test_a_build_one_version_back_runs_on_a_newer_schema(
     finally:
         proc.stop()
     assert "newer than this build" in proc.logs()
+
+
+@pytest.mark.usefixtures("postgres_only")
+def test_several_http_workers_share_the_port_and_drain_on_sigterm(
+    db_env: dict[str, str], tmp_path: Path
+) -> None:
+    server = ServerProcess(env={**db_env, "AI_CS_HTTP_WORKERS": "2"}, cwd=tmp_path).start()
+    try:
+        assert server.proc is not None
+        children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read_text().split()
+        assert len(children) == 2
+        with httpx.Client(base_url=server.url) as client:
+            for i in range(6):  # a new connection each: both processes accept
+                body, headers = signed(message("hello", open_id=f"mp-{i}", message_id=f"mp-{i}"), TEST_SECRET)
+                answer = httpx.post(f"{server.url}{WEBHOOK}", content=body, headers=headers)
+                assert answer.status_code == 200, answer.text
+                assert answer.json()["duplicate"] is False
+            body, headers = signed(message("hello", open_id="mp-0", message_id="mp-0"), TEST_SECRET)
+            assert client.post(WEBHOOK, content=body, headers=headers).json()["duplicate"] is True
+    finally:
+        status = server.stop()
+    assert status == 0, server.logs()

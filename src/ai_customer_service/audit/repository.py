@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Table, insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from ai_customer_service.audit.models import AuditLog
 
@@ -37,3 +40,43 @@ def record(
     )
     session.add(row)
     return row
+
+
+TABLE: Table = AuditLog.__table__  # type: ignore[assignment]
+INSERT = insert(TABLE)
+
+
+def row(
+    *,
+    object_type: str,
+    object_id: object,
+    action: str,
+    actor_type: str,
+    actor_id: object | None = None,
+    before_state: str | None = None,
+    after_state: str | None = None,
+    code: str | None = None,
+    request_id: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The complete row :func:`record` would write, for Core inserts (:data:`INSERT`) on hot paths
+    that work on the transaction's connection instead of the ORM unit of work."""
+    return {
+        "id": uuid.uuid4(),
+        "object_type": object_type,
+        "object_id": str(object_id),
+        "action": action,
+        "actor_type": actor_type,
+        "actor_id": None if actor_id is None else str(actor_id),
+        "before_state": before_state,
+        "after_state": after_state,
+        "code": code,
+        "request_id": request_id,
+        "details": details,
+        "created_at": datetime.now(UTC),
+    }
+
+
+async def insert_row(conn: AsyncConnection, **fields: Any) -> None:
+    """Insert :func:`row` (``fields`` as for :func:`row`) at once, on the transaction's connection."""
+    await conn.execute(INSERT, row(**fields))

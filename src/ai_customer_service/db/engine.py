@@ -8,6 +8,7 @@ of failing on a read-to-write upgrade. PostgreSQL: asyncpg with a bounded pool s
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,11 +16,44 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 
 from ai_customer_service.config import Settings, postgres_url
 
 READ_ONLY = "ai_cs_read_only"
+IDLE_GRACE_SECONDS = 30.0
+
+
+class IdleCappedPool(AsyncAdaptedQueuePool):
+    """A pool of up to ``AI_CS_POSTGRES_MAX_OPEN_CONNS`` connections that keeps at most ``max_idle``
+    idle ones, but only closes the surplus once demand has stayed at or below ``max_idle`` for
+    :data:`IDLE_GRACE_SECONDS`.
+
+    SQLAlchemy's own overflow (``pool_size`` = max idle, the rest as overflow) closes a surplus
+    connection the moment it is returned. Under load, returns come in bursts before the waiting
+    checkouts run, so it closed connections that were needed a millisecond later and opened new
+    ones: hundreds of PostgreSQL backends forked per minute (each re-preparing every statement)
+    at a steady 64 requests in flight.
+    """
+
+    _sqla_logger_namespace = "sqlalchemy.pool.impl.AsyncAdaptedQueuePool"  # log as SQLAlchemy's pool
+    max_idle = 0  # set per engine (see create_engine)
+    _busy_at = 0.0  # when more than max_idle connections were last in use
+
+    def _do_get(self) -> ConnectionPoolEntry:
+        record = super()._do_get()
+        if self.checkedout() > self.max_idle:
+            self._busy_at = time.monotonic()
+        return record
+
+    def _do_return_conn(self, record: ConnectionPoolEntry) -> None:
+        if self.checkedin() >= self.max_idle and time.monotonic() - self._busy_at > IDLE_GRACE_SECONDS:
+            try:
+                record.close()
+            finally:
+                self._dec_overflow()
+            return
+        super()._do_return_conn(record)
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -28,12 +62,13 @@ def create_engine(settings: Settings) -> AsyncEngine:
         # the DSN's connect_timeout and application_name win over our defaults
         connect_args.setdefault("timeout", settings.db_connect_timeout_seconds)
         connect_args.setdefault("server_settings", {}).setdefault("application_name", "ai-customer-service")
-        idle = max(1, settings.postgres_max_idle_conns)
+        pool = type("PostgresPool", (IdleCappedPool,), {"max_idle": max(1, settings.postgres_max_idle_conns)})
         return create_async_engine(
             url,
             connect_args=connect_args,
-            pool_size=idle,
-            max_overflow=max(0, settings.postgres_max_open_conns - idle),
+            poolclass=pool,
+            pool_size=settings.postgres_max_open_conns,
+            max_overflow=0,
             pool_recycle=settings.postgres_conn_max_lifetime_sec,
             # no pre-ping: a dead connection is invalidated on first use; saves a round trip per checkout
             pool_pre_ping=False,

@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ai_customer_service.config import Settings
-from ai_customer_service.conversation.models import Session
 from ai_customer_service.outbox.events import EventType, destinations_for, emit
 from ai_customer_service.ticket.models import Ticket
+
+
+class SessionRef(Protocol):
+    """What routing needs of a session: an ORM ``Session`` or the webhook's plain row."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+    @property
+    def channel(self) -> str: ...
+
+    @property
+    def platform(self) -> str | None: ...
 
 
 class EventPublisher:
@@ -22,7 +34,7 @@ class EventPublisher:
     def publish(
         self,
         tx: AsyncSession,
-        session: Session,
+        session: SessionRef,
         type: EventType,
         data: dict[str, Any],
         *,
@@ -48,7 +60,7 @@ class EventPublisher:
     def publish_handoff(
         self,
         tx: AsyncSession,
-        session: Session,
+        session: SessionRef,
         ticket: Ticket,
         *,
         source_message_id: str | None = None,

@@ -39,6 +39,8 @@ class Ticket(Base):
         ),
         Index("ix_cs_tickets_status_priority_created_at", "status", "priority", "created_at"),
         Index("ix_cs_tickets_assignee_id_status", "assignee_id", "status"),
+        # a session's latest ticket, looked up for every customer message (reopen check)
+        Index("ix_cs_tickets_session_id_created_at", "session_id", "created_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUIDType, primary_key=True, default=new_id)

@@ -2,14 +2,17 @@
 
 Order of work:
 
-1. outside any transaction: a read-only dedup lookup (duplicates are answered from their record and
-   never rate limited), the process-local "known to be over the limit" memo, and the dialog's
-   ``analyze`` step (rules, retrieval: possibly slow, never under a database lock);
-2. one transaction: claim the dedup key (insert-or-ignore; a concurrent duplicate waits for the
-   first and then reads its response), find-or-create and lock the customer's session, enforce the
-   rate limit, decide, and write the inbound message, the bot reply, the ticket (on handoff), the
-   audit row and the dedup response. Any failure rolls all of it back, so the upstream's retry is
-   processed normally.
+1. outside any transaction: the process-local "known to be over the limit" memo (a retry of a
+   processed message is still answered from its dedup record) and the dialog's ``analyze`` step
+   (rules, retrieval: possibly slow, never under a database lock);
+2. one transaction, on pre-built Core statements (:mod:`ai_customer_service.conversation.repository`):
+   find-or-create and lock the customer's session (a concurrent duplicate of the same customer waits
+   here for the first), then in one read under that lock the dedup record (a duplicate is answered
+   from it, before any rate limit), the rate-limit count and the ticket state; decide; write the
+   inbound message, the bot reply, the audit row, the dedup record and the session in one statement
+   (PostgreSQL), plus the ticket on handoff. The dedup key's unique index is the last line of
+   defence (a duplicate under another customer's session). Any failure rolls all of it back, so the
+   upstream's retry is processed normally.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from ai_customer_service.audit import repository as audit
 from ai_customer_service.config import Settings
@@ -36,7 +39,6 @@ from ai_customer_service.logs import get_logger
 from ai_customer_service.outbox.events import EventType, destinations_for
 from ai_customer_service.outbox.publisher import EventPublisher
 from ai_customer_service.ticket import repository as tickets
-from ai_customer_service.ticket.models import Ticket
 from ai_customer_service.ticket.service import reopen_on_customer_message
 from ai_customer_service.ticket.states import Priority, TicketStatus
 from ai_customer_service.webhook.ratelimit import BlockedCustomers
@@ -158,19 +160,26 @@ class IngestService:
         self, tx: AsyncSession, message: InboundMessage, analysis: Analysis, *, source: str, request_id: str
     ) -> IngestResult:
         now = datetime.now(UTC)
+        conn = await tx.connection()
         # The customer's session lock serialises their messages, so a duplicate in flight waits here
         # for the original and then finds its record; the unique key is the last line of defence.
-        session = await self._session(tx, message, now, platform=source or None)
-        if message.message_id:
-            previous = await conversations.dedup_response(
-                tx, source=source, channel=message.channel, message_id=message.message_id
-            )
-            if previous is not None:
-                raise _Duplicate(previous)
-        await self._enforce_rate_limit(tx, message, session, now)
+        session = await self._session(tx, conn, message, now, platform=source or None)
+        limit = self.settings.rate_limit_messages
+        window = self.settings.rate_limit_window_seconds
+        state = await conversations.read_state(
+            conn,
+            session.id,
+            source=source,
+            channel=message.channel,
+            message_id=message.message_id,
+            rate_limit_since=now - timedelta(seconds=window) if limit else None,
+        )
+        if state.duplicate_response is not None:
+            raise _Duplicate(state.duplicate_response)
+        if limit and state.recent_inbound >= limit:
+            self._over_limit(message, state, now)
 
-        inbound = conversations.add_message(
-            tx,
+        inbound = conversations.message_row(
             session_id=session.id,
             direction=Direction.INBOUND,
             author_type=AuthorType.CUSTOMER,
@@ -183,14 +192,14 @@ class IngestService:
             sent_at=message.sent_at,
             now=now,
         )
-        session.last_message_at = now
-        session.updated_at = now
+        inbound_id: uuid.UUID = inbound["id"]
+        rows = [inbound]
         received = self.events.publish(
             tx,
             session,
             EventType.MESSAGE_RECEIVED,
             {
-                "message_id": inbound.id,
+                "message_id": inbound_id,
                 "channel": message.channel,
                 "open_id": message.open_id,
                 "user_id": message.user_id,
@@ -203,29 +212,29 @@ class IngestService:
 
         decision: Decision | None = None
         before = session.status
-        ticket = await tickets.active_for_session(tx, session.id)
-        latest = None if ticket is not None else await tickets.latest_for_session(tx, session.id)
-        if latest is not None and latest.status == TicketStatus.RESOLVED.value:
+        ticket_id = state.active_ticket_id
+        if ticket_id is None and state.latest_ticket_status == TicketStatus.RESOLVED.value:
             # a message soon after resolution reopens that ticket instead of starting a new one
-            ticket = await reopen_on_customer_message(
+            reopened = await reopen_on_customer_message(
                 tx, session.id, self.settings.ticket_reopen_window_seconds
             )
-            if ticket is not None:
-                await tx.flush()  # keep this message's session changes before re-reading its status
-                await tx.refresh(session, ["status"])
+            if reopened is not None:
+                ticket_id = reopened.id
+                await tx.flush()
+                session.status = await conversations.session_status(conn, session.id)
                 self.events.publish(
                     tx,
                     session,
                     EventType.TICKET_REOPENED,
-                    {"status": ticket.status, "reason": "customer_message"},
-                    ticket_id=ticket.id,
+                    {"status": reopened.status, "reason": "customer_message"},
+                    ticket_id=reopened.id,
                     source_message_id=message.message_id,
                 )
-        if ticket is None and session.status == SessionStatus.HANDOFF.value:
+        if ticket_id is None and session.status == SessionStatus.HANDOFF.value:
             # its ticket is resolved and past the reopen window: nobody owns the conversation any
             # more, so the bot takes it back rather than letting the message go unanswered
             session.status = SessionStatus.IDLE.value
-        if ticket is not None:
+        if ticket_id is not None:
             # a human owns the conversation: the bot stays silent, the message goes to the ticket
             pass
         else:
@@ -247,6 +256,7 @@ class IngestService:
                 },
                 source_message_id=message.message_id,
             )
+            record = decision.record(latency_ms)
             if decision.handoff:
                 ticket = await tickets.create_for_handoff(
                     tx,
@@ -257,20 +267,20 @@ class IngestService:
                     priority=decision.priority or Priority.P2,
                     subject=message.content[:200],
                     context={
-                        "trigger_message_id": str(inbound.id),
+                        "trigger_message_id": str(inbound_id),
                         "channel_message_id": message.message_id,
-                        "decision": decision.record(latency_ms),
+                        "decision": record,
                         "language": analysis.language,
                     },
                 )
+                ticket_id = ticket.id
                 self.faults.hit("after_ticket_insert")
                 session.status = SessionStatus.HANDOFF.value
                 session.low_confidence_streak = 0
                 self.metrics.handoffs.labels(decision.reason).inc()
                 self.events.publish_handoff(tx, session, ticket, source_message_id=message.message_id)
             self.metrics.dialog_latency.observe(latency_ms / 1000)
-            bot_reply = conversations.add_message(
-                tx,
+            bot_reply = conversations.message_row(
                 session_id=session.id,
                 direction=Direction.OUTBOUND,
                 author_type=AuthorType.BOT,
@@ -278,34 +288,34 @@ class IngestService:
                 intent=decision.intent,
                 confidence=decision.confidence,
                 citations=decision.citations,
-                decision=decision.record(latency_ms),
+                decision=record,
                 latency_ms=round(latency_ms, 2),
-                reply_to=str(inbound.id),
+                reply_to=str(inbound_id),
                 now=now + timedelta(microseconds=1),
             )
+            rows.append(bot_reply)
             self.events.publish(
                 tx,
                 session,
                 EventType.REPLY_GENERATED,
-                {"message_id": bot_reply.id, "reply": decision.reply, "citations": decision.citations},
-                ticket_id=ticket.id if ticket else None,
+                {"message_id": bot_reply["id"], "reply": decision.reply, "citations": decision.citations},
+                ticket_id=ticket_id,
                 source_message_id=message.message_id,
             )
 
         response = {
             "received": True,
             "session_id": str(session.id),
-            "message_id": str(inbound.id),
+            "message_id": str(inbound_id),
             "reply": decision.reply if decision else "",
             "intent": (decision.intent or "") if decision else "handoff_pending",
             "confidence": (decision.confidence or 0.0) if decision else 0.0,
-            "handoff": ticket is not None,
-            "ticket_id": str(ticket.id) if ticket else "",
+            "handoff": ticket_id is not None,
+            "ticket_id": str(ticket_id) if ticket_id else "",
             "citations": decision.citations if decision else [],
             "duplicate": False,
         }
-        audit.record(
-            tx,
+        audit_row = audit.row(
             object_type="session",
             object_id=session.id,
             action="message_processed",
@@ -316,18 +326,18 @@ class IngestService:
             code="CS_REQ_4003" if message.truncated else None,
             request_id=request_id or None,
             details={
-                "message_id": str(inbound.id),
+                "message_id": str(inbound_id),
                 "channel_message_id": message.message_id,
                 "source": source or None,
-                "decision": decision.record(0.0)["reason"] if decision else "bot_silent_handoff",
+                "decision": decision.reason if decision else "bot_silent_handoff",
                 "ticket_id": response["ticket_id"] or None,
                 **({"original_length": message.original_length} if message.truncated else {}),
             },
         )
         event_id = str(received[0]) if received else None
+        dedup = None
         if message.message_id:
-            conversations.add_dedup(
-                tx,
+            dedup = conversations.dedup_row(
                 source=source,
                 channel=message.channel,
                 message_id=message.message_id,
@@ -335,16 +345,27 @@ class IngestService:
                 response={**response, _EVENT_KEY: event_id} if event_id else response,
                 now=now,
             )
-        await tx.flush()
-        self.metrics.messages_processed.labels(message.channel, _outcome(decision, ticket)).inc()
+        await conversations.record_message(
+            conn, session, now=now, messages=rows, audit_row=audit_row, dedup=dedup
+        )
+        if tx.new or tx.dirty:
+            await tx.flush()  # outbox events (and any ORM change) fail here, inside the transaction
+        self.metrics.messages_processed.labels(message.channel, _outcome(decision)).inc()
         return IngestResult(response=response, duplicate=False, event_id=event_id)
 
     async def _session(
-        self, tx: AsyncSession, message: InboundMessage, now: datetime, *, platform: str | None
-    ) -> Session:
-        async def open_() -> Session:
+        self,
+        tx: AsyncSession,
+        conn: AsyncConnection,
+        message: InboundMessage,
+        now: datetime,
+        *,
+        platform: str | None,
+    ) -> conversations.OpenSession:
+        async def open_() -> conversations.OpenSession:
             return await conversations.open_session(
                 tx,
+                conn,
                 channel=message.channel,
                 open_id=message.open_id,
                 user_id=message.user_id,
@@ -356,9 +377,9 @@ class IngestService:
         idle = timedelta(seconds=self.settings.session_idle_timeout_seconds)
         if session.status != SessionStatus.HANDOFF.value and session.last_message_at < now - idle:
             # the sweeper has not closed it yet: close it now and start a fresh conversation
-            before = conversations.close_session(session, now=now, reason="timeout")
-            audit.record(
-                tx,
+            before = await conversations.close_open_session(conn, session, now=now, reason="timeout")
+            await audit.insert_row(
+                conn,
                 object_type="session",
                 object_id=session.id,
                 action="close",
@@ -367,20 +388,12 @@ class IngestService:
                 after_state=SessionStatus.CLOSED.value,
                 details={"reason": "timeout"},
             )
-            await tx.flush()
             session = await open_()
         return session
 
-    async def _enforce_rate_limit(
-        self, tx: AsyncSession, message: InboundMessage, session: Session, now: datetime
-    ) -> None:
-        limit = self.settings.rate_limit_messages
-        if not limit:
-            return
+    def _over_limit(self, message: InboundMessage, state: conversations.MessageState, now: datetime) -> None:
         window = self.settings.rate_limit_window_seconds
-        count, oldest = await conversations.recent_inbound(tx, session.id, now - timedelta(seconds=window))
-        if count < limit:
-            return
+        oldest = state.oldest_inbound
         wait = window if oldest is None else (oldest + timedelta(seconds=window) - now).total_seconds()
         wait = max(1.0, wait)
         self.blocked.block(message.channel, message.open_id, wait)
@@ -399,7 +412,7 @@ def _rate_limited(retry_after: int) -> RateLimited:
     )
 
 
-def _outcome(decision: Decision | None, ticket: Ticket | None) -> str:
+def _outcome(decision: Decision | None) -> str:
     if decision is None:
         return "to_agent"
     if decision.kind is DecisionKind.HANDOFF:
