@@ -214,6 +214,21 @@ async def test_rules_respect_word_boundaries(client: httpx.AsyncClient, text: st
     assert body["handoff"] is handoff
 
 
+async def test_another_customers_message_id_is_refused_not_answered_with_their_reply(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    """Some gateways number messages per chat: the same message_id from another customer is not a
+    duplicate of the first customer's message, and must never return the first customer's reply."""
+    first = await post(client, message("how do I reset my password", open_id="alice", message_id="42"))
+    assert first.status_code == 200 and first.json()["duplicate"] is False
+    other = await post(client, message("where is my invoice", open_id="bob", message_id="42"))
+    assert other.status_code == 409 and other.json()["error"]["code"] == "CS_REQ_4091"
+    assert first.json()["session_id"] not in other.text and first.json()["reply"] not in other.text
+    retry = await post(client, message("how do I reset my password", open_id="alice", message_id="42"))
+    assert retry.json() == {**first.json(), "duplicate": True}  # hidden dedup fields never leak
+    assert await count(db, Message) == 2  # alice's message and its reply; nothing of bob's was stored
+
+
 async def test_rate_limit_per_customer_spares_duplicates(
     settings: Any, app: Any, client: httpx.AsyncClient, db: Database
 ) -> None:

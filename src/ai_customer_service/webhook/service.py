@@ -33,7 +33,7 @@ from ai_customer_service.conversation.models import Session
 from ai_customer_service.conversation.states import AuthorType, Direction, SessionStatus
 from ai_customer_service.db.engine import Database
 from ai_customer_service.dialog.engine import Analysis, Decision, DecisionKind, DialogEngine
-from ai_customer_service.errors import RateLimited
+from ai_customer_service.errors import Conflict, RateLimited
 from ai_customer_service.http.metrics import Metrics
 from ai_customer_service.logs import get_logger
 from ai_customer_service.outbox.events import EventType, destinations_for
@@ -58,7 +58,10 @@ class IngestResult:
     event_id: str | None = None  # the ``message.received`` event of a platform's message
 
 
-_EVENT_KEY = "_event_id"  # kept with the dedup record, never returned to the generic webhook
+# kept with the dedup record, never returned: the ``message.received`` event (for platforms) and the
+# customer the message_id belongs to (a retry must come from the same customer)
+_EVENT_KEY = "_event_id"
+_OPEN_ID_KEY = "_open_id"
 
 
 class FaultPoints:
@@ -134,8 +137,18 @@ class IngestService:
             )
 
     async def _duplicate(self, message: InboundMessage, stored: dict[str, Any], source: str) -> IngestResult:
+        owner = stored.get(_OPEN_ID_KEY)
+        if owner is not None and owner != message.open_id:
+            # another customer's message_id: never hand one customer another's reply, and never drop
+            # the message silently either — the gateway must make its ids unique per channel
+            self.metrics.webhook_rejections.labels("CS_REQ_4091").inc()
+            raise Conflict(
+                "message_id was already used by another customer on this channel; message ids must be "
+                "unique per channel (e.g. prefix them with the chat id)",
+                "CS_REQ_4091",
+            )
         self.metrics.messages_processed.labels(message.channel, "duplicate").inc()
-        response = {k: v for k, v in stored.items() if k != _EVENT_KEY}
+        response = {k: v for k, v in stored.items() if not k.startswith("_")}
         session_id = response.get("session_id")
         if session_id and destinations_for(self.settings, platform=source or None, channel=message.channel):
             async with self.db.transaction() as tx:
@@ -342,7 +355,11 @@ class IngestService:
                 channel=message.channel,
                 message_id=message.message_id,
                 session_id=session.id,
-                response={**response, _EVENT_KEY: event_id} if event_id else response,
+                response={
+                    **response,
+                    _OPEN_ID_KEY: message.open_id,
+                    **({_EVENT_KEY: event_id} if event_id else {}),
+                },
                 now=now,
             )
         await conversations.record_message(
