@@ -229,6 +229,25 @@ async def test_another_customers_message_id_is_refused_not_answered_with_their_r
     assert await count(db, Message) == 2  # alice's message and its reply; nothing of bob's was stored
 
 
+async def test_a_replayed_signed_request_without_message_id_is_a_duplicate(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    """Without a message_id the signed request is the key: the same bytes again (an attacker's or a
+    proxy's replay within the skew window) change nothing; a new request is a new message."""
+    raw, headers = signed(message("hello there", open_id="no-ids"), TEST_SECRET)
+    first = await client.post(WEBHOOK, content=raw, headers=headers)
+    replay = await client.post(WEBHOOK, content=raw, headers=headers)
+    assert first.json()["duplicate"] is False and replay.json() == {**first.json(), "duplicate": True}
+    raw2, headers2 = signed(message("hello there", open_id="no-ids"), TEST_SECRET, ts=int(time.time()) + 1)
+    again = await client.post(WEBHOOK, content=raw2, headers=headers2)  # the customer wrote it again
+    assert again.json()["duplicate"] is False
+    async with db.sessionmaker() as tx:
+        inbound = (
+            await tx.execute(select(func.count()).select_from(Message).where(Message.direction == "inbound"))
+        ).scalar_one()
+    assert inbound == 2
+
+
 async def test_rate_limit_per_customer_spares_duplicates(
     settings: Any, app: Any, client: httpx.AsyncClient, db: Database
 ) -> None:

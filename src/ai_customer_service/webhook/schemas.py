@@ -34,6 +34,13 @@ class InboundMessage:
     reply_to: str | None
     truncated: bool
     original_length: int
+    # without a message_id, the signed request itself is the idempotency key (set by the router):
+    # an exact replay within the signature's skew window is answered as a duplicate
+    replay_key: str | None = None
+
+    @property
+    def dedup_key(self) -> str | None:
+        return self.message_id or self.replay_key
 
 
 def parse_inbound(

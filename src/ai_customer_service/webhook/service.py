@@ -107,7 +107,7 @@ class IngestService:
             if wait is not None:
                 # known to be over the limit: answer a retry of a processed message, refuse the rest,
                 # and write nothing
-                previous = await self._previous_response(source, message) if message.message_id else None
+                previous = await self._previous_response(source, message) if message.dedup_key else None
                 if previous is not None:
                     return await self._duplicate(message, previous, source)
                 self.metrics.webhook_rejections.labels("CS_SES_4002").inc()
@@ -124,16 +124,16 @@ class IngestService:
             return await self._duplicate(message, dup.response, source)
         except IntegrityError:
             # the dedup key was taken concurrently under another customer's session lock
-            previous = await self._previous_response(source, message) if message.message_id else None
+            previous = await self._previous_response(source, message) if message.dedup_key else None
             if previous is None:
                 raise
             return await self._duplicate(message, previous, source)
 
     async def _previous_response(self, source: str, message: InboundMessage) -> dict[str, Any] | None:
-        assert message.message_id is not None
+        assert message.dedup_key is not None
         async with self.db.sessionmaker() as tx:
             return await conversations.dedup_response(
-                tx, source=source, channel=message.channel, message_id=message.message_id
+                tx, source=source, channel=message.channel, message_id=message.dedup_key
             )
 
     async def _duplicate(self, message: InboundMessage, stored: dict[str, Any], source: str) -> IngestResult:
@@ -184,7 +184,7 @@ class IngestService:
             session.id,
             source=source,
             channel=message.channel,
-            message_id=message.message_id,
+            message_id=message.dedup_key,
             rate_limit_since=now - timedelta(seconds=window) if limit else None,
         )
         if state.duplicate_response is not None:
@@ -349,11 +349,11 @@ class IngestService:
         )
         event_id = str(received[0]) if received else None
         dedup = None
-        if message.message_id:
+        if message.dedup_key:
             dedup = conversations.dedup_row(
                 source=source,
                 channel=message.channel,
-                message_id=message.message_id,
+                message_id=message.dedup_key,
                 session_id=session.id,
                 response={
                     **response,
