@@ -101,6 +101,11 @@ def test_a_streamed_body_over_the_limit_is_refused_while_reading(servers: list[S
         timeout=30,
     )
     assert parsed.status_code == 413 and parsed.json()["error"]["code"] == "CS_REQ_4131"
+    declared = httpx.post(servers[0].url + WEBHOOK, content=b" " * (2 * 1024 * 1024), timeout=30)
+    assert declared.status_code == 413 and declared.text.startswith('{"error":{"code":"CS_REQ_4131"')
+    # refused webhooks are counted like the other rejections (the handoff route's 413 is not)
+    metrics = httpx.get(servers[0].url + "/metrics").text
+    assert 'cs_webhook_rejections_total{code="CS_REQ_4131"} 2.0' in metrics
 
 
 def test_doctor_self_test_passes_against_a_running_server(

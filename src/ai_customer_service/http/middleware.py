@@ -96,6 +96,10 @@ class RequestContextMiddleware:
             code = state.get("error_code")
             if code:
                 self.metrics.http_errors.labels(code).inc()
+            if code == "CS_REQ_4131" and "/webhook" in str(scope.get("path", "")):
+                # refused before the route ran: count and log it like the route's own rejections
+                self.metrics.webhook_rejections.labels(code).inc()
+                log.warning("webhook rejected", code=code, path=scope.get("path"), reason="body too large")
             log.info(
                 "request",
                 method=method,
@@ -116,7 +120,8 @@ def _route_template(scope: Scope) -> str:
 
 
 async def _send_error(send: Send, status: int, code: str, message: str, request_id: str) -> None:
-    body = json.dumps({"error": {"code": code, "message": message, "request_id": request_id}}).encode()
+    error = {"error": {"code": code, "message": message, "request_id": request_id}}
+    body = json.dumps(error, separators=(",", ":")).encode()  # as compact as the app's JSON
     await send(
         {
             "type": "http.response.start",
