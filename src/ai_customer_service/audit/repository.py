@@ -26,20 +26,22 @@ def record(
     request_id: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> AuditLog:
-    row = AuditLog(
-        object_type=object_type,
-        object_id=str(object_id),
-        action=action,
-        actor_type=actor_type,
-        actor_id=None if actor_id is None else str(actor_id),
-        before_state=before_state,
-        after_state=after_state,
-        code=code,
-        request_id=request_id,
-        details=details,
+    entry = AuditLog(
+        **row(
+            object_type=object_type,
+            object_id=object_id,
+            action=action,
+            actor_type=actor_type,
+            actor_id=actor_id,
+            before_state=before_state,
+            after_state=after_state,
+            code=code,
+            request_id=request_id,
+            details=details,
+        )
     )
-    session.add(row)
-    return row
+    session.add(entry)
+    return entry
 
 
 TABLE: Table = AuditLog.__table__  # type: ignore[assignment]
