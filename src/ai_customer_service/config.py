@@ -251,7 +251,10 @@ class Settings(BaseSettings):
         value = value.strip()
         if not value:
             return value
-        parts = urlsplit(value)
+        try:
+            parts = urlsplit(value)
+        except ValueError:
+            raise ValueError("not a valid URL, e.g. postgres://user:pass@host:5432/db") from None
         if parts.scheme not in ("postgres", "postgresql", "postgresql+asyncpg"):
             raise ValueError("must look like postgres://user:pass@host:port/db?sslmode=disable")
         try:
@@ -403,11 +406,15 @@ _ASYNCPG_PARAMS = ("target_session_attrs", "krbsrvname")
 
 
 def mask_dsn(dsn: str) -> str:
-    parts = urlsplit(dsn)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-        parts = parts._replace(netloc=netloc)
-    return urlunsplit(parts)
+    """The DSN with its password replaced by ``***``; a DSN too broken to parse is not shown at all."""
+    try:
+        parts = urlsplit(dsn)
+        if parts.password:
+            netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+            parts = parts._replace(netloc=netloc)
+        return urlunsplit(parts)
+    except ValueError:
+        return "[unparseable DSN, not shown]"
 
 
 def _platform_profiles(environ: Mapping[str, str], names: str) -> dict[str, PlatformSettings]:

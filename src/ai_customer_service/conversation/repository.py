@@ -426,6 +426,12 @@ def _record_statement(messages: int, dedup: bool) -> Any:
     return _SAVE_SESSION.add_cte(*ctes)
 
 
+async def session_open_id(tx: AsyncSession, session_id: uuid.UUID) -> str | None:
+    """The customer a session belongs to (``None`` when the session does not exist)."""
+    stmt = select(Session.open_id).where(Session.id == session_id)
+    return (await tx.execute(stmt)).scalar_one_or_none()
+
+
 async def dedup_response(
     tx: AsyncSession, *, source: str, channel: str, message_id: str
 ) -> dict[str, Any] | None:

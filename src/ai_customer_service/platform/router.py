@@ -7,6 +7,7 @@ the platform's own ingress secret; the platform receives the conversation's even
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -43,7 +44,7 @@ async def _handle(
 ) -> dict[str, Any]:
     profile = _profile(ctx, platform)
     body = await request.body()
-    verify_request(
+    key = verify_request(
         request, body, secret=profile.ingress_secret, settings=ctx.settings, rejections=ctx.rejections
     )
     try:
@@ -57,6 +58,8 @@ async def _handle(
     except BadRequest as exc:
         ctx.rejections.record(exc.code, request_id=rid, path=request.url.path, reason=exc.message)
         raise
+    if message.message_id is None:  # the signed request itself is the idempotency key
+        message = replace(message, replay_key=key)
     result = await ctx.ingest.ingest(message, source=profile.name, request_id=rid)
     return {
         "accepted": True,

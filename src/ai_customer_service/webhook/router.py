@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import replace
 from typing import Any
 
@@ -44,8 +43,9 @@ _BODY_DOC: dict[str, Any] = {
 
 async def _handle(request: Request, ctx: AppContext, channel: str | None, rid: str) -> dict[str, Any]:
     body = await request.body()
+    key = None
     if ctx.settings.webhook_secret:
-        verify_request(
+        key = verify_request(
             request,
             body,
             secret=ctx.settings.webhook_secret,
@@ -62,19 +62,10 @@ async def _handle(request: Request, ctx: AppContext, channel: str | None, rid: s
     except BadRequest as exc:
         ctx.rejections.record(exc.code, request_id=rid, path=request.url.path, reason=exc.message)
         raise
-    if message.message_id is None and ctx.settings.webhook_secret:
-        message = replace(
-            message, replay_key=replay_key(request.headers[ctx.settings.webhook_signature_header])
-        )
+    if message.message_id is None and key is not None:
+        message = replace(message, replay_key=key)
     result = await ctx.ingest.ingest(message, request_id=rid)
     return result.response
-
-
-def replay_key(signature: str) -> str:
-    """The idempotency key of a signed request without a ``message_id``: the same signed bytes (same
-    timestamp, same body) are the same message, so a replay within the skew window is a duplicate."""
-    normalised = signature.strip().lower().removeprefix("sha256=")
-    return "sig:" + hashlib.sha256(normalised.encode()).hexdigest()[:48]
 
 
 @router.post("/webhook", response_model=WebhookResponse, openapi_extra=_BODY_DOC)

@@ -136,8 +136,15 @@ class IngestService:
                 tx, source=source, channel=message.channel, message_id=message.dedup_key
             )
 
+    async def _session_owner(self, session_id: uuid.UUID) -> str | None:
+        async with self.db.sessionmaker() as tx:
+            return await conversations.session_open_id(tx, session_id)
+
     async def _duplicate(self, message: InboundMessage, stored: dict[str, Any], source: str) -> IngestResult:
         owner = stored.get(_OPEN_ID_KEY)
+        if owner is None and stored.get("session_id"):
+            # a record written before owners were stored: the session it answered says whose it is
+            owner = await self._session_owner(uuid.UUID(str(stored["session_id"])))
         if owner is not None and owner != message.open_id:
             # another customer's message_id: never hand one customer another's reply, and never drop
             # the message silently either — the gateway must make its ids unique per channel
