@@ -136,8 +136,10 @@ def test_readiness_follows_the_database_and_recovers(db_env: dict[str, str], tmp
 async def test_a_build_one_version_back_runs_on_a_newer_schema(
     db: Database, db_env: dict[str, str], tmp_path: Path
 ) -> None:
-    """The runbook's rollback: a newer release migrated the database (additively); this build starts,
-    reports ready, and answers, without trying to migrate."""
+    """What the runbook's rollback relies on from now on: when the *next* release has migrated the
+    database (additively), this build, one version back, starts, reports ready and answers without
+    trying to migrate. (0.1.x predates this; rolling back across 0.2.0's migrations needs the backup,
+    see CHANGELOG.md.)"""
     async with db.engine.begin() as conn:
         await conn.execute(text("ALTER TABLE cs_sessions ADD COLUMN added_by_next_release VARCHAR(16)"))
         await conn.execute(text("UPDATE alembic_version SET version_num = '0099_next_release'"))
