@@ -119,7 +119,7 @@ def build_context(settings: Settings, db: Database, dialog: DialogEngine | None 
     if settings.dedup_retention_days:
         keep = settings.dedup_retention_days
         ctx.workers.every(
-            3600.0, "dedup-retention", lambda: conversations.purge_dedup_records(db, retention_days=keep)
+            300.0, "dedup-retention", lambda: conversations.purge_dedup_records(db, retention_days=keep)
         )
     return ctx
 

@@ -5,11 +5,12 @@ Each function is one transaction: the change, its audit row, commit.
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ai_customer_service.audit import repository as audit
@@ -18,6 +19,7 @@ from ai_customer_service.conversation.models import Feedback, MessageDedup, Sess
 from ai_customer_service.conversation.repository import close_session as mark_closed
 from ai_customer_service.conversation.states import SessionStatus
 from ai_customer_service.db.engine import Database
+from ai_customer_service.db.locking import for_update
 from ai_customer_service.errors import BadRequest, Conflict, NotFound
 from ai_customer_service.outbox.publisher import EventPublisher
 from ai_customer_service.ticket import repository as tickets
@@ -206,31 +208,31 @@ async def purge_dedup_records(
     *,
     retention_days: int,
     now: datetime | None = None,
-    batch: int = 1000,
-    max_batches: int = 50,
+    batch: int = 5000,
+    time_budget_seconds: float = 30.0,
 ) -> int:
-    """Delete dedup records older than ``retention_days``, in short transactions of at most ``batch``
-    rows. A retry of such an old message is then processed as a new one; upstreams retry within
-    minutes or hours, so a few days keep exactly-once for them while the table stays bounded."""
+    """Delete dedup records older than ``retention_days`` in short transactions of at most ``batch``
+    rows, until none is left or ``time_budget_seconds`` have passed (the next run goes on). A retry of
+    such an old message is then processed as a new one; upstreams retry within minutes or hours, so a
+    few days keep exactly-once for them while the table stays bounded.
+
+    On PostgreSQL each batch skips rows another process is deleting (``FOR UPDATE SKIP LOCKED``), so
+    replicas purging at the same time share the work instead of queueing behind each other.
+    """
     cutoff = (now or datetime.now(UTC)) - timedelta(days=retention_days)
+    doomed = for_update(
+        select(MessageDedup.id).where(MessageDedup.created_at < cutoff).limit(batch),
+        db.dialect,
+        skip_locked=True,
+    )
+    deadline = time.monotonic() + time_budget_seconds
     total = 0
-    for _ in range(max_batches):
+    while True:
         async with db.transaction() as tx:
-            ids = (
-                (
-                    await tx.execute(
-                        select(MessageDedup.id)
-                        .where(MessageDedup.created_at < cutoff)
-                        .order_by(MessageDedup.created_at)
-                        .limit(batch)
-                    )
-                )
-                .scalars()
-                .all()
+            result = await tx.execute(
+                delete(MessageDedup).where(MessageDedup.id.in_(doomed.scalar_subquery()))
             )
-            if ids:
-                await tx.execute(delete(MessageDedup).where(MessageDedup.id.in_(ids)))
-        total += len(ids)
-        if len(ids) < batch:
-            break
-    return total
+        removed = int(cast(CursorResult[Any], result).rowcount)
+        total += removed
+        if removed < batch or time.monotonic() > deadline:
+            return total
