@@ -101,9 +101,7 @@ _SAVE_SESSION = (
 _CLOSE_SESSION = (
     update(_sessions)
     .where(_sessions.c.id == bindparam("session_id"))
-    .values(
-        user_id=bindparam("user_id"),
-        platform=bindparam("platform"),
+    .values(  # user_id/platform stay as they were: the new message's values go to the next session
         status=SessionStatus.CLOSED.value,
         closed_at=bindparam("now"),
         close_reason=bindparam("reason"),
@@ -239,8 +237,6 @@ async def close_open_session(
         _CLOSE_SESSION,
         {
             "session_id": session.id,
-            "user_id": session.user_id,
-            "platform": session.platform,
             "now": now,
             "reason": reason,
         },

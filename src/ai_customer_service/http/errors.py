@@ -116,9 +116,28 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(request, exc.status_code, code, message, headers=exc.headers)
 
 
+# PostgreSQL conditions that pass by themselves: deadlock, serialization failure, lock or statement
+# timeout, too many connections, server shutting down or starting
+_TRANSIENT_SQLSTATES = frozenset({"40P01", "40001", "55P03", "57014", "53300", "57P01", "57P03"})
+
+
 def _is_unavailable(exc: BaseException) -> bool:
-    """Connection refused/reset/timed out, a dropped pooled connection, pool exhaustion, a busy or
-    locked database: conditions that pass by themselves."""
-    if isinstance(exc, (OSError, PoolTimeout, OperationalError, InterfaceError)):
+    """Connection refused/reset/timed out, a dropped pooled connection, pool exhaustion, a locked
+    SQLite file, a transient PostgreSQL condition: things that pass by themselves (503, retry).
+    A missing table or a constraint violation is a bug or bad data, not an outage (500)."""
+    if isinstance(exc, (OSError, PoolTimeout, InterfaceError)):
         return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    orig = exc.orig
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "__cause__", None), "sqlstate", None)
+    if sqlstate is not None:
+        return sqlstate in _TRANSIENT_SQLSTATES or str(sqlstate).startswith("08")  # 08: connection
+    if isinstance(exc, OperationalError):
+        if type(orig).__module__.startswith("sqlite3"):
+            text = str(orig).lower()
+            return "locked" in text or "busy" in text
+        return True  # the driver lost or could not open the connection
+    return False
