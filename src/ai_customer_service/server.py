@@ -188,9 +188,22 @@ def serve_processes(settings: Settings) -> int:
         sock.close()
         raise
     children: set[int] = set()
+    stopping = False
+
+    def stop_all(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM)
+
+    # before forking, so a signal during the fork loop cannot kill the parent and orphan children
+    signal.signal(signal.SIGTERM, stop_all)
+    signal.signal(signal.SIGINT, stop_all)
     for _ in range(settings.http_workers):
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the child
+            _become_worker()
             status = 1
             try:
                 status = uvloop.run(_worker(settings, sock))
@@ -202,25 +215,15 @@ def serve_processes(settings: Settings) -> int:
                 os._exit(status)
         children.add(pid)
     log.info("server processes started", workers=len(children), pids=sorted(children))
-
-    stopping = False
-
-    def stop_all(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-        for child in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child, signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, stop_all)
-    signal.signal(signal.SIGINT, stop_all)
     status = 0
     try:
         while children:
             pid, wait_status = os.wait()
             children.discard(pid)
             code = os.waitstatus_to_exitcode(wait_status)
-            if code != 0 or not stopping:
+            # a worker stopped by our SIGTERM before its server started has nothing to drain
+            clean = code == 0 or (stopping and code == -signal.SIGTERM)
+            if not clean or not stopping:
                 log.error("server process exited", pid=pid, exit_code=code)
                 status = 1
                 if not stopping:
@@ -228,3 +231,21 @@ def serve_processes(settings: Settings) -> int:
     finally:
         sock.close()
     return status
+
+
+def _become_worker() -> None:  # pragma: no cover - runs in the child
+    """Signal set-up of a forked worker: default dispositions until uvicorn installs its own (a stop
+    request before then simply ends the worker); its own process group, so a terminal's Ctrl-C
+    reaches only the parent, which passes one SIGTERM on (two signals would make uvicorn skip the
+    drain); and SIGTERM when the parent dies, so no worker outlives it holding the port."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)

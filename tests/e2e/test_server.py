@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from pathlib import Path
@@ -178,3 +179,27 @@ def test_several_http_workers_share_the_port_and_drain_on_sigterm(
     finally:
         status = server.stop()
     assert status == 0, server.logs()
+
+
+@pytest.mark.usefixtures("postgres_only")
+def test_http_workers_do_not_outlive_a_killed_parent(db_env: dict[str, str], tmp_path: Path) -> None:
+    server = ServerProcess(env={**db_env, "AI_CS_HTTP_WORKERS": "2"}, cwd=tmp_path).start()
+    assert server.proc is not None
+    children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read_text().split()
+    assert len(children) == 2
+    server.proc.kill()  # SIGKILL: the parent cannot pass anything on
+    server.proc.wait(timeout=10)
+
+    def alive(pid: str) -> bool:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+        except FileNotFoundError:
+            return False
+
+    deadline = time.monotonic() + 15
+    while any(alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [pid for pid in children if alive(pid)]
+    for pid in left:  # never leave a stray server behind, even when the assertion fails
+        os.kill(int(pid), signal.SIGKILL)
+    assert not left, "workers outlived their parent and kept the port"
