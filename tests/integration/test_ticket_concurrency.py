@@ -64,7 +64,6 @@ async def test_staff_actions_and_customer_messages_do_not_deadlock(
     first, so racing them gives a clean winner every time: never a deadlock, never a 500."""
     agent = await principal(db, "owner", Role.AGENT)
     sup = await principal(db, "sup", Role.SUPERVISOR)
-    statuses: Counter[int] = Counter()
     for round_ in range(12):
         ticket = await open_ticket(db)
         await service.assign(db, ticket.id, actor=agent.actor, agent_id=None)
@@ -83,8 +82,6 @@ async def test_staff_actions_and_customer_messages_do_not_deadlock(
         responses = await asyncio.gather(
             staff, api.post(WEBHOOK.removeprefix(API), content=body, headers=headers)
         )
-        statuses.update(r.status_code for r in responses)
         # 409/403: the customer's message reopened the ticket first (back to the queue, unassigned)
         assert {r.status_code for r in responses} <= {200, 403, 409}, [r.text for r in responses]
         assert responses[1].status_code == 200
-    assert statuses[200] >= 12
