@@ -47,7 +47,12 @@ class IdleCappedPool(AsyncAdaptedQueuePool):
         return record
 
     def _do_return_conn(self, record: ConnectionPoolEntry) -> None:
-        if self.checkedin() >= self.max_idle and time.monotonic() - self._busy_at > IDLE_GRACE_SECONDS:
+        now = time.monotonic()
+        if self.checkedout() > self.max_idle:
+            # still busy (e.g. every connection was held through a long stall): a burst of returns
+            # must not close connections that waiting checkouts need
+            self._busy_at = now
+        if self.checkedin() >= self.max_idle and now - self._busy_at > IDLE_GRACE_SECONDS:
             try:
                 record.close()
             finally:
