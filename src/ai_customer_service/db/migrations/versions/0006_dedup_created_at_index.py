@@ -16,7 +16,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.create_index("ix_cs_message_dedup_created_at", "cs_message_dedup", ["created_at"])
+    # if_not_exists: an operator may have built it beforehand with CREATE INDEX CONCURRENTLY (CHANGELOG)
+    op.create_index("ix_cs_message_dedup_created_at", "cs_message_dedup", ["created_at"], if_not_exists=True)
 
 
 def downgrade() -> None:

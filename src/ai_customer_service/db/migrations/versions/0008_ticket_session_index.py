@@ -19,7 +19,10 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.create_index("ix_cs_tickets_session_id_created_at", "cs_tickets", ["session_id", "created_at"])
+    # if_not_exists: an operator may have built it beforehand with CREATE INDEX CONCURRENTLY (CHANGELOG)
+    op.create_index(
+        "ix_cs_tickets_session_id_created_at", "cs_tickets", ["session_id", "created_at"], if_not_exists=True
+    )
 
 
 def downgrade() -> None:
