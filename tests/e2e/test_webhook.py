@@ -336,12 +336,15 @@ async def test_one_rating_per_session_and_replays_change_nothing(
 ) -> None:
     sid = (await post(client, message("hi"))).json()["session_id"]
     path = f"/api/v1/customer-service/sessions/{sid}/feedback"
-    raw, headers = signed({"score": 2, "comment": "slow"}, TEST_SECRET)
+    now = int(time.time())
+    raw, headers = signed({"score": 2, "comment": "slow"}, TEST_SECRET, ts=now - 1)
     first = await client.post(path, content=raw, headers=headers)
     replay = await client.post(path, content=raw, headers=headers)  # the same signed request again
     assert first.status_code == replay.status_code == 200 and first.json() == replay.json()
-    changed = await post(client, {"score": 5}, path=path)  # the customer changes their mind
+    changed = await post(client, {"score": 5}, path=path, ts=now)  # the customer changes their mind
     assert changed.json() == {"id": first.json()["id"], "session_id": sid, "score": 5, "comment": None}
+    stale = await client.post(path, content=raw, headers=headers)  # the older request replayed later
+    assert stale.json()["score"] == 5  # an older rating never overwrites a newer one
     async with db.sessionmaker() as tx:
         assert (await tx.execute(select(Feedback.score))).scalars().all() == [5]
         audits = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -91,13 +92,18 @@ async def session_feedback(
 ) -> dict[str, Any]:
     """CSAT from the channel gateway: signed like the webhook."""
     raw = await request.body()
+    rated_at = None
     if ctx.settings.webhook_secret:
         verify_request(
             request, raw, secret=ctx.settings.webhook_secret, settings=ctx.settings, rejections=ctx.rejections
         )
+        # verified: an integer within the skew window; orders ratings, so a replayed older one loses
+        rated_at = datetime.fromtimestamp(int(request.headers[ctx.settings.webhook_timestamp_header]), UTC)
     target = service.parse_session_id(session_id)
     score, comment = _parse_feedback(raw)
-    return await service.feedback(ctx.db, target, score=score, comment=comment, request_id=rid)
+    return await service.feedback(
+        ctx.db, target, score=score, comment=comment, request_id=rid, rated_at=rated_at
+    )
 
 
 def _parse_feedback(raw: bytes) -> tuple[int, str | None]:

@@ -69,13 +69,22 @@ async def close(
 
 
 async def feedback(
-    db: Database, session_id: uuid.UUID, *, score: int, comment: str | None, request_id: str | None
+    db: Database,
+    session_id: uuid.UUID,
+    *,
+    score: int,
+    comment: str | None,
+    request_id: str | None,
+    rated_at: datetime | None = None,
 ) -> dict[str, Any]:
-    """Store the customer's rating of the session. One rating per session: a new one replaces the
-    previous (audited with both scores); the same rating again — e.g. a replayed request — changes
-    nothing and writes nothing."""
+    """Store the customer's rating of the session. One rating per session: a newer one replaces the
+    previous (audited with both scores). ``rated_at`` is when the customer rated (the signed request's
+    timestamp; now when unsigned) and is stored as the row's ``created_at``: the same rating again,
+    or one older than the stored rating — e.g. a replayed earlier request — changes nothing and
+    writes nothing."""
     if not 1 <= score <= 5:  # the router checks too; the service never trusts its caller
         raise BadRequest("feedback score must be between 1 and 5", "CS_REQ_4009")
+    rated_at = rated_at or datetime.now(UTC)
     async with db.transaction() as tx:
         session = await _locked(tx, session_id)  # serialises ratings of one session
         row = (
@@ -83,12 +92,14 @@ async def feedback(
         ).scalar_one_or_none()
         previous = None if row is None else row.score
         if row is None:
-            row = Feedback(id=uuid.uuid4(), session_id=session.id, score=score, comment=comment)
+            row = Feedback(
+                id=uuid.uuid4(), session_id=session.id, score=score, comment=comment, created_at=rated_at
+            )
             tx.add(row)
-        elif (row.score, row.comment) == (score, comment):
+        elif (row.score, row.comment) == (score, comment) or rated_at < row.created_at:
             return _feedback_view(row)
         else:
-            row.score, row.comment, row.created_at = score, comment, datetime.now(UTC)
+            row.score, row.comment, row.created_at = score, comment, rated_at
         audit.record(
             tx,
             object_type="session",
