@@ -60,7 +60,13 @@ def test_errors_are_json_envelopes_with_request_ids(server: ServerProcess) -> No
 
 
 def test_openapi_docs_and_metrics(server: ServerProcess) -> None:
-    assert httpx.get(f"{server.url}/openapi.json").json()["info"]["title"] == "ai-customer-service"
+    spec = httpx.get(f"{server.url}/openapi.json").json()
+    assert spec["info"]["title"] == "ai-customer-service"
+    # validation failures are documented as we answer them: 400 in our envelope, never FastAPI's 422
+    responses = [op["responses"] for ops in spec["paths"].values() for op in ops.values()]
+    assert not any("422" in r for r in responses)
+    assert any(r.get("400", {}).get("content") for r in responses)
+    assert "ErrorEnvelope" in spec["components"]["schemas"]
     assert httpx.get(f"{server.url}/docs").status_code == 200
     httpx.get(f"{server.url}/actuator/health/live")
     metrics = httpx.get(f"{server.url}/metrics").text
