@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ai_customer_service import __version__
 from ai_customer_service.context import AppContext
-from ai_customer_service.health.service import pool_status, readiness
+from ai_customer_service.health.service import knowledge_status, pool_status, readiness
 from ai_customer_service.http.deps import app_context
 
 router = APIRouter(tags=["health"])
@@ -33,6 +33,7 @@ async def health(ctx: AppContext = Depends(app_context)) -> JSONResponse:
     body["version"] = __version__
     body["environment"] = ctx.settings.runtime_env.value
     body["components"]["pool"] = {"status": "UP", **pool_status(ctx)}
+    body["components"].update(knowledge_status(ctx))  # informational: never changes the overall status
     return JSONResponse(body, status_code=200 if body["status"] == "UP" else 503)
 
 

@@ -56,3 +56,14 @@ def pool_status(ctx: AppContext) -> dict[str, Any]:
         if callable(fn):
             out[name] = fn()
     return out
+
+
+def knowledge_status(ctx: AppContext) -> dict[str, Any]:
+    """The bot's knowledge index in this process: ``LOADING`` until its first build (the bot then
+    says it is still loading), else ``UP`` with the number of published entries it answers from."""
+    if not hasattr(ctx.dialog, "index"):  # a dialog without a knowledge base
+        return {}
+    index = ctx.dialog.index
+    if index is None:
+        return {"knowledge": {"status": "LOADING"}}
+    return {"knowledge": {"status": "UP", "entries": len(index)}}
