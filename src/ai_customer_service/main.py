@@ -117,7 +117,7 @@ def build_context(settings: Settings, db: Database, dialog: DialogEngine | None 
     ctx.workers.every(15.0, "outbox-metrics", outbox.refresh_metrics)
     if settings.outbox_retention_days:
         days = settings.outbox_retention_days
-        ctx.workers.every(3600.0, "outbox-retention", lambda: purge_delivered(db, retention_days=days))
+        ctx.workers.every(300.0, "outbox-retention", lambda: purge_delivered(db, retention_days=days))
     if settings.dedup_retention_days:
         keep = settings.dedup_retention_days
         ctx.workers.every(

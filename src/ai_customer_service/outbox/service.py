@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -131,15 +132,18 @@ async def replay_matching(
         return {"replayed": count}
 
 
-async def purge_delivered(db: Database, *, retention_days: int, max_batches: int = 50) -> int:
+async def purge_delivered(
+    db: Database, *, retention_days: int, batch: int = 5000, time_budget_seconds: float = 30.0
+) -> int:
     """Delete delivered events (and their attempts) older than ``retention_days``, in short
-    transactions of at most 1,000 rows so a large backlog never holds locks for long."""
+    transactions of at most ``batch`` rows so a large backlog never holds locks for long, until none
+    is left or ``time_budget_seconds`` have passed (the next run goes on)."""
     before = utcnow() - timedelta(days=retention_days)
+    deadline = time.monotonic() + time_budget_seconds
     total = 0
-    for _ in range(max_batches):
+    while True:
         async with db.transaction() as tx:
-            removed = await repository.purge_delivered(tx, before=before)
+            removed = await repository.purge_delivered(tx, before=before, batch=batch)
         total += removed
-        if removed < 1000:
-            break
-    return total
+        if removed < batch or time.monotonic() > deadline:
+            return total
