@@ -13,7 +13,6 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from alembic.util import CommandError
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -46,15 +45,16 @@ def _upgrade(connection: Connection) -> None:
     command.upgrade(cfg, "head")
 
 
+@lru_cache(maxsize=1)
+def known_revisions() -> frozenset[str]:
+    """Every revision of this build's migration tree (read once, like :func:`head_revision`)."""
+    return frozenset(s.revision for s in ScriptDirectory.from_config(alembic_config()).walk_revisions())
+
+
 def is_newer(revision: str | None) -> bool:
     """True when ``revision`` is not in this build's migration tree, i.e. a newer release migrated
     the database (migrations only add within a minor version, so this build still works on it)."""
-    if revision is None:
-        return False
-    try:
-        return ScriptDirectory.from_config(alembic_config()).get_revision(revision) is None
-    except CommandError:
-        return True
+    return revision is not None and revision not in known_revisions()
 
 
 async def upgrade(engine: AsyncEngine) -> str | None:
