@@ -5,7 +5,6 @@ Each function is one transaction: the change, its audit row, commit.
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -18,6 +17,7 @@ from ai_customer_service.conversation import queries
 from ai_customer_service.conversation.models import Feedback, MessageDedup, Session
 from ai_customer_service.conversation.repository import close_session as mark_closed
 from ai_customer_service.conversation.states import SessionStatus
+from ai_customer_service.db.batches import delete_in_batches
 from ai_customer_service.db.engine import Database
 from ai_customer_service.db.locking import for_update
 from ai_customer_service.errors import BadRequest, Conflict, NotFound
@@ -236,14 +236,9 @@ async def purge_dedup_records(
         db.dialect,
         skip_locked=True,
     )
-    deadline = time.monotonic() + time_budget_seconds
-    total = 0
-    while True:
-        async with db.transaction() as tx:
-            result = await tx.execute(
-                delete(MessageDedup).where(MessageDedup.id.in_(doomed.scalar_subquery()))
-            )
-        removed = int(cast(CursorResult[Any], result).rowcount)
-        total += removed
-        if removed < batch or time.monotonic() > deadline:
-            return total
+
+    async def delete_batch(tx: AsyncSession) -> int:
+        result = await tx.execute(delete(MessageDedup).where(MessageDedup.id.in_(doomed.scalar_subquery())))
+        return int(cast(CursorResult[Any], result).rowcount)
+
+    return await delete_in_batches(db, delete_batch, batch=batch, time_budget_seconds=time_budget_seconds)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import timedelta
 from typing import Any
 
 from ai_customer_service.audit import repository as audit
 from ai_customer_service.db.base import utcnow
+from ai_customer_service.db.batches import delete_in_batches
 from ai_customer_service.db.engine import Database
 from ai_customer_service.errors import Conflict, NotFound
 from ai_customer_service.outbox import repository
@@ -139,11 +139,9 @@ async def purge_delivered(
     transactions of at most ``batch`` rows so a large backlog never holds locks for long, until none
     is left or ``time_budget_seconds`` have passed (the next run goes on)."""
     before = utcnow() - timedelta(days=retention_days)
-    deadline = time.monotonic() + time_budget_seconds
-    total = 0
-    while True:
-        async with db.transaction() as tx:
-            removed = await repository.purge_delivered(tx, before=before, batch=batch)
-        total += removed
-        if removed < batch or time.monotonic() > deadline:
-            return total
+    return await delete_in_batches(
+        db,
+        lambda tx: repository.purge_delivered(tx, before=before, batch=batch),
+        batch=batch,
+        time_budget_seconds=time_budget_seconds,
+    )
