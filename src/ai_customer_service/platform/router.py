@@ -7,7 +7,6 @@ the platform's own ingress secret; the platform receives the conversation's even
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -54,12 +53,11 @@ async def _handle(
             channels=ctx.settings.channel_names,
             max_content_chars=ctx.settings.max_content_chars,
             default_channel=profile.name,
+            replay_key=key,
         )
     except BadRequest as exc:
         ctx.rejections.record(exc.code, request_id=rid, path=request.url.path, reason=exc.message)
         raise
-    if message.message_id is None:  # the signed request itself is the idempotency key
-        message = replace(message, replay_key=key)
     result = await ctx.ingest.ingest(message, source=profile.name, request_id=rid)
     return {
         "accepted": True,

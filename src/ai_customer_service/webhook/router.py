@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -58,12 +57,11 @@ async def _handle(request: Request, ctx: AppContext, channel: str | None, rid: s
             path_channel=channel,
             channels=ctx.settings.channel_names,
             max_content_chars=ctx.settings.max_content_chars,
+            replay_key=key,
         )
     except BadRequest as exc:
         ctx.rejections.record(exc.code, request_id=rid, path=request.url.path, reason=exc.message)
         raise
-    if message.message_id is None and key is not None:
-        message = replace(message, replay_key=key)
     result = await ctx.ingest.ingest(message, request_id=rid)
     return result.response
 

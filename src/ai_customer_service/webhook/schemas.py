@@ -34,8 +34,8 @@ class InboundMessage:
     reply_to: str | None
     truncated: bool
     original_length: int
-    # without a message_id, the signed request itself is the idempotency key (set by the router):
-    # an exact replay within the signature's skew window is answered as a duplicate
+    # without a message_id, the signed request itself is the idempotency key: an exact replay within
+    # the signature's skew window is answered as a duplicate
     replay_key: str | None = None
 
     @property
@@ -50,8 +50,11 @@ def parse_inbound(
     channels: frozenset[str],
     max_content_chars: int,
     default_channel: str | None = None,
+    replay_key: str | None = None,
 ) -> InboundMessage:
-    """Validate the body; raises :class:`BadRequest` with ``CS_REQ_4001/4002/4008``."""
+    """Validate the body; raises :class:`BadRequest` with ``CS_REQ_4001/4002/4008``. ``replay_key``
+    (the verified signature's, see ``signature.replay_key``) deduplicates a message without a
+    ``message_id``."""
     try:
         body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -125,6 +128,7 @@ def parse_inbound(
         reply_to=values["reply_to"] or None,
         truncated=truncated,
         original_length=original_length,
+        replay_key=replay_key,
     )
 
 
