@@ -8,6 +8,7 @@ from ai_customer_service.dialog.index import (
     Calibration,
     KBDoc,
     KnowledgeIndex,
+    reference_ceiling,
     similarity_references,
 )
 
@@ -187,3 +188,17 @@ def test_references_curve_is_capped_for_very_dense_entries(monkeypatch: pytest.M
     capped = similarity_references(rows, owners, is_question, 1)
     # the capped curve stops at 4 siblings: the best of 4 reaches less far than the best of 39
     assert 0.0 < capped[0] < full[0] < 1.0
+
+
+def test_near_duplicate_questions_do_not_raise_the_reference_above_the_ceiling() -> None:
+    """Questions that copy their title would make every customer paraphrase look out of scope."""
+    rng = np.random.default_rng(4)
+    rows, owners, is_question = [], [], []
+    for e in range(30):
+        title = _unit(rng.normal(size=(1, 32)))[0]
+        rows += [title, title + rng.normal(scale=0.01, size=32)]  # the question is the title again
+        owners += [e, e]
+        is_question += [False, True]
+    refs = similarity_references(_unit(np.array(rows)), np.array(owners), np.array(is_question), 30)
+    assert np.allclose(refs, reference_ceiling(np.array([0]))[0])
+    assert refs[0] == pytest.approx(0.90)
