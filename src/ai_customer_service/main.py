@@ -24,6 +24,7 @@ from ai_customer_service.dialog.knowledge_dialog import KnowledgeDialog
 from ai_customer_service.dialog.llm import LLMClient
 from ai_customer_service.dialog.policy import Thresholds
 from ai_customer_service.health.router import router as health_router
+from ai_customer_service.http.docs import install_docs
 from ai_customer_service.http.errors import install_error_handlers
 from ai_customer_service.http.metrics import Metrics
 from ai_customer_service.http.middleware import RequestContextMiddleware
@@ -169,8 +170,11 @@ def create_app(
         lifespan=lifespan,
         # a wrong path is a JSON 404, not a 307 to an absolute http:// URL with an empty body
         redirect_slashes=False,
+        docs_url=None,  # served by install_docs with local assets (no CDN)
+        redoc_url=None,
     )
     app.state.ctx = ctx
+    install_docs(app)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, metrics=ctx.metrics, max_body_bytes=settings.max_body_bytes)
     app.include_router(health_router)

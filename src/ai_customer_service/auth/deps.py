@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from fastapi import Request
+from fastapi import Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ai_customer_service.auth.actor import Actor
 from ai_customer_service.auth.models import Role
@@ -30,6 +31,16 @@ __all__ = ["ALL_ROLES", "Actor", "Role", "current_actor", "require_roles"]
 ALL_ROLES = (Role.AGENT, Role.SUPERVISOR, Role.ADMIN)
 ACTOR_ID_HEADER = "X-CS-Actor-ID"
 ACTOR_ROLE_HEADER = "X-CS-Actor-Role"
+
+
+# Declares the bearer scheme in the OpenAPI document (Swagger's "Authorize" button, generated
+# clients). It never rejects anything itself: current_actor parses the header so that a malformed
+# one gets our own 401 envelope.
+BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="A principal's token (`POST /principals`) or the bootstrap `AI_CS_ADMIN_TOKEN`.",
+)
 
 
 def _unauthenticated(message: str) -> Unauthenticated:
@@ -71,7 +82,9 @@ def require_roles(*roles: Role) -> Callable[[Request], Awaitable[Actor]]:
     (every role when none is given)."""
     allowed = frozenset(roles or ALL_ROLES)
 
-    async def dependency(request: Request) -> Actor:
+    async def dependency(
+        request: Request, _bearer: HTTPAuthorizationCredentials | None = Security(BEARER)
+    ) -> Actor:
         actor = await current_actor(request)
         if actor.role not in allowed:
             raise Forbidden("access denied: role not allowed", "CS_AUTH_4001")
