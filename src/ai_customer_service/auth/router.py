@@ -20,7 +20,7 @@ from ai_customer_service.auth.schemas import (
 from ai_customer_service.context import AppContext
 from ai_customer_service.errors import NotFound
 from ai_customer_service.http.deps import app_context
-from ai_customer_service.http.validation import parse_uuid
+from ai_customer_service.values import parse_uuid
 
 router = APIRouter(tags=["auth"])
 admin_only = require_roles(Role.ADMIN)

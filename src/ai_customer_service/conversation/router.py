@@ -15,8 +15,9 @@ from ai_customer_service.context import AppContext
 from ai_customer_service.conversation import queries, service
 from ai_customer_service.errors import BadRequest
 from ai_customer_service.http.deps import app_context, request_id
-from ai_customer_service.http.validation import Page, RequestModel, unstorable_reason
+from ai_customer_service.http.validation import Page, RequestModel
 from ai_customer_service.ticket.states import Priority
+from ai_customer_service.values import unstorable_reason
 from ai_customer_service.webhook.signature import verify_request
 
 router = APIRouter(prefix="/sessions", tags=["sessions"])

@@ -24,16 +24,14 @@ from ai_customer_service.errors import BadRequest, Conflict, NotFound
 from ai_customer_service.outbox.publisher import EventPublisher
 from ai_customer_service.ticket import repository as tickets
 from ai_customer_service.ticket.states import Priority
+from ai_customer_service.values import require_uuid
 
 _SWEEP_BATCH = 500
 
 
 def parse_session_id(raw: str) -> uuid.UUID:
     """A path's session id; a malformed one names no session (404, like an unknown ticket id)."""
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        raise NotFound("session not found", "CS_SES_4001") from None
+    return require_uuid(raw, "session", "CS_SES_4001")
 
 
 async def _locked(tx: AsyncSession, session_id: uuid.UUID) -> Session:

@@ -19,7 +19,6 @@ field named in ``details`` (``http/errors.py``), like every other invalid value.
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -27,22 +26,10 @@ from fastapi import Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from ai_customer_service.values import NUL_MESSAGE, SURROGATE_MESSAGE, unstorable_reason
+
 MAX_PAGE = 1_000_000
 """Highest page number of a list endpoint (× a page size ≤ 1000 stays far below 2**31)."""
-
-NUL_MESSAGE = "must not contain NUL characters"
-SURROGATE_MESSAGE = "must be valid Unicode text (no unpaired surrogates)"
-
-
-def unstorable_reason(value: str) -> str | None:
-    """Why ``value`` cannot be stored as text on both databases, or None when it can."""
-    if "\x00" in value:
-        return NUL_MESSAGE
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return SURROGATE_MESSAGE
-    return None
 
 
 def _first_problem(value: Any) -> str | None:
@@ -112,11 +99,3 @@ UtcDateTime = Annotated[datetime, AfterValidator(to_utc)]
 
 Page = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"1-based page number (at most {MAX_PAGE})")]
 """The ``page`` query parameter of a list endpoint: ``page: Page = 1``."""
-
-
-def parse_uuid(raw: str) -> uuid.UUID | None:
-    """``raw`` as a UUID, or None when it is not one (the caller answers its resource's 404)."""
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        return None

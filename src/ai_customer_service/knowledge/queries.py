@@ -8,8 +8,8 @@ from sqlalchemy import case, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ai_customer_service.errors import NotFound
-from ai_customer_service.http.validation import parse_uuid, unstorable_reason
 from ai_customer_service.knowledge.models import KBEntry
+from ai_customer_service.values import parse_uuid, unstorable_reason
 
 KEY_MAX_LENGTH = 128
 

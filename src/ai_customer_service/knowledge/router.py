@@ -13,10 +13,11 @@ from ai_customer_service.context import AppContext
 from ai_customer_service.dialog.index import KBDoc
 from ai_customer_service.errors import BadRequest
 from ai_customer_service.http.deps import app_context
-from ai_customer_service.http.validation import Page, Storable, unstorable_reason
+from ai_customer_service.http.validation import Page, Storable
 from ai_customer_service.knowledge import importing, queries, service
 from ai_customer_service.knowledge.models import EntryStatus
 from ai_customer_service.knowledge.schemas import EntryCreate, EntryUpdate, SearchRequest
+from ai_customer_service.values import unstorable_reason
 
 router = APIRouter(prefix="/kb", tags=["knowledge base"])
 staff = require_roles(Role.AGENT, Role.SUPERVISOR, Role.ADMIN)

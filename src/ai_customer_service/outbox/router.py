@@ -13,11 +13,12 @@ from ai_customer_service.auth.models import Role
 from ai_customer_service.context import AppContext
 from ai_customer_service.errors import NotFound
 from ai_customer_service.http.deps import app_context, request_id
-from ai_customer_service.http.validation import Page, RequestModel, Storable, parse_uuid
+from ai_customer_service.http.validation import Page, RequestModel, Storable
 from ai_customer_service.outbox import service
 from ai_customer_service.outbox.events import EventType
 from ai_customer_service.outbox.models import OutboxStatus
 from ai_customer_service.outbox.repository import EventFilter
+from ai_customer_service.values import parse_uuid
 
 router = APIRouter(prefix="/outbox", tags=["outbox"])
 

@@ -38,6 +38,7 @@ from ai_customer_service.ticket.states import (
     TicketStatus,
     next_status,
 )
+from ai_customer_service.values import require_uuid
 
 _ACTIVE_VALUES = [s.value for s in ACTIVE_STATUSES]
 _WORKING_VALUES = [TicketStatus.ASSIGNED.value, TicketStatus.PROCESSING.value]
@@ -52,10 +53,8 @@ _EVENTS: dict[Action, EventType] = {
 
 
 def parse_ticket_id(raw: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        raise NotFound("ticket not found", "CS_TICKET_4001") from None
+    """A path's ticket id; a malformed one names no ticket (404)."""
+    return require_uuid(raw, "ticket", "CS_TICKET_4001")
 
 
 async def _load(tx: AsyncSession, ticket_id: uuid.UUID) -> Ticket:

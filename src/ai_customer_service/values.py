@@ -1,0 +1,43 @@
+"""Checks of raw values shared by routers, services and queries (no web-framework imports).
+
+- :func:`parse_uuid` / :func:`require_uuid`: a path's id as a UUID. A malformed id names no resource,
+  so it is that resource's 404, exactly like a well-formed id that does not exist.
+- :func:`unstorable_reason`: text both databases can store. PostgreSQL refuses NUL (``\\x00``) in
+  text, and no driver can encode an unpaired surrogate (JSON allows ``"\\ud800"``).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from ai_customer_service.errors import NotFound
+
+NUL_MESSAGE = "must not contain NUL characters"
+SURROGATE_MESSAGE = "must be valid Unicode text (no unpaired surrogates)"
+
+
+def parse_uuid(raw: str) -> uuid.UUID | None:
+    """``raw`` as a UUID, or None when it is not one (the caller answers its resource's 404)."""
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        return None
+
+
+def require_uuid(raw: str, resource: str, code: str) -> uuid.UUID:
+    """``raw`` as a UUID; :class:`NotFound` (``"<resource> not found"``, ``code``) when it is not one."""
+    parsed = parse_uuid(raw)
+    if parsed is None:
+        raise NotFound(f"{resource} not found", code)
+    return parsed
+
+
+def unstorable_reason(value: str) -> str | None:
+    """Why ``value`` cannot be stored as text on both databases, or None when it can."""
+    if "\x00" in value:
+        return NUL_MESSAGE
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return SURROGATE_MESSAGE
+    return None
