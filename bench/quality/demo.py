@@ -97,7 +97,7 @@ def main() -> None:
     report = {
         "kb_entries": len(docs),
         "kb_questions": sum(len(d.questions) for d in docs),
-        "knn_reference_median": round(float(np.median(index.references)), 4),
+        "reference_median": round(float(np.median(index.references)), 4),
         "answer_threshold": thresholds.answer_threshold,
         "all": metrics(rows),
         "en": metrics([r for r in rows if r["lang"] == "en"]),

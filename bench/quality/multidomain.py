@@ -112,7 +112,7 @@ def main() -> None:
     result: dict[str, object] = {
         "kb_entries": len(docs),
         "kb_questions": sum(len(d.questions) for d in docs),
-        "knn_reference_median": round(float(np.median(index.references)), 4),
+        "reference_median": round(float(np.median(index.references)), 4),
         "threshold": threshold,
     }
     for name in ("val", "test"):

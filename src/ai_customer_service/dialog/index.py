@@ -10,10 +10,10 @@ For a query the index computes, per KB entry:
 
 The fused score is ``log(head) + LEXICAL_WEIGHT * bm25 + KNN_WEIGHT * knn``; candidates are
 ordered by it. The confidence of each candidate is a logistic calibration of its fused softmax
-probability and two query-level in-scope signals: the query's best kNN similarity over the whole KB
-and the best fused score, both measured relative to the KB's own question-to-sibling similarity
-(constants in :data:`CALIBRATION`, fitted as documented there), so confidence and fused score give
-the same order.
+probability and two query-level in-scope signals: how far the query's kNN similarity and fused score
+beat, for some entry, the similarity a genuine question of that entry typically reaches (a per-entry
+reference measured on the KB at build time, :func:`similarity_references`; constants in
+:data:`CALIBRATION`, fitted as documented there), so confidence and fused score give the same order.
 Everything at query time is a handful of vectorised numpy operations plus one embedding call.
 """
 
@@ -55,7 +55,7 @@ KNN_WEIGHT = 20.0
 # questions), 0.943 (10), 0.966 (about 90); demo KB 0.880 (title and answer only), 0.915 (6-8).
 DEFAULT_QUESTION_REFERENCE = 0.91
 DEFAULT_ANCHOR_REFERENCE = 0.88
-KNN_REFERENCE_SAMPLE = 2000
+REFERENCE_SAMPLE = 2000
 # The reference curve needs this many sampled questions at a sibling count to be measured there,
 # and stops at this many siblings (it is flat long before: 0.966 from about 60 on BANKING77).
 REFERENCE_MIN_SAMPLES = 20
@@ -217,11 +217,14 @@ def similarity_references(
     """
     n_questions = np.bincount(owners[is_question], minlength=n_entries)
     questions = np.flatnonzero(is_question)
+    fallback = np.where(n_questions > 0, DEFAULT_QUESTION_REFERENCE, DEFAULT_ANCHOR_REFERENCE)
     if questions.size < REFERENCE_MIN_SAMPLES:
-        fallback = np.where(n_questions > 0, DEFAULT_QUESTION_REFERENCE, DEFAULT_ANCHOR_REFERENCE)
         return fallback.astype(np.float32)
     rng = np.random.default_rng(0)
-    sample = rng.choice(questions, size=min(KNN_REFERENCE_SAMPLE, questions.size), replace=False)
+    sample = rng.choice(questions, size=min(REFERENCE_SAMPLE, questions.size), replace=False)
+    # each entry's rows, questions and anchors (title, answer passage) apart: one argsort, no masks
+    order = np.argsort(owners, kind="stable")
+    bounds = np.searchsorted(owners[order], np.arange(n_entries + 1))
     # best[k, m]: sampled question k's best cosine to its entry's anchors and m of its siblings
     depth = min(int(n_questions.max()), REFERENCE_MAX_SIBLINGS + 1)
     best = np.full((sample.size, depth), np.nan, dtype=np.float32)
@@ -229,16 +232,15 @@ def similarity_references(
         part = sample[start : start + 256]
         sims = examples[part] @ examples.T
         for row, i in enumerate(part):
-            same = owners == owners[i]
-            siblings_mask = same & is_question
-            siblings_mask[i] = False
-            anchors = sims[row, same & ~is_question]
-            siblings = rng.permutation(sims[row, siblings_mask])
-            steps = np.r_[-1.0, np.maximum.accumulate(siblings)] if siblings.size else np.array([-1.0])
-            steps = steps[:depth]
+            rows = order[bounds[owners[i]] : bounds[owners[i] + 1]]
+            anchors = sims[row, rows[~is_question[rows]]]
+            siblings = sims[row, rows[is_question[rows] & (rows != i)]]
+            steps = np.r_[-1.0, np.maximum.accumulate(rng.permutation(siblings))][:depth]
             best[start + row, : steps.size] = np.maximum(anchors.max(initial=-1.0), steps)
     # questions with m siblings are a subset of those with m - 1: the measured m form a prefix
     measured = int(np.sum(np.sum(~np.isnan(best), axis=0) >= REFERENCE_MIN_SAMPLES))
+    if measured == 0:  # only when the similarities themselves are not finite
+        return fallback.astype(np.float32)
     curve = np.array([np.nanmedian(best[:, m]) for m in range(measured)], dtype=np.float32)
     curve = np.minimum(curve, reference_ceiling(np.arange(measured)))
     # an entry with n questions: the curve at min(n, last measured m); n siblings is never measured

@@ -175,7 +175,7 @@ def test_calibration_is_monotone_in_both_margins_and_keeps_the_order() -> None:
     assert list(np.argsort(-high)) == [0, 1, 2]  # per-query margins keep the candidate order
 
 
-def test_references_curve_is_capped_for_very_dense_entries(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_references_curve_stops_at_the_sibling_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     from ai_customer_service.dialog import index as index_module
 
     rng = np.random.default_rng(3)
@@ -202,3 +202,11 @@ def test_near_duplicate_questions_do_not_raise_the_reference_above_the_ceiling()
     refs = similarity_references(_unit(np.array(rows)), np.array(owners), np.array(is_question), 30)
     assert np.allclose(refs, reference_ceiling(np.array([0]))[0])
     assert refs[0] == pytest.approx(0.90)
+
+
+def test_references_fall_back_when_similarities_are_not_finite() -> None:
+    rows = np.full((30, 8), np.nan, dtype=np.float32)
+    owners = np.repeat(np.arange(5), 6)
+    is_question = np.tile([False] + [True] * 5, 5)
+    refs = similarity_references(rows, owners, is_question, 5)
+    assert refs.tolist() == pytest.approx([DEFAULT_QUESTION_REFERENCE] * 5)
