@@ -5,9 +5,10 @@ Rules for sensitive topics and explicit requests for a human run *before* this p
 hands off only after ``max_low_confidence_turns`` low-confidence turns in a row.
 
 Default thresholds come from the evaluation in ``docs/evaluation.md``: ``answer_threshold`` (0.37)
-is the single confidence cut that maximised in-scope accuracy + out-of-scope recall on the
-validation split of the multi-domain out-of-scope proxy (``bench/quality/multidomain.py``), with
-the calibration fitted as described in ``dialog/index.py``.
+is the most cautious confidence cut whose in-scope accuracy + out-of-scope recall is within 0.02 of
+the best on the validation split of the multi-domain out-of-scope proxy
+(``bench/quality/multidomain.py``, ``bench/quality/calibrate.py``), with the calibration fitted as
+described in ``dialog/index.py``.
 ``clarify_threshold`` drops suggestions whose confidence is below it; the default 0.0 always offers
 the closest three topics, because a clarifying question with options costs the customer little (the
 confidence is mostly about the query being answerable at all, so runner-up entries score close to
