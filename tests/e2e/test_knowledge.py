@@ -150,6 +150,14 @@ async def test_sensitive_messages_hand_off_with_p1_whatever_the_kb_says(
     assert body["handoff"] is True and body["intent"] == "refund"
     ticket = (await client.get(f"/api/v1/customer-service/tickets/{body['ticket_id']}", headers=ADMIN)).json()
     assert ticket["priority"] == "P1"
+    # the KB answers it confidently: the customer reads the entry while a person takes over
+    assert body["reply"].startswith("We refund within 7 days.") and "human agent" in body["reply"]
+    assert [c["title"] for c in body["citations"]] == ["Refunds"]
+
+    # a sensitive message the KB does not answer is a bare handoff
+    hacked = await say(client, "someone hacked my account and changed the email", open_id="hacked")
+    assert hacked["handoff"] is True and hacked["intent"] == "account_security"
+    assert hacked["citations"] == [] and "We refund" not in hacked["reply"]
 
 
 async def test_decision_is_recorded_with_the_reply(app: FastAPI, client: httpx.AsyncClient) -> None:

@@ -87,6 +87,7 @@ def test_kb_import_and_eval_commands(db_env: dict[str, str], tmp_path: Path) -> 
     ):
         assert key in metrics
     assert metrics["cases"] == 4 and metrics["in_scope_cases"] == 3 and metrics["out_of_scope_cases"] == 1
+    assert metrics["rule_handoffs"] == 0 and metrics["in_scope_rule_handoffs"] == 0
 
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"title": "no answer"}\n')

@@ -11,13 +11,16 @@ def test_metrics_follow_the_contract_definitions() -> None:
         CaseResult("c", None, 30.0),  # in scope, declined
         CaseResult(None, None, 40.0),  # out of scope, declined
         CaseResult(None, "a", 50.0),  # out of scope, answered (wrong)
+        CaseResult("d", None, 30.0, rule="refund"),  # in scope, handed off by a rule
+        CaseResult(None, None, 30.0, rule="human_request"),  # out of scope, handed off by a rule
     ]
     m = compute_metrics(results)
-    assert m["cases"] == 5
-    assert m["in_scope_accuracy"] == round(1 / 3, 4)
-    assert m["out_of_scope_recall"] == 0.5
+    assert m["cases"] == 7
+    assert m["in_scope_accuracy"] == 0.25
+    assert m["out_of_scope_recall"] == round(2 / 3, 4)
     assert m["answer_precision"] == round(1 / 3, 4)
-    assert m["answer_rate"] == 0.6
+    assert m["answer_rate"] == round(3 / 7, 4)
+    assert m["rule_handoffs"] == 2 and m["in_scope_rule_handoffs"] == 1
     assert m["latency_ms_p50"] == 30.0
     assert 40.0 < m["latency_ms_p95"] <= 50.0
 

@@ -46,6 +46,9 @@ class Decision:
     priority: Priority | None = None
     low_confidence: bool = False
     suggestions: list[str] = field(default_factory=list)
+    # the knowledge-base entry whose answer the reply carries: an answer, or a rule handoff that
+    # also gives the customer the entry's answer while they wait (None otherwise)
+    entry: str | None = None
 
     @property
     def handoff(self) -> bool:
@@ -58,6 +61,7 @@ class Decision:
             "reason": self.reason,
             "intent": self.intent,
             "confidence": self.confidence,
+            "entry": self.entry,
             "priority": self.priority.value if self.priority else None,
             "latency_ms": round(latency_ms, 2),
         }

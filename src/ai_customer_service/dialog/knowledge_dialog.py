@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ai_customer_service.db.engine import Database
@@ -24,9 +24,9 @@ from ai_customer_service.dialog.engine import (
     non_text_decision,
     rule_decision,
 )
-from ai_customer_service.dialog.index import Candidate, KBDoc, KnowledgeIndex
+from ai_customer_service.dialog.index import Candidate, KBDoc, KnowledgeIndex, entry_text
 from ai_customer_service.dialog.llm import Grounded, LLMClient, Source
-from ai_customer_service.dialog.rules import match_rules
+from ai_customer_service.dialog.rules import RuleMatch, match_rules, matches_rule
 from ai_customer_service.dialog.text import detect_language
 from ai_customer_service.knowledge import service as knowledge
 from ai_customer_service.knowledge.vectors import DatabaseVectorStore
@@ -145,10 +145,13 @@ class KnowledgeDialog:
         candidates: tuple[Candidate, ...] = ()
         generated = None
         snapshot = self._snapshot
-        if rule is None and snapshot is not None and len(snapshot.index):
+        # retrieval runs for rule matches too: a rule always hands off, but a confident entry's
+        # answer still goes to the customer while they wait (never an LLM text on those topics)
+        if snapshot is not None and len(snapshot.index):
             candidates = tuple(await asyncio.to_thread(self._rank, snapshot.index, text))
             if (
-                self.llm is not None
+                rule is None
+                and self.llm is not None
                 and candidates
                 and candidates[0].confidence >= self.thresholds.answer_threshold
             ):
@@ -173,7 +176,7 @@ class KnowledgeDialog:
         if analysis.content_type != "text":
             return non_text_decision(analysis.language)
         if analysis.rule is not None:
-            return rule_decision(analysis.rule, analysis.language)
+            return self._rule_handoff(analysis, analysis.rule)
         if self._snapshot is None:
             # the first index build has not finished (e.g. right after start-up): ask the customer
             # to wait, and do not count it as a low-confidence turn (no spurious handoffs)
@@ -186,6 +189,31 @@ class KnowledgeDialog:
             )
         outcome = policy.decide(analysis.candidates, low_confidence_streak, self.thresholds)
         return self._reply(analysis, outcome)
+
+    def _rule_handoff(self, analysis: Analysis, rule: RuleMatch) -> Decision:
+        """A rule's P1 handoff, with the entry's answer first when the KB has one on that topic.
+
+        "What is your refund policy?" matches the refund rule, so a person follows up, and the
+        customer reads the refund-policy entry meanwhile instead of only "please wait". The best
+        entry must be confident *and* itself match the rule (be about refunds, account security,
+        ...): a stolen card is not answered with a payment-troubleshooting entry that merely
+        mentions cards.
+        """
+        handoff = rule_decision(rule, analysis.language)
+        snapshot = self._snapshot
+        best = analysis.candidates[0] if analysis.candidates else None
+        if snapshot is None or best is None or best.confidence < self.thresholds.answer_threshold:
+            return handoff
+        doc = snapshot.index.get(best.entry_id)
+        if doc is None or not matches_rule(rule.rule, entry_text(doc)):
+            return handoff
+        language = analysis.language
+        return replace(
+            handoff,
+            reply=f"{answer_in(doc.answer, language)}\n\n{handoff.reply}",
+            citations=[{"id": doc.id, "title": title_in(snapshot.titles.get(doc.id, doc.title), language)}],
+            entry=doc.id,
+        )
 
     def _reply(self, analysis: Analysis, outcome: policy.Decision) -> Decision:
         language = analysis.language
@@ -202,6 +230,7 @@ class KnowledgeDialog:
                         generated.text,
                         reason="kb_match_llm",
                         intent=doc.id,
+                        entry=doc.id,
                         confidence=confidence,
                         citations=[
                             {"id": c, "title": title_in(snapshot.titles.get(c, c), language)} for c in cited
@@ -212,6 +241,7 @@ class KnowledgeDialog:
                     answer_in(doc.answer, language),
                     reason=outcome.reason.value,
                     intent=doc.id,
+                    entry=doc.id,
                     confidence=confidence,
                     citations=[
                         {"id": doc.id, "title": title_in(snapshot.titles.get(doc.id, doc.title), language)}

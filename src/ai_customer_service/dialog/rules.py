@@ -93,3 +93,8 @@ def match_rules(text: str, rules: tuple[Rule, ...] = DEFAULT_RULES) -> RuleMatch
             if found:
                 return RuleMatch(rule=rule.name, reason=rule.reason, matched=found.group(0))
     return None
+
+
+def matches_rule(name: str, text: str, rules: tuple[Rule, ...] = DEFAULT_RULES) -> bool:
+    """Whether ``text`` matches the rule called ``name``: e.g. whether a KB entry is about refunds."""
+    return any(pattern.search(text) for rule in rules if rule.name == name for pattern in rule.patterns)

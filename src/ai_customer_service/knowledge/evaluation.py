@@ -2,8 +2,11 @@
 
 A fresh temporary store holds the imported KB; embeddings are cached in a persistent file under
 ``AI_CS_DATA_DIR`` so a second run on the same KB recomputes nothing. Each case is a fresh
-conversation: ``answered`` means the bot answered with an entry; anything else (clarify, hand off)
-is a decline.
+conversation: ``answered`` means the reply carried an entry's answer; a clarifying question or a
+bare handoff is a decline. The handoff rules run first, as in the webhook: a sensitive message (a
+refund, a hacked account, a complaint) or a request for a person is always handed off with P1, and
+the reply carries the best entry's answer only when the KB answers it confidently (that counts as
+answered with that entry). ``rule_handoffs`` and ``in_scope_rule_handoffs`` count the rule matches.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from typing import Any
 from ai_customer_service.config import Settings
 from ai_customer_service.db.engine import Database
 from ai_customer_service.db.migrate import upgrade
-from ai_customer_service.dialog.engine import DecisionKind
 from ai_customer_service.knowledge import formats, importing
 from ai_customer_service.knowledge import service as knowledge
 
@@ -29,6 +31,7 @@ class CaseResult:
     expected: str | None
     answered: str | None  # the entry answered with, or None when the bot declined
     latency_ms: float
+    rule: str | None = None  # the handoff rule that matched, if any
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
@@ -57,6 +60,8 @@ def compute_metrics(results: Sequence[CaseResult]) -> dict[str, Any]:
         "out_of_scope_recall": ratio(sum(1 for r in out_scope if r.answered is None), len(out_scope)),
         "answer_precision": ratio(len(correct), len(answered)),
         "answer_rate": ratio(len(answered), len(results)),
+        "rule_handoffs": sum(1 for r in results if r.rule is not None),
+        "in_scope_rule_handoffs": sum(1 for r in in_scope if r.rule is not None),
         "latency_ms_p50": _percentile(latencies, 50),
         "latency_ms_p95": _percentile(latencies, 95),
     }
@@ -102,8 +107,9 @@ async def run_eval(
                 analysis = await dialog.analyze(case.text, "text")
                 decision = dialog.decide(analysis, low_confidence_streak=0)
                 elapsed = (time.perf_counter() - t0) * 1000
-                answered = decision.intent if decision.kind is DecisionKind.ANSWER else None
-                results.append(CaseResult(case.expected, answered, elapsed))
+                answered = decision.entry  # the entry whose answer the customer got, if any
+                rule = analysis.rule.rule if analysis.rule is not None else None
+                results.append(CaseResult(case.expected, answered, elapsed, rule))
             if dialog.llm is not None:
                 await dialog.llm.aclose()
         finally:
