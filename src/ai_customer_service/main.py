@@ -24,6 +24,7 @@ from ai_customer_service.dialog.knowledge_dialog import KnowledgeDialog
 from ai_customer_service.dialog.llm import LLMClient
 from ai_customer_service.dialog.policy import Thresholds
 from ai_customer_service.health.router import router as health_router
+from ai_customer_service.health.service import refresh_pool_metrics
 from ai_customer_service.http.docs import install_docs
 from ai_customer_service.http.errors import install_error_handlers
 from ai_customer_service.http.metrics import Metrics
@@ -116,6 +117,11 @@ def build_context(settings: Settings, db: Database, dialog: DialogEngine | None 
     if settings.outbox_worker_enabled:
         ctx.workers.every(settings.outbox_poll_interval_seconds, "outbox-delivery", outbox.drain)
     ctx.workers.every(15.0, "outbox-metrics", outbox.refresh_metrics)
+
+    async def refresh_pool_gauges() -> None:
+        refresh_pool_metrics(ctx)
+
+    ctx.workers.every(15.0, "pool-metrics", refresh_pool_gauges)
     if settings.outbox_retention_days:
         days = settings.outbox_retention_days
         ctx.workers.every(300.0, "outbox-retention", lambda: purge_delivered(db, retention_days=days))

@@ -11,6 +11,7 @@ import contextlib
 import errno
 import gc
 import os
+import shutil
 import signal
 import socket
 from types import FrameType
@@ -23,6 +24,7 @@ from ai_customer_service.db.connect import check_database, describe_db_error
 from ai_customer_service.db.engine import Database
 from ai_customer_service.db.migrate import upgrade
 from ai_customer_service.errors import StartupError
+from ai_customer_service.http.metrics import enable_multiprocess, process_exited
 from ai_customer_service.logs import get_logger
 from ai_customer_service.main import create_app
 
@@ -189,6 +191,8 @@ def serve_processes(settings: Settings) -> int:
         raise
     children: set[int] = set()
     stopping = False
+    # one /metrics for the whole server: the workers write their values to files in one directory
+    metrics_dir = enable_multiprocess()
 
     def stop_all(signum: int, frame: FrameType | None) -> None:
         nonlocal stopping
@@ -220,6 +224,7 @@ def serve_processes(settings: Settings) -> int:
         while children:
             pid, wait_status = os.wait()
             children.discard(pid)
+            process_exited(pid)
             code = os.waitstatus_to_exitcode(wait_status)
             # a worker stopped by our SIGTERM before its server started has nothing to drain
             clean = code == 0 or (stopping and code == -signal.SIGTERM)
@@ -230,6 +235,7 @@ def serve_processes(settings: Settings) -> int:
                     stop_all(signal.SIGTERM, None)
     finally:
         sock.close()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
     return status
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -204,6 +205,15 @@ def test_several_http_workers_share_the_port_and_drain_on_sigterm(
                 assert answer.json()["duplicate"] is False
             body, headers = signed(message("hello", open_id="mp-0", message_id="mp-0"), TEST_SECRET)
             assert client.post(WEBHOOK, content=body, headers=headers).json()["duplicate"] is True
+        # one /metrics for the whole server, whichever process answers the scrape
+        pattern = re.compile(
+            r'cs_http_requests_total\{method="POST",route="/webhook",status="200"\} (\S+)'
+        )
+        for _ in range(4):  # a new connection each, so both processes answer some scrapes
+            scrape = httpx.get(f"{server.url}/metrics").text
+            found = pattern.search(scrape)
+            assert found is not None and float(found.group(1)) == 7.0, scrape
+            assert "cs_db_pool_size" in scrape
     finally:
         status = server.stop()
     assert status == 0, server.logs()

@@ -6,11 +6,11 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from ai_customer_service import __version__
 from ai_customer_service.context import AppContext
-from ai_customer_service.health.service import knowledge_status, pool_status, readiness
+from ai_customer_service.health.service import knowledge_status, pool_status, readiness, refresh_pool_metrics
 from ai_customer_service.http.deps import app_context
 
 router = APIRouter(tags=["health"])
@@ -39,9 +39,5 @@ async def health(ctx: AppContext = Depends(app_context)) -> JSONResponse:
 
 @router.get("/metrics", include_in_schema=False)
 async def metrics(ctx: AppContext = Depends(app_context)) -> Response:
-    pool = pool_status(ctx)
-    if "checkedout" in pool:
-        ctx.metrics.db_pool_in_use.set(pool["checkedout"])
-    if "size" in pool:
-        ctx.metrics.db_pool_size.set(pool["size"])
-    return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    refresh_pool_metrics(ctx)
+    return Response(ctx.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

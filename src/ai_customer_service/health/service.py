@@ -58,6 +58,16 @@ def pool_status(ctx: AppContext) -> dict[str, Any]:
     return out
 
 
+def refresh_pool_metrics(ctx: AppContext) -> None:
+    """Set the pool gauges from the pool (on each scrape, and every 15 s: with several server
+    processes a scrape reaches one of them, and the others' gauges must not go stale)."""
+    pool = pool_status(ctx)
+    if "checkedout" in pool:
+        ctx.metrics.db_pool_in_use.set(pool["checkedout"])
+    if "size" in pool:
+        ctx.metrics.db_pool_size.set(pool["size"])
+
+
 def knowledge_status(ctx: AppContext) -> dict[str, Any]:
     """The bot's knowledge index in this process: ``LOADING`` until its first build (the bot then
     says it is still loading), else ``UP`` with the number of published entries it answers from."""

@@ -1,8 +1,40 @@
-"""Prometheus metrics. One registry per app, so tests and several apps in one process never clash."""
+"""Prometheus metrics. One registry per app, so tests and several apps in one process never clash.
+
+With ``AI_CS_HTTP_WORKERS`` > 1 the server processes share one port, so a scrape reaches any one of
+them. :func:`enable_multiprocess` (called by the parent before it forks) makes every process write
+its values to files in one directory, and ``/metrics`` then reports the whole server: counters and
+histograms summed over the processes, pool gauges summed over the live ones, outbox gauges (the
+same database-wide value in each) their maximum.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import os
+import tempfile
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def enable_multiprocess() -> str:
+    """Switch this process and the ones it forks next to file-backed values; returns the directory.
+
+    A fresh directory each time (stale files of an earlier run would be counted again). Call before
+    any metric is created; the caller removes the directory when the server stops.
+    """
+    directory = tempfile.mkdtemp(prefix="aics-metrics-")
+    os.environ[MULTIPROC_ENV] = directory
+    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+    return directory
+
+
+def process_exited(pid: int) -> None:
+    """Drop a dead worker's live gauges (its counters stay in the totals)."""
+    if os.environ.get(MULTIPROC_ENV):
+        mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
 
 _LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -45,17 +77,30 @@ class Metrics:
         self.llm_failures = Counter(
             "cs_llm_failures_total", "LLM failures by CS_* code", ["code"], registry=r
         )
-        self.db_pool_in_use = Gauge("cs_db_pool_connections_in_use", "DB connections checked out", registry=r)
-        self.db_pool_size = Gauge("cs_db_pool_size", "DB connections held by the pool", registry=r)
+        self.db_pool_in_use = Gauge(
+            "cs_db_pool_connections_in_use",
+            "DB connections checked out",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.db_pool_size = Gauge(
+            "cs_db_pool_size", "DB connections held by the pool", registry=r, multiprocess_mode="livesum"
+        )
         self.outbox_pending = Gauge(
-            "cs_outbox_pending_events", "Outbox events waiting for delivery", registry=r
+            "cs_outbox_pending_events",
+            "Outbox events waiting for delivery",
+            registry=r,
+            multiprocess_mode="livemax",
         )
         self.outbox_oldest_age = Gauge(
             "cs_outbox_oldest_pending_age_seconds",
             "Age of the oldest pending (not yet delivered, not dead) outbox event",
             registry=r,
+            multiprocess_mode="livemax",
         )
-        self.outbox_dead = Gauge("cs_outbox_dead_events", "Dead-lettered outbox events", registry=r)
+        self.outbox_dead = Gauge(
+            "cs_outbox_dead_events", "Dead-lettered outbox events", registry=r, multiprocess_mode="livemax"
+        )
         self.outbox_deliveries = Counter(
             "cs_outbox_deliveries_total",
             "Outbox delivery attempts by outcome (delivered, retry, dead, lost_lease)",
@@ -65,3 +110,12 @@ class Metrics:
         self.sessions_closed = Counter(
             "cs_sessions_closed_total", "Sessions closed by reason", ["reason"], registry=r
         )
+
+    def exposition(self) -> bytes:
+        """The text ``/metrics`` serves: this process's registry, or every process's values."""
+        directory = os.environ.get(MULTIPROC_ENV)
+        if not directory:
+            return generate_latest(self.registry)
+        combined = CollectorRegistry()
+        MultiProcessCollector(combined, path=directory)  # type: ignore[no-untyped-call]
+        return generate_latest(combined)
