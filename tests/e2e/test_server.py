@@ -206,9 +206,7 @@ def test_several_http_workers_share_the_port_and_drain_on_sigterm(
             body, headers = signed(message("hello", open_id="mp-0", message_id="mp-0"), TEST_SECRET)
             assert client.post(WEBHOOK, content=body, headers=headers).json()["duplicate"] is True
         # one /metrics for the whole server, whichever process answers the scrape
-        pattern = re.compile(
-            r'cs_http_requests_total\{method="POST",route="/webhook",status="200"\} (\S+)'
-        )
+        pattern = re.compile(r'cs_http_requests_total\{method="POST",route="/webhook",status="200"\} (\S+)')
         for _ in range(4):  # a new connection each, so both processes answer some scrapes
             scrape = httpx.get(f"{server.url}/metrics").text
             found = pattern.search(scrape)

@@ -37,7 +37,13 @@ def test_the_first_matching_rule_wins() -> None:
 
 
 def test_matches_rule_says_whether_a_text_is_about_that_rule() -> None:
-    refund_entry = "Refund policy\nCan unused credit be refunded?\nUnused prepaid credit is refunded within 30 days."
+    refund_entry = "\n".join(
+        [
+            "Refund policy",
+            "Can unused credit be refunded?",
+            "Unused prepaid credit is refunded within 30 days.",
+        ]
+    )
     assert matches_rule("refund", refund_entry)
     assert not matches_rule("account_security", refund_entry)
     assert not matches_rule("refund", "Payment failed\nmy card was declined")
