@@ -191,8 +191,6 @@ def serve_processes(settings: Settings) -> int:
         raise
     children: set[int] = set()
     stopping = False
-    # one /metrics for the whole server: the workers write their values to files in one directory
-    metrics_dir = enable_multiprocess()
 
     def stop_all(signum: int, frame: FrameType | None) -> None:
         nonlocal stopping
@@ -204,20 +202,15 @@ def serve_processes(settings: Settings) -> int:
     # before forking, so a signal during the fork loop cannot kill the parent and orphan children
     signal.signal(signal.SIGTERM, stop_all)
     signal.signal(signal.SIGINT, stop_all)
-    for _ in range(settings.http_workers):
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - runs in the child
-            _become_worker()
-            status = 1
-            try:
-                status = uvloop.run(_worker(settings, sock))
-            except StartupError as exc:
-                log.error("worker start-up failed", error=str(exc))
-            except BaseException as exc:
-                log.error("worker failed", exc_info=exc)
-            finally:
-                os._exit(status)
-        children.add(pid)
+    # one /metrics for the whole server: the workers write their values to files in one directory
+    metrics_dir = enable_multiprocess()
+    try:
+        _fork_workers(settings, sock, children)
+    except BaseException:
+        stop_all(signal.SIGTERM, None)
+        sock.close()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        raise
     log.info("server processes started", workers=len(children), pids=sorted(children))
     status = 0
     try:
@@ -237,6 +230,26 @@ def serve_processes(settings: Settings) -> int:
         sock.close()
         shutil.rmtree(metrics_dir, ignore_errors=True)
     return status
+
+
+def _fork_workers(settings: Settings, sock: socket.socket, children: set[int]) -> None:
+    """Fork ``AI_CS_HTTP_WORKERS`` processes serving on ``sock``; their pids go into ``children``."""
+    import uvloop
+
+    for _ in range(settings.http_workers):
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            _become_worker()
+            status = 1
+            try:
+                status = uvloop.run(_worker(settings, sock))
+            except StartupError as exc:
+                log.error("worker start-up failed", error=str(exc))
+            except BaseException as exc:
+                log.error("worker failed", exc_info=exc)
+            finally:
+                os._exit(status)
+        children.add(pid)
 
 
 def _become_worker() -> None:  # pragma: no cover - runs in the child

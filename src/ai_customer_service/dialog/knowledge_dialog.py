@@ -24,9 +24,9 @@ from ai_customer_service.dialog.engine import (
     non_text_decision,
     rule_decision,
 )
-from ai_customer_service.dialog.index import Candidate, KBDoc, KnowledgeIndex, entry_text
+from ai_customer_service.dialog.index import Candidate, KBDoc, KnowledgeIndex
 from ai_customer_service.dialog.llm import Grounded, LLMClient, Source
-from ai_customer_service.dialog.rules import RuleMatch, match_rules, matches_rule
+from ai_customer_service.dialog.rules import RuleMatch, kb_answer_allowed, match_rules, matches_rule
 from ai_customer_service.dialog.text import detect_language
 from ai_customer_service.knowledge import service as knowledge
 from ai_customer_service.knowledge.vectors import DatabaseVectorStore
@@ -194,18 +194,24 @@ class KnowledgeDialog:
         """A rule's P1 handoff, with the entry's answer first when the KB has one on that topic.
 
         "What is your refund policy?" matches the refund rule, so a person follows up, and the
-        customer reads the refund-policy entry meanwhile instead of only "please wait". The best
-        entry must be confident *and* itself match the rule (be about refunds, account security,
-        ...): a stolen card is not answered with a payment-troubleshooting entry that merely
-        mentions cards.
+        customer reads the refund-policy entry meanwhile instead of only "please wait". Only for
+        sensitive topics (an explicit request for a person gets the handoff alone), and the best
+        entry must be confident *and* be about the rule's topic: its title or example questions
+        match the rule (not merely its answer), so a stolen card is not answered with a
+        payment-troubleshooting entry that mentions fraud filters.
         """
         handoff = rule_decision(rule, analysis.language)
         snapshot = self._snapshot
         best = analysis.candidates[0] if analysis.candidates else None
-        if snapshot is None or best is None or best.confidence < self.thresholds.answer_threshold:
+        if (
+            not kb_answer_allowed(rule.rule)
+            or snapshot is None
+            or best is None
+            or best.confidence < self.thresholds.answer_threshold
+        ):
             return handoff
         doc = snapshot.index.get(best.entry_id)
-        if doc is None or not matches_rule(rule.rule, entry_text(doc)):
+        if doc is None or not matches_rule(rule.rule, "\n".join((doc.title, *doc.questions))):
             return handoff
         language = analysis.language
         return replace(
@@ -299,9 +305,11 @@ class KnowledgeDialog:
                 "kind": decision.kind.value,
                 "reason": decision.reason,
                 "intent": decision.intent,
+                "entry": decision.entry,
                 "confidence": decision.confidence,
                 "suggestions": decision.suggestions,
             },
+            "citations": decision.citations,
             "reply": decision.reply,
             "answer_threshold": self.thresholds.answer_threshold,
             "latency_ms": round(analysis.latency_ms, 2),

@@ -16,6 +16,9 @@ class Rule:
     name: str
     reason: str
     patterns: tuple[re.Pattern[str], ...]
+    # a sensitive *topic* (refund, security, complaint): the handoff reply may also carry a KB entry
+    # about that topic; an explicit request for a person gets the handoff alone
+    kb_answer_allowed: bool = True
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,8 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         "human_request",
         "human_request",
         (
-            _cjk("人工", "真人", "客服人员", "找客服", "转客服", "在线客服"),
+            # "人工" but not 人工智能 (artificial intelligence) or 人工审核 (manual review)
+            re.compile("人工(?!智能|审核|智慧)|真人|客服人员|找客服|转客服|在线客服"),
             _latin(
                 r"human(?:\s+(?:agent|support|being|operator|please))",
                 r"(?:talk|speak|chat)\s+(?:to|with)\s+(?:a\s+|an\s+|some\s+)?(?:human|person|agent|someone|representative|operator|people)",
@@ -82,6 +86,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
             ),
             re.compile(r"^\s*(?:human|agent|operator|person)\s*[.!?]*\s*$", re.IGNORECASE),
         ),
+        kb_answer_allowed=False,
     ),
 )
 
@@ -95,6 +100,12 @@ def match_rules(text: str, rules: tuple[Rule, ...] = DEFAULT_RULES) -> RuleMatch
     return None
 
 
+def kb_answer_allowed(name: str, rules: tuple[Rule, ...] = DEFAULT_RULES) -> bool:
+    """Whether a handoff by the rule called ``name`` may also carry a KB entry's answer."""
+    return any(rule.kb_answer_allowed for rule in rules if rule.name == name)
+
+
 def matches_rule(name: str, text: str, rules: tuple[Rule, ...] = DEFAULT_RULES) -> bool:
-    """Whether ``text`` matches the rule called ``name``: e.g. whether a KB entry is about refunds."""
+    """Whether ``text`` matches the rule called ``name``: e.g. whether a KB entry's title or example
+    questions are about refunds."""
     return any(pattern.search(text) for rule in rules if rule.name == name for pattern in rule.patterns)

@@ -39,7 +39,6 @@ def install_docs(app: FastAPI) -> None:
             swagger_js_url=f"{STATIC_PATH}/swagger-ui-bundle.js",
             swagger_css_url=f"{STATIC_PATH}/swagger-ui.css",
             swagger_favicon_url=f"{STATIC_PATH}/favicon.png",
-            swagger_ui_parameters={"persistAuthorization": True},
         )
 
     @app.get("/redoc", include_in_schema=False)

@@ -4,7 +4,8 @@ With ``AI_CS_HTTP_WORKERS`` > 1 the server processes share one port, so a scrape
 them. :func:`enable_multiprocess` (called by the parent before it forks) makes every process write
 its values to files in one directory, and ``/metrics`` then reports the whole server: counters and
 histograms summed over the processes, pool gauges summed over the live ones, outbox gauges (the
-same database-wide value in each) their maximum.
+same database-wide value in each) the most recently set value. A ``PROMETHEUS_MULTIPROC_DIR`` set in
+the environment of a single-process server is ignored: only :func:`enable_multiprocess` turns it on.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_multiprocess_dir: str | None = None
 
 
 def enable_multiprocess() -> str:
@@ -24,16 +26,18 @@ def enable_multiprocess() -> str:
     A fresh directory each time (stale files of an earlier run would be counted again). Call before
     any metric is created; the caller removes the directory when the server stops.
     """
+    global _multiprocess_dir
     directory = tempfile.mkdtemp(prefix="aics-metrics-")
     os.environ[MULTIPROC_ENV] = directory
     values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+    _multiprocess_dir = directory
     return directory
 
 
 def process_exited(pid: int) -> None:
     """Drop a dead worker's live gauges (its counters stay in the totals)."""
-    if os.environ.get(MULTIPROC_ENV):
-        mark_process_dead(pid)  # type: ignore[no-untyped-call]
+    if _multiprocess_dir is not None:
+        mark_process_dead(pid, _multiprocess_dir)  # type: ignore[no-untyped-call]
 
 
 _LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -90,16 +94,19 @@ class Metrics:
             "cs_outbox_pending_events",
             "Outbox events waiting for delivery",
             registry=r,
-            multiprocess_mode="livemax",
+            multiprocess_mode="livemostrecent",
         )
         self.outbox_oldest_age = Gauge(
             "cs_outbox_oldest_pending_age_seconds",
             "Age of the oldest pending (not yet delivered, not dead) outbox event",
             registry=r,
-            multiprocess_mode="livemax",
+            multiprocess_mode="livemostrecent",
         )
         self.outbox_dead = Gauge(
-            "cs_outbox_dead_events", "Dead-lettered outbox events", registry=r, multiprocess_mode="livemax"
+            "cs_outbox_dead_events",
+            "Dead-lettered outbox events",
+            registry=r,
+            multiprocess_mode="livemostrecent",
         )
         self.outbox_deliveries = Counter(
             "cs_outbox_deliveries_total",
@@ -113,9 +120,8 @@ class Metrics:
 
     def exposition(self) -> bytes:
         """The text ``/metrics`` serves: this process's registry, or every process's values."""
-        directory = os.environ.get(MULTIPROC_ENV)
-        if not directory:
+        if _multiprocess_dir is None:
             return generate_latest(self.registry)
         combined = CollectorRegistry()
-        MultiProcessCollector(combined, path=directory)  # type: ignore[no-untyped-call]
+        MultiProcessCollector(combined, path=_multiprocess_dir)  # type: ignore[no-untyped-call]
         return generate_latest(combined)

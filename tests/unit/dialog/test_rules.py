@@ -1,6 +1,6 @@
 import pytest
 
-from ai_customer_service.dialog.rules import match_rules, matches_rule
+from ai_customer_service.dialog.rules import kb_answer_allowed, match_rules, matches_rule
 
 
 @pytest.mark.parametrize(
@@ -25,7 +25,14 @@ def test_sensitive_topics_and_requests_for_a_person_match(text: str, rule: str) 
 
 @pytest.mark.parametrize(
     "text",
-    ["a question about humanity", "how do I create an API key", "the refundable deposit", "怎么重置密码"],
+    [
+        "a question about humanity",
+        "how do I create an API key",
+        "the refundable deposit",
+        "怎么重置密码",
+        "你们用的是什么人工智能模型",  # 人工智能 is "artificial intelligence", not a person
+        "内容需要人工审核吗",  # manual review
+    ],
 )
 def test_latin_phrases_match_whole_words_only(text: str) -> None:
     assert match_rules(text) is None
@@ -48,3 +55,9 @@ def test_matches_rule_says_whether_a_text_is_about_that_rule() -> None:
     assert not matches_rule("account_security", refund_entry)
     assert not matches_rule("refund", "Payment failed\nmy card was declined")
     assert not matches_rule("no_such_rule", refund_entry)
+
+
+def test_only_sensitive_topics_may_carry_a_kb_answer_with_the_handoff() -> None:
+    assert all(kb_answer_allowed(name) for name in ("refund", "account_security", "complaint"))
+    assert not kb_answer_allowed("human_request")  # the customer asked for a person: hand off, nothing else
+    assert not kb_answer_allowed("no_such_rule")
