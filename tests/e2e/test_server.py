@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
+import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -225,6 +227,8 @@ def test_http_workers_do_not_outlive_a_killed_parent(db_env: dict[str, str], tmp
     assert len(children) == 2
     server.proc.kill()  # SIGKILL: the parent cannot pass anything on
     server.proc.wait(timeout=10)
+    for leftover in Path(tempfile.gettempdir()).glob(f"aics-metrics-{server.proc.pid}-*"):
+        shutil.rmtree(leftover, ignore_errors=True)  # its metrics directory, which it could not remove
 
     def alive(pid: str) -> bool:
         try:

@@ -27,7 +27,7 @@ def enable_multiprocess() -> str:
     any metric is created; the caller removes the directory when the server stops.
     """
     global _multiprocess_dir
-    directory = tempfile.mkdtemp(prefix="aics-metrics-")
+    directory = tempfile.mkdtemp(prefix=f"aics-metrics-{os.getpid()}-")
     os.environ[MULTIPROC_ENV] = directory
     values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
     _multiprocess_dir = directory
