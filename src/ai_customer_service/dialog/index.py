@@ -406,7 +406,12 @@ class KnowledgeIndex:
         # margins are per query, which keeps the confidence order identical to the fused order.
         knn_margin = float((knn - self.references).max())
         fused_margin = float((fused - KNN_WEIGHT * self.references).max())
-        confidence = self._calibration(prob, knn_margin, fused_margin)
+        calibrated = self._calibration(prob, knn_margin, fused_margin)
+        # That calibrated confidence belongs to the best entry; a runner-up gets it in proportion to
+        # its share of the fused probability, so that the candidates of /kb/search are not all shown
+        # as equally likely (the order, and the best entry's value, are unchanged).
+        top = int(np.argmax(fused))
+        confidence = (calibrated[top] * prob / prob[top]).astype(np.float32)
         return {
             "fused": fused.astype(np.float32),
             "prob": prob,

@@ -9,10 +9,9 @@ is the most cautious confidence cut whose in-scope accuracy + out-of-scope recal
 the best on the validation split of the multi-domain out-of-scope proxy
 (``bench/quality/multidomain.py``, ``bench/quality/calibrate.py``), with the calibration fitted as
 described in ``dialog/index.py``.
-``clarify_threshold`` drops suggestions whose confidence is below it; the default 0.0 always offers
-the closest three topics, because a clarifying question with options costs the customer little (the
-confidence is mostly about the query being answerable at all, so runner-up entries score close to
-the top one and a positive cut would not separate them well).
+``clarify_threshold`` drops suggestions whose confidence is below it (a runner-up's confidence is the
+best entry's, scaled by its share of the fused probability); the default 0.0 always offers the
+closest three topics, because a clarifying question with options costs the customer little.
 """
 
 from __future__ import annotations

@@ -210,3 +210,12 @@ def test_references_fall_back_when_similarities_are_not_finite() -> None:
     is_question = np.tile([False] + [True] * 5, 5)
     refs = similarity_references(rows, owners, is_question, 5)
     assert refs.tolist() == pytest.approx([DEFAULT_QUESTION_REFERENCE] * 5)
+
+
+def test_runner_ups_get_the_confidence_in_proportion_to_their_probability(index: KnowledgeIndex) -> None:
+    cands = index.rank("how can I reset my password", k=4)
+    assert cands[0].entry_id == "password-reset"
+    for c in cands[1:]:
+        expected = cands[0].confidence * c.components["prob"] / cands[0].components["prob"]
+        assert c.confidence == pytest.approx(expected, rel=1e-4)
+        assert c.confidence < cands[0].confidence
