@@ -24,7 +24,7 @@ from ai_customer_service.db.connect import check_database, describe_db_error
 from ai_customer_service.db.engine import Database
 from ai_customer_service.db.migrate import upgrade
 from ai_customer_service.errors import StartupError
-from ai_customer_service.http.metrics import enable_multiprocess, process_exited
+from ai_customer_service.http.metrics import enable_multiprocess, process_exited, use_single_process
 from ai_customer_service.logs import get_logger
 from ai_customer_service.main import create_app
 
@@ -153,6 +153,7 @@ def serve(settings: Settings) -> int:
 
     if settings.http_workers > 1:
         return serve_processes(settings)
+    use_single_process()
     return uvloop.run(run(settings))
 
 

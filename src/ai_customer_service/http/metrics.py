@@ -5,7 +5,8 @@ them. :func:`enable_multiprocess` (called by the parent before it forks) makes e
 its values to files in one directory, and ``/metrics`` then reports the whole server: counters and
 histograms summed over the processes, pool gauges summed over the live ones, outbox gauges (the
 same database-wide value in each) the most recently set value. A ``PROMETHEUS_MULTIPROC_DIR`` set in
-the environment of a single-process server is ignored: only :func:`enable_multiprocess` turns it on.
+the environment of a single-process server is ignored (:func:`use_single_process`): only
+:func:`enable_multiprocess` turns multiprocess mode on.
 """
 
 from __future__ import annotations
@@ -32,6 +33,13 @@ def enable_multiprocess() -> str:
     values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
     _multiprocess_dir = directory
     return directory
+
+
+def use_single_process() -> None:
+    """In-memory values for a one-process server, even if ``PROMETHEUS_MULTIPROC_DIR`` was inherited
+    (prometheus_client would otherwise write to that directory, or fail when it does not exist)."""
+    os.environ.pop(MULTIPROC_ENV, None)
+    values.ValueClass = values.MutexValue
 
 
 def process_exited(pid: int) -> None:
