@@ -70,6 +70,13 @@ class _Snapshot:
     fingerprint: tuple[int, str]
     titles: dict[str, str] = field(default_factory=dict)
 
+    def title(self, entry_id: str, language: str, default: str | None = None) -> str:
+        """An entry's title in the customer's language (its full title is kept per snapshot)."""
+        return title_in(self.titles.get(entry_id, entry_id if default is None else default), language)
+
+    def citation(self, entry_id: str, language: str, default: str | None = None) -> dict[str, str]:
+        return {"id": entry_id, "title": self.title(entry_id, language, default)}
+
 
 @dataclass(frozen=True)
 class KnowledgeAnalysis(Analysis):
@@ -145,9 +152,11 @@ class KnowledgeDialog:
         candidates: tuple[Candidate, ...] = ()
         generated = None
         snapshot = self._snapshot
-        # retrieval runs for rule matches too: a rule always hands off, but a confident entry's
-        # answer still goes to the customer while they wait (never an LLM text on those topics)
-        if snapshot is not None and len(snapshot.index):
+        # retrieval runs for sensitive topics too: their rule always hands off, but a confident
+        # entry's answer still goes to the customer while they wait (never an LLM text on those
+        # topics); a request for a person gets the handoff alone, so it skips retrieval
+        wanted = rule is None or kb_answer_allowed(rule.rule)
+        if wanted and snapshot is not None and len(snapshot.index):
             candidates = tuple(await asyncio.to_thread(self._rank, snapshot.index, text))
             if (
                 rule is None
@@ -217,7 +226,7 @@ class KnowledgeDialog:
         return replace(
             handoff,
             reply=f"{answer_in(doc.answer, language)}\n\n{handoff.reply}",
-            citations=[{"id": doc.id, "title": title_in(snapshot.titles.get(doc.id, doc.title), language)}],
+            citations=[snapshot.citation(doc.id, language, doc.title)],
             entry=doc.id,
         )
 
@@ -238,9 +247,7 @@ class KnowledgeDialog:
                         intent=doc.id,
                         entry=doc.id,
                         confidence=confidence,
-                        citations=[
-                            {"id": c, "title": title_in(snapshot.titles.get(c, c), language)} for c in cited
-                        ],
+                        citations=[snapshot.citation(c, language) for c in cited],
                     )
                 return Decision(
                     DecisionKind.ANSWER,
@@ -249,9 +256,7 @@ class KnowledgeDialog:
                     intent=doc.id,
                     entry=doc.id,
                     confidence=confidence,
-                    citations=[
-                        {"id": doc.id, "title": title_in(snapshot.titles.get(doc.id, doc.title), language)}
-                    ],
+                    citations=[snapshot.citation(doc.id, language, doc.title)],
                 )
         if outcome.kind is policy.DecisionKind.HANDOFF:
             return Decision(
@@ -263,9 +268,7 @@ class KnowledgeDialog:
                 priority=Priority.P2,
                 low_confidence=True,
             )
-        titles = (
-            [title_in(snapshot.titles.get(s, s), language) for s in outcome.suggestions] if snapshot else []
-        )
+        titles = [snapshot.title(s, language) for s in outcome.suggestions] if snapshot else []
         lines = [replies.text(language, "low_confidence")]
         if titles:
             lines.append(replies.text(language, "suggestions"))
