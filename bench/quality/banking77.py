@@ -123,31 +123,31 @@ def _f(value: object) -> float:
     return float(value) if isinstance(value, int | float) else 0.0
 
 
-def fit_calibration(results: list[dict[str, float | str | None]]) -> Calibration:
-    """Logistic regression of 'top-1 is the right in-scope entry' on the calibration features.
+def calibration_features(results: list[dict[str, float | str | None]]) -> np.ndarray:
+    """Rows of (1, prob, knn feature, fused feature), as :class:`Calibration` combines them."""
+    return np.array(
+        [[1.0, _f(r["prob"]), _f(r["knn_margin"]) * 10.0, _f(r["fused_margin"]) / 10.0] for r in results]
+    )
 
-    Features as in :class:`Calibration`: prob, knn feature, fused feature; numpy Newton steps.
-    """
-    x = np.array(
-        [
-            [
-                1.0,
-                _f(r["prob"]),
-                _f(r["knn_margin"]) * 10.0,
-                _f(r["fused_margin"]) / 10.0,
-            ]
-            for r in results
-        ]
-    )
-    y = np.array(
-        [float(r["expected"] is not None and r["predicted_fused"] == r["expected"]) for r in results]
-    )
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None) -> np.ndarray:
+    """(Weighted) L2-regularised logistic regression by 50 Newton steps; numpy only."""
+    weight = np.ones(len(y)) if weight is None else weight
     w = np.zeros(x.shape[1])
     for _ in range(50):
         p = 1.0 / (1.0 + np.exp(-x @ w))
-        grad = x.T @ (p - y) + 1e-3 * w
-        hess = (x.T * (p * (1 - p))) @ x + 1e-3 * np.eye(x.shape[1])
+        grad = x.T @ (weight * (p - y)) + 1e-3 * w
+        hess = (x.T * (weight * p * (1 - p))) @ x + 1e-3 * np.eye(len(w))
         w -= np.linalg.solve(hess, grad)
+    return w
+
+
+def fit_calibration(results: list[dict[str, float | str | None]]) -> Calibration:
+    """Logistic regression of 'top-1 is the right in-scope entry' on the calibration features."""
+    y = np.array(
+        [float(r["expected"] is not None and r["predicted_fused"] == r["expected"]) for r in results]
+    )
+    w = fit_logistic(calibration_features(results), y)
     return Calibration(
         bias=round(float(w[0]), 2),
         w_prob=round(float(w[1]), 2),

@@ -70,12 +70,6 @@ def collect(refresh: bool) -> dict[str, dict[str, Results]]:
     return data
 
 
-def features(rs: Results) -> np.ndarray:
-    return np.array(
-        [[1.0, b._f(r["prob"]), b._f(r["knn_margin"]) * 10.0, b._f(r["fused_margin"]) / 10.0] for r in rs]
-    )
-
-
 def labels(rs: Results, label: str) -> np.ndarray:
     if label == "correct":
         return np.array(
@@ -84,18 +78,8 @@ def labels(rs: Results, label: str) -> np.ndarray:
     return np.array([float(r["expected"] is not None) for r in rs])
 
 
-def fit(x: np.ndarray, y: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    w = np.zeros(x.shape[1])
-    for _ in range(50):
-        p = 1.0 / (1.0 + np.exp(-x @ w))
-        grad = x.T @ (weight * (p - y)) + 1e-3 * w
-        hess = (x.T * (weight * p * (1 - p))) @ x + 1e-3 * np.eye(len(w))
-        w -= np.linalg.solve(hess, grad)
-    return w
-
-
 def with_confidence(rs: Results, w: np.ndarray) -> Results:
-    conf = 1.0 / (1.0 + np.exp(-features(rs) @ w))
+    conf = 1.0 / (1.0 + np.exp(-b.calibration_features(rs) @ w))
     return [{**r, "confidence": float(c)} for r, c in zip(rs, conf, strict=True)]
 
 
@@ -133,10 +117,10 @@ def main() -> None:
         y = labels(rs, args.label)
         pos, neg = max(y.sum(), 1.0), max((1 - y).sum(), 1.0)
         weight = np.where(y == 1, 0.5 / pos, 0.5 / neg) * len(y) * (args.md_weight if name == "md" else 1.0)
-        xs.append(features(rs))
+        xs.append(b.calibration_features(rs))
         ys.append(y)
         ws.append(weight)
-    w = fit(np.concatenate(xs), np.concatenate(ys), np.concatenate(ws))
+    w = b.fit_logistic(np.concatenate(xs), np.concatenate(ys), np.concatenate(ws))
     md_val = with_confidence(data["md"]["val"], w)
     threshold = cautious_threshold(md_val, args.tolerance)
     out: dict[str, object] = {
