@@ -215,6 +215,12 @@ class Settings(BaseSettings):
     # AI_CS_DEDUP_RETENTION_DAYS: a processed message's dedup record (its stored response) is deleted
     # after this many days; a retry arriving later is processed as a new message. 0 keeps everything.
     dedup_retention_days: Annotated[int, Field(ge=0)] = 7
+    # AI_CS_LIVE_POLL_INTERVAL_MS: how often a process with open live streams (agent console, chat
+    # widget) reads new events from the database; any replica's change reaches its streams within it.
+    live_poll_interval_ms: Annotated[int, Field(ge=50, le=10_000)] = 300
+    # AI_CS_LIVE_RETENTION_HOURS: live events are kept this long for streams resuming with
+    # Last-Event-ID, then deleted (they are a copy: messages, tickets and the outbox keep the facts).
+    live_retention_hours: Annotated[int, Field(ge=1)] = 24
 
     @field_validator("runtime_env", mode="before")
     @classmethod

@@ -1,4 +1,5 @@
-"""What a running app holds: settings, database, metrics, services, workers, and its draining flag."""
+"""What a running app holds: settings, database, metrics, services, the live-event hub, workers, and
+its draining flag."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from ai_customer_service.config import Settings
 from ai_customer_service.db.engine import Database
 from ai_customer_service.dialog.engine import DialogEngine
 from ai_customer_service.http.metrics import Metrics
+from ai_customer_service.live import LiveHub
 from ai_customer_service.outbox.publisher import EventPublisher
 from ai_customer_service.webhook.rejections import RejectionLog
 from ai_customer_service.webhook.service import IngestService
@@ -23,5 +25,6 @@ class AppContext:
     ingest: IngestService
     events: EventPublisher
     rejections: RejectionLog
+    live: LiveHub
     workers: Workers = field(default_factory=Workers)
     draining: bool = False

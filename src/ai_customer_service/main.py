@@ -30,6 +30,7 @@ from ai_customer_service.http.errors import install_error_handlers
 from ai_customer_service.http.metrics import Metrics
 from ai_customer_service.http.middleware import RequestContextMiddleware
 from ai_customer_service.knowledge.router import router as kb_router
+from ai_customer_service.live import LiveHub, purge_live_events
 from ai_customer_service.logs import get_logger
 from ai_customer_service.outbox.publisher import EventPublisher
 from ai_customer_service.outbox.router import router as outbox_router
@@ -90,6 +91,7 @@ def build_context(settings: Settings, db: Database, dialog: DialogEngine | None 
         ingest=ingest,
         events=events,
         rejections=RejectionLog(metrics),
+        live=LiveHub(db, poll_interval_seconds=settings.live_poll_interval_ms / 1000),
     )
 
     async def sweep_sessions() -> None:
@@ -130,6 +132,8 @@ def build_context(settings: Settings, db: Database, dialog: DialogEngine | None 
         ctx.workers.every(
             300.0, "dedup-retention", lambda: conversations.purge_dedup_records(db, retention_days=keep)
         )
+    hours = settings.live_retention_hours
+    ctx.workers.every(300.0, "live-retention", lambda: purge_live_events(db, retention_hours=hours))
     return ctx
 
 
@@ -156,11 +160,13 @@ def create_app(
             first.add_done_callback(_log_failure)
             await asyncio.wait({first}, timeout=FIRST_INDEX_WAIT_SECONDS)
         ctx.workers.start()
+        await ctx.live.start()
         log.info("service started", version=__version__, store=settings.store_name, addr=settings.addr)
         try:
             yield
         finally:
             ctx.draining = True
+            await ctx.live.stop()
             await ctx.workers.stop()
             await ctx.rejections.flush(ctx.db)
             if knowledge_llm := getattr(ctx.dialog, "llm", None):
@@ -180,6 +186,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.ctx = ctx
+    app.state.live = ctx.live
     install_docs(app)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, metrics=ctx.metrics, max_body_bytes=settings.max_body_bytes)

@@ -4,11 +4,16 @@
   so it is that resource's 404, exactly like a well-formed id that does not exist.
 - :func:`unstorable_reason`: text both databases can store. PostgreSQL refuses NUL (``\\x00``) in
   text, and no driver can encode an unpaired surrogate (JSON allows ``"\\ud800"``).
+- :func:`json_safe`: event data as plain JSON (UUIDs and enums as strings, timestamps as RFC 3339 UTC).
 """
 
 from __future__ import annotations
 
+import json
 import uuid
+from datetime import datetime
+from enum import Enum
+from typing import Any
 
 from ai_customer_service.errors import NotFound
 
@@ -41,3 +46,19 @@ def unstorable_reason(value: str) -> str | None:
     except UnicodeEncodeError:
         return SURROGATE_MESSAGE
     return None
+
+
+def json_safe(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` as plain JSON values; :class:`TypeError` for a value that has no JSON form."""
+    result: dict[str, Any] = json.loads(json.dumps(data, default=_json_default))
+    return result
+
+
+def _json_default(value: object) -> Any:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, Enum):
+        return value.value
+    raise TypeError(f"event data is not JSON-serialisable: {type(value).__name__}")

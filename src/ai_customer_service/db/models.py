@@ -5,6 +5,7 @@ from ai_customer_service.auth.models import Principal
 from ai_customer_service.conversation.models import Feedback, Message, MessageDedup, Session
 from ai_customer_service.db.base import Base
 from ai_customer_service.knowledge.models import KBEmbedding, KBEntry
+from ai_customer_service.live.models import LiveEventRow
 from ai_customer_service.outbox.models import OutboxAttempt, OutboxEvent
 from ai_customer_service.ticket.models import Ticket, TicketNote
 
@@ -15,6 +16,7 @@ __all__ = [
     "Feedback",
     "KBEmbedding",
     "KBEntry",
+    "LiveEventRow",
     "Message",
     "MessageDedup",
     "OutboxAttempt",

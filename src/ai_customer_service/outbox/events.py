@@ -6,16 +6,15 @@ it, or not at all. :func:`destinations_for` tells a caller where a session's eve
 
 from __future__ import annotations
 
-import json
 import uuid
-from datetime import datetime
-from enum import Enum, StrEnum
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ai_customer_service.config import Settings
 from ai_customer_service.db.base import utcnow
+from ai_customer_service.values import json_safe
 
 CHANNEL_DESTINATION_PREFIX = "channel:"
 
@@ -85,7 +84,7 @@ def emit(
             session_id=session_id,
             ticket_id=ticket_id,
             source_message_id=source_message_id,
-            payload=json.loads(json.dumps(data, default=_json_default)),
+            payload=json_safe(data),
             status=OutboxStatus.PENDING.value,
             attempts=0,
             replays=0,
@@ -95,13 +94,3 @@ def emit(
         )
     )
     return event_id
-
-
-def _json_default(value: object) -> Any:
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    if isinstance(value, Enum):
-        return value.value
-    raise TypeError(f"outbox event data is not JSON-serialisable: {type(value).__name__}")

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ai_customer_service.config import Settings
+from ai_customer_service.live import publish_live
 from ai_customer_service.outbox.events import EventType, destinations_for, emit
 from ai_customer_service.ticket.models import Ticket
 
@@ -41,7 +42,9 @@ class EventPublisher:
         ticket_id: uuid.UUID | None = None,
         source_message_id: str | None = None,
     ) -> list[uuid.UUID]:
-        """Add the event for every destination of ``session``; returns the event ids (maybe none)."""
+        """Add the event for every destination of ``session``, and to the live streams (the agent
+        console, the chat widget); returns the outbox event ids (maybe none)."""
+        publish_live(tx, type=type.value, session_id=session.id, ticket_id=ticket_id, data=data)
         return [
             emit(
                 tx,
