@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -26,6 +26,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from ai_customer_service.db.dsn import EXAMPLES, mask_dsn, parse_dsn, to_asyncpg
 from ai_customer_service.errors import ConfigError
 
 ENV_PREFIX = "AI_CS_"
@@ -255,24 +256,8 @@ class Settings(BaseSettings):
     @classmethod
     def _check_dsn(cls, value: str) -> str:
         value = value.strip()
-        if not value:
-            return value
-        try:
-            parts = urlsplit(value)
-        except ValueError:
-            raise ValueError("not a valid URL, e.g. postgres://user:pass@host:5432/db") from None
-        if parts.scheme not in ("postgres", "postgresql", "postgresql+asyncpg"):
-            raise ValueError("must look like postgres://user:pass@host:port/db?sslmode=disable")
-        try:
-            parts.port  # noqa: B018 - raises on a port that is not a number
-        except ValueError:
-            raise ValueError("the port must be a number, e.g. postgres://user:pass@host:5432/db") from None
-        allowed = {"sslmode", "connect_timeout", *_SERVER_SETTINGS, *_ASYNCPG_PARAMS}
-        for name, raw in parse_qsl(parts.query):
-            if name not in allowed:
-                raise ValueError(f"unsupported parameter {name!r} (supported: {', '.join(sorted(allowed))})")
-            if name == "connect_timeout" and not raw.replace(".", "", 1).isdigit():
-                raise ValueError("connect_timeout must be a number of seconds")
+        if value:
+            parse_dsn(value)  # a ValueError names the problem, never the password
         return value
 
     @field_validator("channels")
@@ -385,42 +370,8 @@ class Settings(BaseSettings):
 
 
 def postgres_url(dsn: str) -> tuple[str, dict[str, Any]]:
-    """Turn a libpq-style DSN into an asyncpg SQLAlchemy URL plus connect args.
-
-    ``sslmode`` is not a connect keyword for asyncpg; it becomes the ``ssl`` argument.
-    """
-    parts = urlsplit(dsn)
-    query = dict(parse_qsl(parts.query))
-    connect_args: dict[str, Any] = {}
-    sslmode = query.pop("sslmode", None)
-    if sslmode:
-        connect_args["ssl"] = False if sslmode == "disable" else sslmode
-    timeout = query.pop("connect_timeout", None)
-    if timeout is not None:
-        connect_args["timeout"] = float(timeout)
-    settings = {name: query.pop(name) for name in _SERVER_SETTINGS if name in query}
-    if settings:
-        connect_args["server_settings"] = settings
-    url = urlunsplit(("postgresql+asyncpg", parts.netloc, parts.path, urlencode(query), ""))
-    return url, connect_args
-
-
-# libpq DSN parameters that become asyncpg ``server_settings``; ``sslmode`` and ``connect_timeout``
-# are translated above; anything else (except asyncpg's own keywords) is refused at start-up
-_SERVER_SETTINGS = ("application_name", "search_path", "statement_timeout")
-_ASYNCPG_PARAMS = ("target_session_attrs", "krbsrvname")
-
-
-def mask_dsn(dsn: str) -> str:
-    """The DSN with its password replaced by ``***``; a DSN too broken to parse is not shown at all."""
-    try:
-        parts = urlsplit(dsn)
-        if parts.password:
-            netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-            parts = parts._replace(netloc=netloc)
-        return urlunsplit(parts)
-    except ValueError:
-        return "[unparseable DSN, not shown]"
+    """Turn a libpq DSN (URL or key=value form) into an asyncpg SQLAlchemy URL plus connect args."""
+    return to_asyncpg(parse_dsn(dsn))
 
 
 def _platform_profiles(environ: Mapping[str, str], names: str) -> dict[str, PlatformSettings]:
@@ -544,10 +495,7 @@ def check_production_rules(settings: Settings) -> None:
             "set AI_CS_POSTGRES_ENABLED=true and AI_CS_POSTGRES_DSN"
         )
     if not settings.postgres_dsn:
-        raise ConfigError(
-            "AI_CS_POSTGRES_DSN is required in production: "
-            "set it to postgres://user:pass@host:5432/db?sslmode=disable"
-        )
+        raise ConfigError(f"AI_CS_POSTGRES_DSN is required in production: set it to {EXAMPLES}")
     if not settings.webhook_secret:
         raise ConfigError(
             "AI_CS_WEBHOOK_SECRET is required in production: set it to the HMAC key shared with the "

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from urllib.parse import urlsplit
 
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from ai_customer_service.config import Settings
+from ai_customer_service.db.dsn import describe_target
 from ai_customer_service.db.engine import Database
 from ai_customer_service.errors import StartupError
 
@@ -25,10 +25,8 @@ def _chain(exc: BaseException) -> list[BaseException]:
 def describe_db_error(exc: BaseException, settings: Settings) -> str:
     """Turn a driver exception into the runbook's one-line diagnosis."""
     if settings.postgres_enabled:
-        parts = urlsplit(settings.postgres_dsn)
-        where = f"PostgreSQL at {parts.hostname or 'localhost'}:{parts.port or 5432}"
-        user = parts.username or "?"
-        database = (parts.path or "/").lstrip("/") or "?"
+        address, user, database = describe_target(settings.postgres_dsn)
+        where = f"PostgreSQL at {address}"
     else:
         where = f"SQLite at {settings.sqlite_path}"
         user = database = ""
