@@ -86,8 +86,16 @@ def migrate(
     sql: Annotated[
         bool, typer.Option("--sql", help="Print the PostgreSQL DDL instead of applying it.")
     ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print what would change (migrations, adopting the original's database, with row "
+            "counts) and change nothing.",
+        ),
+    ] = False,
 ) -> None:
-    """Apply the migrations and exit (or print them as SQL for psql -f)."""
+    """Apply the migrations and exit (or print them as SQL for psql -f, or preview them)."""
     if sql:
         from ai_customer_service.db.migrate import offline_sql
 
@@ -98,6 +106,31 @@ def migrate(
 
     from ai_customer_service.db.migrate import current_revision, head_revision, is_newer
     from ai_customer_service.server import prepare_database
+
+    if dry_run:
+        from ai_customer_service.db.adopt import AdoptionError
+        from ai_customer_service.db.connect import check_database
+        from ai_customer_service.db.engine import Database
+        from ai_customer_service.db.migrate import dry_run as preview
+
+        async def _preview() -> list[str]:
+            db = Database(settings)
+            try:
+                await check_database(db)
+                return await preview(db.engine)
+            finally:
+                await db.dispose()
+
+        try:
+            lines = asyncio.run(_preview())
+        except StartupError as exc:
+            raise fail(str(exc)) from None
+        except AdoptionError as exc:
+            raise fail(f"cannot adopt the original's database: {exc}") from None
+        typer.echo("dry run: nothing was changed")
+        for line in lines:
+            typer.echo(line)
+        return
 
     async def _run() -> str | None:
         db = await prepare_database(settings)

@@ -131,6 +131,9 @@ class Settings(BaseSettings):
     postgres_max_open_conns: PositiveInt = 20
     postgres_max_idle_conns: Annotated[int, Field(ge=0)] = 5
     postgres_conn_max_lifetime_sec: PositiveInt = 300
+    # AI_CS_POSTGRES_MIGRATION_DIR: the original's directory of *.up.sql files; accepted so its
+    # deployments start unchanged, and not used (our migrations ship inside the package)
+    postgres_migration_dir: str = ""
     data_dir: Path = Path("./var")
     db_connect_timeout_seconds: PositiveInt = 5
 
@@ -440,6 +443,7 @@ _MAY_BE_EMPTY = frozenset(
         "AI_CS_TEST_FAULTS",
         "AI_CS_LLM_BASE_URL",
         "AI_CS_LLM_API_KEY",
+        "AI_CS_POSTGRES_MIGRATION_DIR",
     }
 )
 

@@ -20,6 +20,7 @@ import uvicorn
 
 from ai_customer_service.config import Settings, check_platform_rules, check_production_rules
 from ai_customer_service.context import AppContext
+from ai_customer_service.db.adopt import AdoptionError
 from ai_customer_service.db.connect import check_database, describe_db_error
 from ai_customer_service.db.engine import Database
 from ai_customer_service.db.migrate import upgrade
@@ -83,16 +84,29 @@ async def prepare_database(settings: Settings) -> Database:
             f"cannot use AI_CS_DATA_DIR {settings.data_dir}: {exc.strerror or exc}; "
             "point it at a writable directory"
         ) from exc
+    note_unused_settings(settings)
     try:
         await check_database(db)
         try:
             await upgrade(db.engine)
+        except AdoptionError as exc:
+            raise StartupError(f"cannot adopt the original's database: {exc}") from exc
         except Exception as exc:
             raise StartupError("migration failed: " + describe_db_error(exc, settings)) from exc
     except BaseException:
         await db.dispose()
         raise
     return db
+
+
+def note_unused_settings(settings: Settings) -> None:
+    """Say once, at start-up, which of the original's variables are accepted but have no effect."""
+    if settings.postgres_migration_dir:
+        log.info(
+            "AI_CS_POSTGRES_MIGRATION_DIR is not used: the migrations ship inside the package "
+            "(see `ai-customer-service migrate --sql`)",
+            value=settings.postgres_migration_dir,
+        )
 
 
 async def load_demo_kb(db: Database) -> None:

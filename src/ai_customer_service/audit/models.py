@@ -25,9 +25,14 @@ class AuditLog(Base):
     action: Mapped[str] = mapped_column(String(64))
     actor_type: Mapped[str] = mapped_column(String(16))
     actor_id: Mapped[str | None] = mapped_column(String(64))
-    before_state: Mapped[str | None] = mapped_column(String(32))
-    after_state: Mapped[str | None] = mapped_column(String(32))
+    # JSON: our transitions store a state name (a JSON string); the original's shape (and the
+    # ``message_processed`` rows) an object, e.g. {"intent": ..., "reply": ..., "ticket_id": ...}
+    before_state: Mapped[Any] = mapped_column(JSONType, nullable=True)
+    after_state: Mapped[Any] = mapped_column(JSONType, nullable=True)
     code: Mapped[str | None] = mapped_column(String(32))
     request_id: Mapped[str | None] = mapped_column(String(64))
     details: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # the original's columns: always "default", and the caller's address when known
+    tenant_id: Mapped[str] = mapped_column(String(64), default="default", server_default="default")
+    source_ip: Mapped[str | None] = mapped_column(String(45))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

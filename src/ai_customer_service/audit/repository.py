@@ -20,8 +20,8 @@ def record(
     action: str,
     actor_type: str,
     actor_id: object | None = None,
-    before_state: str | None = None,
-    after_state: str | None = None,
+    before_state: Any = None,
+    after_state: Any = None,
     code: str | None = None,
     request_id: str | None = None,
     details: dict[str, Any] | None = None,
@@ -55,11 +55,12 @@ def row(
     action: str,
     actor_type: str,
     actor_id: object | None = None,
-    before_state: str | None = None,
-    after_state: str | None = None,
+    before_state: Any = None,
+    after_state: Any = None,
     code: str | None = None,
     request_id: str | None = None,
     details: dict[str, Any] | None = None,
+    source_ip: str | None = None,
 ) -> dict[str, Any]:
     """The complete row :func:`record` would write, for Core inserts (:data:`INSERT`) on hot paths
     that work on the transaction's connection instead of the ORM unit of work."""
@@ -75,6 +76,8 @@ def row(
         "code": code,
         "request_id": request_id,
         "details": details,
+        "tenant_id": "default",
+        "source_ip": source_ip,
         "created_at": datetime.now(UTC),
     }
 

@@ -28,11 +28,14 @@ class AuditOut(BaseModel):
     action: str
     actor_type: str
     actor_id: str | None
-    before_state: str | None
-    after_state: str | None
+    # a state name, or (rows in the original's shape, e.g. message_processed) a JSON object
+    before_state: Any = None
+    after_state: Any = None
     code: str | None
     request_id: str | None
     details: dict[str, Any] | None
+    tenant_id: str = "default"
+    source_ip: str | None = None
     created_at: datetime
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -194,42 +195,75 @@ async def authenticate_token(db: Database, token: str, *, admin_token: str = "")
     return Actor(principal.id, principal.name, Role(principal.role))
 
 
+GATEWAY_ID_MAX = 64  # the original's actor_id column: VARCHAR(64)
+GATEWAY_TOKEN_PREFIX = "gateway"  # noqa: S105 - a label on mirrored principals, not a secret
+
+
+def gateway_identity(actor_id: str) -> tuple[uuid.UUID, str] | None:
+    """The principal id and name that mirror a gateway's actor id (``X-CS-Actor-ID``, the original's
+    free-text ``assigned_to``): a UUID keeps its value (named ``gw-<uuid>``); any other id of up to 64
+    printable characters (``li.lei``, ``李雷``) is the name, with a new id. ``None`` when unusable."""
+    actor_id = actor_id.strip()
+    if not actor_id or len(actor_id) > GATEWAY_ID_MAX:
+        return None
+    if any(unicodedata.category(c).startswith("C") for c in actor_id):  # control characters
+        return None
+    try:
+        pid = uuid.UUID(actor_id)
+    except ValueError:
+        return uuid.uuid4(), actor_id
+    return pid, f"gw-{pid}"
+
+
+async def mirror_principal(tx: AsyncSession, actor_id: str, role: Role) -> Principal | None:
+    """The principal named by a gateway's actor id, created on first sight with ``role`` and an
+    unusable token (inside the caller's transaction). ``None`` for an unusable id."""
+    principal = await _find(tx, actor_id.strip())
+    if principal is not None:
+        return principal
+    identity = gateway_identity(actor_id)
+    if identity is None:
+        return None
+    pid, name = identity
+    principal = Principal(
+        id=pid,
+        name=name,
+        role=role.value,
+        token_hash=hash_token(generate_token()),  # nobody knows this token
+        token_prefix=GATEWAY_TOKEN_PREFIX,
+        active=True,
+        available=True,
+        capacity=5,
+    )
+    tx.add(principal)
+    await tx.flush()
+    return principal
+
+
+async def resolve_principal(tx: AsyncSession, ref: str, *, provision: bool) -> uuid.UUID | None:
+    """A principal named by id or name (e.g. ``assign?agent_id=``). With ``provision`` (trusted-header
+    mode), an unknown external id becomes an agent principal on first sight. ``None``: not found."""
+    if provision:
+        principal = await mirror_principal(tx, ref, Role.AGENT)
+    else:
+        principal = await _find(tx, ref.strip())
+    return principal.id if principal is not None else None
+
+
 async def authenticate_trusted_headers(db: Database, actor_id: str, role: Role) -> Actor | None:
     """Header mode (behind a trusted gateway only): the gateway names the actor and its role.
 
     The actor is mirrored as a principal (found by id or name, created on first sight with an unusable
-    token) so tickets can reference it; a revoked mirror is refused.
+    token) so tickets can reference it; a revoked mirror is refused. Actor ids are the gateway's own,
+    up to 64 characters (the original's ``actor_id`` column), e.g. ``li.lei``.
     """
-    actor_id = actor_id.strip()
-    if not actor_id or len(actor_id) > 64:
-        return None
     for _attempt in range(2):
         try:
             async with db.transaction() as tx:
-                principal = await _find(tx, actor_id)
-                if principal is None:
-                    try:
-                        pid = uuid.UUID(actor_id)
-                        name = f"gw-{pid}"
-                    except ValueError:
-                        pid, name = uuid.uuid4(), _check_name(actor_id)
-                    principal = Principal(
-                        id=pid,
-                        name=name,
-                        role=role.value,
-                        token_hash=hash_token(generate_token()),  # nobody knows this token
-                        token_prefix="gateway",  # noqa: S106 - a label, not a secret
-                        active=True,
-                        available=True,
-                        capacity=5,
-                    )
-                    tx.add(principal)
-                    await tx.flush()
-                if not principal.active:
+                principal = await mirror_principal(tx, actor_id, role)
+                if principal is None or not principal.active:
                     return None
                 return Actor(principal.id, principal.name, role, auth="trusted_headers")
         except IntegrityError:  # created concurrently by another request: read it again
             continue
-        except BadRequest:
-            return None
     return None

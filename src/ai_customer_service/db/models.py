@@ -4,6 +4,7 @@ from ai_customer_service.audit.models import AuditLog
 from ai_customer_service.auth.models import Principal
 from ai_customer_service.conversation.models import Feedback, Message, MessageDedup, Session
 from ai_customer_service.db.base import Base
+from ai_customer_service.db.schema_versions import SchemaMigration
 from ai_customer_service.knowledge.models import KBEmbedding, KBEntry
 from ai_customer_service.live.models import LiveEventRow
 from ai_customer_service.outbox.models import OutboxAttempt, OutboxEvent
@@ -22,6 +23,7 @@ __all__ = [
     "OutboxAttempt",
     "OutboxEvent",
     "Principal",
+    "SchemaMigration",
     "Session",
     "Ticket",
     "TicketNote",

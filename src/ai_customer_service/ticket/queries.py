@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ai_customer_service.auth.actor import Actor
-from ai_customer_service.auth.models import Role
+from ai_customer_service.auth.models import Principal, Role
 from ai_customer_service.conversation.models import Feedback, Message
 from ai_customer_service.db.engine import Database
 from ai_customer_service.errors import NotFound
@@ -30,6 +30,7 @@ class TicketFilter:
     statuses: Sequence[TicketStatus] = ()
     priorities: Sequence[Priority] = ()
     assignee: uuid.UUID | None = None
+    assignee_name: str | None = None  # a principal's name (trusted-header mode: the gateway's id)
     unassigned: bool = False
     channel: str | None = None
     created_from: datetime | None = None
@@ -68,6 +69,8 @@ def _conditions(f: TicketFilter, actor: Actor) -> list[ColumnElement[bool]]:
         conds.append(Ticket.assignee_id.is_(None))
     elif f.assignee is not None:
         conds.append(Ticket.assignee_id == f.assignee)
+    elif f.assignee_name is not None:
+        conds.append(Ticket.assignee_id.in_(select(Principal.id).where(Principal.name == f.assignee_name)))
     if f.channel:
         conds.append(Ticket.channel == f.channel)
     if f.created_from is not None:

@@ -59,7 +59,9 @@ async def list_tickets(
     ctx: AppContext = Depends(app_context),
     status: Annotated[str | None, Query(description="comma-separated states")] = None,
     priority: Annotated[str | None, Query(description="comma-separated, e.g. P1,P2")] = None,
-    assignee: Annotated[str | None, Query(description="a principal id, 'me' or 'none'")] = None,
+    assignee: Annotated[
+        str | None, Query(max_length=64, description="a principal's id or name, 'me' or 'none'"), Storable
+    ] = None,
     channel: Annotated[str | None, Query(max_length=32), Storable] = None,
     created_from: UtcDateTime | None = None,
     created_to: UtcDateTime | None = None,
@@ -67,17 +69,17 @@ async def list_tickets(
     page_size: Annotated[int, Query(ge=1, le=200)] = 20,
 ) -> TicketList:
     assignee_id: uuid.UUID | None = None
+    assignee_name: str | None = None
     if assignee == "me":
         assignee_id = actor.id
     elif assignee not in (None, "", "none"):
-        try:
-            assignee_id = uuid.UUID(assignee)
-        except ValueError:
-            raise BadRequest("assignee must be a principal id, 'me' or 'none'", "CS_REQ_4001") from None
+        ref = _principal_ref(assignee)
+        assignee_id, assignee_name = (ref, None) if isinstance(ref, uuid.UUID) else (None, ref)
     filters = queries.TicketFilter(
         statuses=_enum_list(status, TicketStatus, "status"),
         priorities=_enum_list(priority, Priority, "priority"),
         assignee=assignee_id,
+        assignee_name=assignee_name,
         unassigned=assignee == "none",
         channel=channel,
         created_from=created_from,
@@ -119,16 +121,17 @@ async def assign(
     ticket_id: str,
     request: Request,
     body: Annotated[AssignBody | None, Body()] = None,
-    agent_id: Annotated[str | None, Query()] = None,
+    agent_id: Annotated[
+        str | None,
+        Query(max_length=64, description="a principal's id or name (trusted-header mode: the gateway's id)"),
+        Storable,
+    ] = None,
     actor: Actor = Depends(anyone),
     ctx: AppContext = Depends(app_context),
 ) -> TicketOut:
     target = body.agent_id if body is not None and body.agent_id is not None else None
     if target is None and agent_id:
-        try:
-            target = uuid.UUID(agent_id)
-        except ValueError:
-            raise BadRequest("agent_id must be a principal id (UUID)", "CS_REQ_4001") from None
+        target = _principal_ref(agent_id)
     ticket = await service.assign(
         ctx.db,
         service.parse_ticket_id(ticket_id),
@@ -138,6 +141,14 @@ async def assign(
         events=ctx.events,
     )
     return _done(ctx, Action.ASSIGN, ticket)
+
+
+def _principal_ref(raw: str) -> uuid.UUID | str:
+    """A principal named by its id (a UUID) or by its name / the gateway's actor id."""
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        return raw.strip()
 
 
 def _resolution(body: ResolveBody | None, query: str | None) -> str | None:

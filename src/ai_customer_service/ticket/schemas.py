@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
@@ -14,7 +14,8 @@ from ai_customer_service.ticket.models import Ticket, TicketNote
 
 
 class AssignBody(RequestModel):
-    agent_id: uuid.UUID | None = None
+    # a principal's id, or its name (in trusted-header mode: the gateway's actor id, e.g. li.lei)
+    agent_id: uuid.UUID | Annotated[str, Field(min_length=1, max_length=64)] | None = None
 
 
 class ResolveBody(RequestModel):

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ai_customer_service.audit.repository import record
 from ai_customer_service.auth.actor import Actor
 from ai_customer_service.auth.models import Principal, Role
+from ai_customer_service.auth.service import resolve_principal
 from ai_customer_service.config import HandbackOn
 from ai_customer_service.conversation.models import Message, Session
 from ai_customer_service.conversation.states import AuthorType, Direction, SessionStatus
@@ -203,17 +204,27 @@ async def assign(
     ticket_id: uuid.UUID,
     *,
     actor: Actor,
-    agent_id: uuid.UUID | None,
+    agent_id: uuid.UUID | str | None,
     request_id: str | None = None,
     events: EventPublisher | None = None,
 ) -> Ticket:
-    """Assign or reassign (supervisor, admin); an agent may claim an *open* ticket for itself."""
-    target = agent_id if agent_id is not None else (actor.id if actor.is_agent else None)
-    if target is None:
+    """Assign or reassign (supervisor, admin); an agent may claim an *open* ticket for itself.
+
+    ``agent_id`` names the principal by id or by name; in trusted-header mode also by the gateway's
+    own actor id (``li.lei``), provisioned as an agent on first sight, as the original accepted."""
+    if agent_id is None and not actor.is_agent:
         raise BadRequest("ticket_id and agent_id are required", "CS_REQ_4005")
-    if actor.is_agent and target != actor.id:
-        raise Forbidden("agents may only assign tickets to themselves", "CS_AUTH_4001")
     async with db.transaction() as tx:
+        if agent_id is None:
+            target: uuid.UUID | None = actor.id
+        elif isinstance(agent_id, uuid.UUID):
+            target = agent_id
+        else:
+            target = await resolve_principal(tx, agent_id, provision=actor.auth == "trusted_headers")
+            if target is None:
+                raise BadRequest("agent_id is not an active principal", "CS_TKT_4003")
+        if actor.is_agent and target != actor.id:
+            raise Forbidden("agents may only assign tickets to themselves", "CS_AUTH_4001")
         ticket = await _load_for_change(tx, ticket_id)
         status = TicketStatus(ticket.status)
         next_status(status, Action.ASSIGN)
