@@ -143,11 +143,51 @@ async def test_long_content_is_cut_at_2000_characters_and_audited(
     async with db.sessionmaker() as tx:
         inbound = (await tx.execute(select(Message).where(Message.direction == "inbound"))).scalar_one()
         audit_row = (
-            await tx.execute(select(AuditLog).where(AuditLog.action == "message_processed"))
+            await tx.execute(select(AuditLog).where(AuditLog.object_type == "message_processed"))
         ).scalar_one()
     assert len(inbound.content) == 2000 and inbound.content.endswith("😀") and inbound.truncated
     assert audit_row.code == "CS_REQ_4003"
     assert audit_row.details["original_length"] == 2004
+
+
+async def test_each_processed_message_has_one_audit_row_in_the_originals_shape(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    """object_type message_processed, action process, object = session, actor = the customer's open_id,
+    after_state {intent, reply, ticket_id}: what the original's operational queries read."""
+    answered = (await post(client, message("hello", message_id="shape-1", open_id="shape"))).json()
+    handed = (await post(client, message("我要投诉，转人工", message_id="shape-2", open_id="shape"))).json()
+    await post(client, message("我要投诉，转人工", message_id="shape-2", open_id="shape"))  # a duplicate
+    assert handed["handoff"] is True and handed["ticket_id"]
+    async with db.sessionmaker() as tx:
+        rows = list(
+            (
+                await tx.execute(
+                    select(AuditLog)
+                    .where(AuditLog.object_type == "message_processed")
+                    .order_by(AuditLog.created_at)
+                )
+            ).scalars()
+        )
+    assert len(rows) == 2  # one per processed message, none for the duplicate
+    for row, response in zip(rows, (answered, handed), strict=True):
+        assert (row.action, row.object_id, row.actor_id, row.actor_type, row.tenant_id) == (
+            "process",
+            response["session_id"],
+            "shape",
+            "customer",
+            "default",
+        )
+        assert row.before_state == {}
+        assert row.after_state["intent"] == response["intent"]
+        assert row.after_state["reply"] == response["reply"]
+        assert row.details["message_id"] == response["message_id"]  # our richer fields stay
+    assert "ticket_id" not in rows[0].after_state
+    assert rows[1].after_state["ticket_id"] == handed["ticket_id"]
+    assert (rows[1].details["session_status_before"], rows[1].details["session_status_after"]) == (
+        "idle",
+        "handoff",
+    )
 
 
 async def test_non_text_gets_a_polite_reply_in_the_customer_language(client: httpx.AsyncClient) -> None:

@@ -335,17 +335,26 @@ class IngestService:
             "citations": decision.citations if decision else [],
             "duplicate": False,
         }
+        # the original's shape (its operators' queries read it): one row per processed message,
+        # object = the session, actor = the customer, after_state = intent, reply and the ticket;
+        # our richer record (session states, ids, decision) is in details
         audit_row = audit.row(
-            object_type="session",
+            object_type="message_processed",
             object_id=session.id,
-            action="message_processed",
+            action="process",
             actor_type="customer",
             actor_id=message.open_id[:64],
-            before_state=before,
-            after_state=session.status,
+            before_state={},
+            after_state={
+                "intent": response["intent"],
+                "reply": response["reply"],
+                **({"ticket_id": response["ticket_id"]} if response["ticket_id"] else {}),
+            },
             code="CS_REQ_4003" if message.truncated else None,
             request_id=request_id or None,
             details={
+                "session_status_before": before,
+                "session_status_after": session.status,
                 "message_id": str(inbound_id),
                 "channel_message_id": message.message_id,
                 "source": source or None,
