@@ -121,6 +121,41 @@ async def test_0007_keeps_each_sessions_latest_rating(db: Database) -> None:
     assert kept == [4, 5]
 
 
+async def test_0013_turns_text_audit_states_into_json_that_reads_back_the_same(db: Database) -> None:
+    from ai_customer_service.audit.models import AuditLog
+
+    def to(revision: str, down: bool) -> Callable[[Connection], None]:
+        def run(conn: Connection) -> None:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = conn
+            (command.downgrade if down else command.upgrade)(cfg, revision)
+
+        return run
+
+    async with db.engine.begin() as conn:
+        await conn.run_sync(to("0008", down=True))
+        await conn.execute(
+            text(
+                "INSERT INTO cs_audit_logs (id, object_type, object_id, action, actor_type, before_state,"
+                " after_state, created_at)"
+                " VALUES (:id, 'ticket', 't1', 'assign', 'admin', 'open', 'assigned', :t)"
+            ),
+            {"id": _uuid(conn, "audit-1"), "t": datetime(2026, 1, 1, tzinfo=UTC)},
+        )
+        await conn.run_sync(to("head", down=False))
+    async with db.sessionmaker() as tx:
+        row = (await tx.execute(text("SELECT 1"))).scalar_one() and await tx.get(
+            AuditLog, uuid.uuid5(uuid.NAMESPACE_DNS, "audit-1")
+        )
+    assert row is not None
+    assert (row.before_state, row.after_state, row.tenant_id, row.source_ip) == (
+        "open",
+        "assigned",
+        "default",
+        None,
+    )
+
+
 def _uuid(conn: AsyncConnection, name: str) -> object:
     """A stable id for ``name`` in the form the dialect stores (a UUID on PostgreSQL, hex text on SQLite)."""
     value = uuid.uuid5(uuid.NAMESPACE_DNS, name)

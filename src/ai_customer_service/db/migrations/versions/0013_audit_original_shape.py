@@ -54,4 +54,16 @@ def downgrade() -> None:
     with op.batch_alter_table("cs_audit_logs") as batch:
         batch.drop_column("source_ip")
         batch.drop_column("tenant_id")
-    # JSON states stay JSON: text states are not restored
+    # back to text states (an object, e.g. of a message_processed row, becomes its JSON text, cut)
+    if op.get_context().dialect.name == "postgresql":
+        for column in ("before_state", "after_state"):
+            op.execute(
+                f"ALTER TABLE cs_audit_logs ALTER COLUMN {column} TYPE VARCHAR(32) "
+                f"USING left({column} #>> '{{}}', 32)"
+            )
+    else:
+        for column in ("before_state", "after_state"):
+            op.execute(f"UPDATE cs_audit_logs SET {column} = substr(json_extract({column}, '$'), 1, 32)")
+        with op.batch_alter_table("cs_audit_logs") as batch:
+            batch.alter_column("before_state", type_=sa.String(length=32), existing_nullable=True)
+            batch.alter_column("after_state", type_=sa.String(length=32), existing_nullable=True)
