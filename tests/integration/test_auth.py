@@ -98,3 +98,55 @@ async def test_trusted_header_mode_when_enabled(make_client: MakeClient, db: Dat
     assert_401(await api.get("/me", headers={"X-CS-Actor-ID": "x", "X-CS-Actor-Role": "root"}))
     # a bearer token still wins and is still checked
     assert_401(await api.get("/me", headers={**headers, "Authorization": "Bearer cst_bad"}))
+
+
+async def test_gateway_actor_ids_name_principals_wherever_one_is_named(
+    make_client: MakeClient, db: Database
+) -> None:
+    """The original's assign?agent_id=li.lei in header mode (issue #15)."""
+    from tests.support.tickets import open_ticket
+
+    api = await make_client(auth_trusted_headers=True)
+    sup = {"X-CS-Actor-ID": "zhang.wei", "X-CS-Actor-Role": "supervisor"}
+    first = await open_ticket(db)
+    assigned = await api.post(f"/tickets/{first.id}/assign?agent_id=li.lei", headers=sup)
+    assert assigned.status_code == 200, assigned.text
+    li_lei = (
+        await api.get("/principals", headers={"X-CS-Actor-ID": "root", "X-CS-Actor-Role": "admin"})
+    ).json()
+    mirrored = (
+        {p["name"]: p for p in li_lei["items"]}
+        if isinstance(li_lei, dict)
+        else {p["name"]: p for p in li_lei}
+    )
+    assert (
+        mirrored["li.lei"]["role"] == "agent" and assigned.json()["assignee_id"] == mirrored["li.lei"]["id"]
+    )
+    # li.lei, arriving through the gateway later, is that principal and may resolve the ticket
+    me = await api.get("/me", headers={"X-CS-Actor-ID": "li.lei", "X-CS-Actor-Role": "agent"})
+    assert me.json()["id"] == mirrored["li.lei"]["id"]
+    mine = await api.get("/tickets", params={"assignee": "li.lei"}, headers=sup)
+    assert [t["id"] for t in mine.json()["items"]] == [str(first.id)]
+    # any printable id up to 64 characters; control characters or 65 characters are refused
+    second = await open_ticket(db, open_id="other")
+    assert (
+        await api.post(f"/tickets/{second.id}/assign", json={"agent_id": "李雷"}, headers=sup)
+    ).status_code == 200
+    assert_401(await api.get("/me", headers={"X-CS-Actor-ID": "x" * 65, "X-CS-Actor-Role": "agent"}))
+    assert_401(await api.get("/me", headers={"X-CS-Actor-ID": "a\x01b", "X-CS-Actor-Role": "agent"}))
+    too_long = await api.post(f"/tickets/{second.id}/assign?agent_id={'y' * 65}", headers=sup)
+    assert too_long.status_code == 400
+
+
+async def test_with_bearer_tokens_an_unknown_name_is_not_provisioned(
+    api: httpx.AsyncClient, db: Database
+) -> None:
+    from tests.support.tickets import open_ticket
+
+    sup = await principal(db, "sup-b", Role.SUPERVISOR)
+    agent = await principal(db, "agent.b")
+    ticket = await open_ticket(db)
+    unknown = await api.post(f"/tickets/{ticket.id}/assign?agent_id=nobody", headers=sup.headers)
+    assert unknown.status_code == 400 and unknown.json()["error"]["code"] == "CS_TKT_4003"
+    by_name = await api.post(f"/tickets/{ticket.id}/assign?agent_id=agent.b", headers=sup.headers)
+    assert by_name.status_code == 200 and by_name.json()["assignee_id"] == str(agent.id)
