@@ -162,3 +162,23 @@ async def test_our_own_databases_keep_cs_schema_migrations_true(db: Database) ->
     async with db.engine.connect() as conn:
         versions = set((await conn.execute(text("SELECT version FROM cs_schema_migrations"))).scalars())
     assert versions == {"0001_init", *own_versions()}
+
+
+@pytest.mark.usefixtures("postgres_only")
+async def test_tables_created_by_hand_without_bookkeeping_are_adopted_too() -> None:
+    """The original runbook's `psql -f db/migration/0001_init.up.sql` leaves no cs_schema_migrations."""
+    name = await databases.create_database("aics_byhand")
+    dsn = databases.dsn_for(name).split("?")[0]
+    db = Database(_settings(dsn))
+    try:
+        await original_db.create_original_schema(dsn)
+        async with db.engine.begin() as conn:
+            await conn.execute(text("DROP TABLE cs_schema_migrations"))
+        assert any("created by hand" in line for line in await dry_run(db.engine))
+        await upgrade(db.engine)
+        async with db.engine.connect() as conn:
+            versions = set((await conn.execute(text("SELECT version FROM cs_schema_migrations"))).scalars())
+        assert versions == {"0001_init", *own_versions()}
+    finally:
+        await db.dispose()
+        await databases.drop_database(name)

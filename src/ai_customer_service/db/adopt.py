@@ -1,7 +1,7 @@
 """Adopting a database the original Go service created (PostgreSQL only, like the original).
 
-Recognised by its tables (``cs_sessions`` with the original's ``turn_count`` column) and its
-``cs_schema_migrations`` bookkeeping, with no ``alembic_version``. Converted in place, in the migration
+Recognised by its tables (``cs_sessions`` with the original's ``turn_count`` column, usually with its
+``cs_schema_migrations`` bookkeeping) and no ``alembic_version`` of ours. Converted in place, in the migration
 transaction and under the migration lock (:mod:`ai_customer_service.db.migrate`):
 
 1. :func:`move_aside` moves the original's tables, untouched, into the schema ``cs_original`` (an
@@ -71,7 +71,9 @@ class Plan:
 
     def lines(self) -> list[str]:
         out = [
-            f"original database found (cs_schema_migrations: {', '.join(self.versions) or 'empty'})",
+            "original database found (cs_schema_migrations: "
+            + (", ".join(self.versions) or "missing or empty: its tables were created by hand")
+            + ")",
             f"move the original's tables into schema {ARCHIVE} (kept as an archive, nothing dropped):",
         ]
         out += [f"  {name}: {count} rows" for name, count in self.tables.items()]
@@ -129,12 +131,14 @@ async def is_original(conn: AsyncConnection) -> bool:
             )
         ).scalars()
     )
-    if "cs_schema_migrations" in tables and "turn_count" in columns:
+    # the original's cs_sessions has turn_count (ours never had); its cs_schema_migrations may be
+    # missing when the runbook's `psql -f db/migration/0001_init.up.sql` created the tables by hand
+    if "turn_count" in columns:
         return True
     raise AdoptionError(
         "the database has cs_sessions but neither our alembic_version nor the original's "
-        "cs_schema_migrations and turn_count: it was created by something else; use an empty database "
-        "or restore the original's backup"
+        "columns: it was created by something else; use an empty database or restore the "
+        "original's backup"
     )
 
 
@@ -145,9 +149,10 @@ async def plan(conn: AsyncConnection) -> Plan:
     for name in ORIGINAL_TABLES:
         if name in tables:
             result.tables[name] = await _count(conn, f"SELECT count(*) FROM {name}")
-    result.versions = list(
-        (await conn.execute(text("SELECT version FROM cs_schema_migrations ORDER BY version"))).scalars()
-    )
+    if "cs_schema_migrations" in tables:
+        result.versions = list(
+            (await conn.execute(text("SELECT version FROM cs_schema_migrations ORDER BY version"))).scalars()
+        )
     result.principals = await _assignees(conn, "")
     result.superseded_sessions = await _count(
         conn, f"SELECT count(*) FROM ({_SESSIONS_RANKED.format(src='')}) s WHERE s.rank > 1"
