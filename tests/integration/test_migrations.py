@@ -133,7 +133,7 @@ async def test_0013_turns_text_audit_states_into_json_that_reads_back_the_same(d
         return run
 
     async with db.engine.begin() as conn:
-        await conn.run_sync(to("0008", down=True))
+        await conn.run_sync(to("0009", down=True))
         await conn.execute(
             text(
                 "INSERT INTO cs_audit_logs (id, object_type, object_id, action, actor_type, before_state,"

@@ -8,7 +8,7 @@ strings (``assigned`` → ``"assigned"``), which read back as the same Python st
 database already has it, so it is created only when missing. The migration runner fills it.
 
 Revision ID: 0013
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-06
 """
 
@@ -19,7 +19,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0013"
-down_revision: str | None = "0008"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
