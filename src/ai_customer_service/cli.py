@@ -20,6 +20,7 @@ from ai_customer_service.config import Settings, load_settings
 from ai_customer_service.errors import ConfigError, ServiceError, StartupError
 
 if TYPE_CHECKING:
+    from ai_customer_service.auth.service import CreatedPrincipal
     from ai_customer_service.db.engine import Database
 
 T = TypeVar("T")
@@ -192,16 +193,47 @@ def agents_create(
     name: Annotated[str, typer.Option("--name", help="Unique name, e.g. alice.")],
     role: Annotated[Role, typer.Option("--role", help="agent, supervisor or admin.")] = Role.AGENT,
     capacity: Annotated[int, typer.Option(help="Active tickets auto-assignment may give this agent.")] = 5,
+    password_stdin: Annotated[
+        bool,
+        typer.Option("--password-stdin", help="Read a console password from standard input (first line)."),
+    ] = False,
 ) -> None:
     """Create a principal and print its API token once (alone on the last line)."""
     from ai_customer_service.auth.service import create_principal
+    from ai_customer_service.auth.sign_in import hash_new_password
 
-    created = _with_database(
-        settings_or_exit(), lambda db: create_principal(db, name=name, role=role, capacity=capacity)
-    )
+    password = _read_password(confirm=False) if password_stdin else None
+
+    async def work(db: Database) -> CreatedPrincipal:
+        encoded = await hash_new_password(password) if password is not None else None
+        return await create_principal(db, name=name, role=role, capacity=capacity, password_hash=encoded)
+
+    created = _with_database(settings_or_exit(), work)
     p = created.principal
     typer.echo(f"created {p.role} {p.name} id={p.id}; the token below is shown once, store it now:")
     typer.echo(created.token)
+
+
+def _read_password(*, confirm: bool) -> str:
+    """A password from standard input: typed twice, hidden, on a terminal; else the first line."""
+    if sys.stdin.isatty():
+        return str(typer.prompt("Password", hide_input=True, confirmation_prompt=confirm))
+    line = sys.stdin.readline()
+    if not line:
+        raise fail("no password on standard input")
+    return line.rstrip("\r\n")
+
+
+@agents_app.command("set-password")
+def agents_set_password(
+    id_or_name: Annotated[str, typer.Argument(metavar="ID_OR_NAME", help="Principal id or name.")],
+) -> None:
+    """Set or reset a principal's console password (read from standard input); ends its console sessions."""
+    from ai_customer_service.auth.sign_in import set_password
+
+    password = _read_password(confirm=True)
+    p = _with_database(settings_or_exit(), lambda db: set_password(db, id_or_name, password))
+    typer.echo(f"password set for {p.role} {p.name} id={p.id}; its console sessions were signed out")
 
 
 @agents_app.command("list")

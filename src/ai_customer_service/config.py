@@ -175,6 +175,16 @@ class Settings(BaseSettings):
     # before it starts with trusted-header mode on.
     auth_allow_trusted_headers_in_production: bool = False
 
+    # agent console (/console/, docs/console.md)
+    # AI_CS_CONSOLE_SESSION_TTL_SECONDS: a console sign-in lasts this long (absolute, not sliding).
+    console_session_ttl_seconds: Annotated[int, Field(ge=60, le=30 * 86_400)] = 43_200
+    # AI_CS_CONSOLE_COOKIE_SECURE: auto (Secure outside development), true or false.
+    console_cookie_secure: str = Field(default="auto", pattern="^(auto|true|false)$")
+    # AI_CS_CONSOLE_SIGN_IN_MAX_FAILURES / _BLOCK_SECONDS: after this many failed sign-ins in a row a
+    # name is refused (429) for the block period, doubling with each further failure (at most 1 h).
+    console_sign_in_max_failures: Annotated[int, Field(ge=1, le=100)] = 5
+    console_sign_in_block_seconds: Annotated[int, Field(ge=1, le=3600)] = 60
+
     # tickets
     # AI_CS_TICKET_HANDBACK_ON: close (default) or resolve returns the session to the bot.
     ticket_handback_on: HandbackOn = HandbackOn.CLOSE
@@ -293,6 +303,12 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.runtime_env is RuntimeEnv.PRODUCTION
+
+    @property
+    def console_cookie_is_secure(self) -> bool:
+        if self.console_cookie_secure == "auto":
+            return self.runtime_env is not RuntimeEnv.DEVELOPMENT
+        return self.console_cookie_secure == "true"
 
     @property
     def host(self) -> str:

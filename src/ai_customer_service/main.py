@@ -13,7 +13,10 @@ from fastapi.openapi.utils import get_openapi
 from ai_customer_service import __version__
 from ai_customer_service.audit.router import router as audit_router
 from ai_customer_service.auth.router import router as auth_router
+from ai_customer_service.auth.sign_in import purge_sessions
 from ai_customer_service.config import Settings
+from ai_customer_service.console.router import install as install_console
+from ai_customer_service.console.service import log_sign_in_hint
 from ai_customer_service.context import AppContext
 from ai_customer_service.conversation import service as conversations
 from ai_customer_service.conversation.router import router as sessions_router
@@ -124,6 +127,7 @@ def build_context(settings: Settings, db: Database, dialog: DialogEngine | None 
         refresh_pool_metrics(ctx)
 
     ctx.workers.every(15.0, "pool-metrics", refresh_pool_gauges)
+    ctx.workers.every(3600.0, "console-sessions", lambda: purge_sessions(db))
     if settings.outbox_retention_days:
         days = settings.outbox_retention_days
         ctx.workers.every(300.0, "outbox-retention", lambda: purge_delivered(db, retention_days=days))
@@ -162,6 +166,7 @@ def create_app(
         ctx.workers.start()
         await ctx.live.start()
         log.info("service started", version=__version__, store=settings.store_name, addr=settings.addr)
+        await log_sign_in_hint(ctx.db, settings)
         try:
             yield
         finally:
@@ -199,6 +204,7 @@ def create_app(
     app.include_router(outbox_router, prefix=API_PREFIX)
     app.include_router(platform_router, prefix=API_PREFIX)
     app.include_router(kb_router, prefix=API_PREFIX)
+    install_console(app)  # /console/: the agent console (pages, assets, sign-in)
     app.openapi = lambda: _openapi_with_our_errors(app)  # type: ignore[method-assign]
     return app
 

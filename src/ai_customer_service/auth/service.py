@@ -49,8 +49,16 @@ def _check_capacity(capacity: int) -> int:
 
 
 async def create_principal(
-    db: Database, *, name: str, role: Role, capacity: int = 5, actor: Actor | None = None
+    db: Database,
+    *,
+    name: str,
+    role: Role,
+    capacity: int = 5,
+    actor: Actor | None = None,
+    password_hash: str | None = None,
 ) -> CreatedPrincipal:
+    """``password_hash`` (from :func:`ai_customer_service.auth.sign_in.hash_new_password`) lets the
+    principal sign in to the console as well."""
     name = _check_name(name)
     token = generate_token()
     principal = Principal(
@@ -62,6 +70,8 @@ async def create_principal(
         active=True,
         available=True,
         capacity=_check_capacity(capacity),
+        password_hash=password_hash,
+        failed_sign_ins=0,
     )
     try:
         async with db.transaction() as tx:
@@ -77,7 +87,7 @@ async def create_principal(
                 actor_type=actor.role.value if actor else "system",
                 actor_id=actor.id if actor else None,
                 after_state="active",
-                details={"name": name, "role": role.value},
+                details={"name": name, "role": role.value, "password": password_hash is not None},
             )
     except IntegrityError as exc:  # a concurrent create with the same name
         raise Conflict(f"a principal named {name!r} already exists", "CS_AUTH_4091") from exc
