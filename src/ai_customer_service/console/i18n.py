@@ -108,6 +108,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "create": ("Create", "创建"),
     "try_question": ("Try a question", "试问一个问题"),
     "try_button": ("Ask the bot", "询问机器人"),
+    "question": ("Question", "问题"),
     "bot_would": ("The bot would", "机器人将会"),
     "runner_up": ("Runner-up entries", "候选条目"),
     "kind_answer": ("answer", "直接回答"),

@@ -46,6 +46,7 @@ from ai_customer_service.knowledge import queries as kb_queries
 from ai_customer_service.knowledge import service as kb
 from ai_customer_service.knowledge.models import EntryStatus
 from ai_customer_service.knowledge.schemas import EntryCreate, EntryUpdate
+from ai_customer_service.live import RESET, StreamClosed
 from ai_customer_service.outbox import service as outbox
 from ai_customer_service.outbox.models import OutboxStatus
 from ai_customer_service.outbox.repository import EventFilter
@@ -69,6 +70,7 @@ LIVE_TYPES = frozenset(
         "ticket.closed",
         "ticket.reopened",
         "agent.replied",
+        RESET,
     }
 )
 
@@ -250,9 +252,7 @@ async def events(request: Request, who: ConsoleIdentity = Depends(identity)) -> 
     """Server-sent events: what changed (type, ticket, session, seq), never the content. The page
     then fetches its own fragment, so what a person sees is always checked by the page itself."""
     ctx = context_of(request)
-    hub = getattr(request.app.state, "live", None)
-    if hub is None:
-        return Response(status_code=503, headers={"Retry-After": "5"})
+    hub = ctx.live
     session_id: uuid.UUID | None = None
     ticket_ref = request.query_params.get("ticket")
     if ticket_ref:
@@ -263,24 +263,27 @@ async def events(request: Request, who: ConsoleIdentity = Depends(identity)) -> 
 
     async def body() -> AsyncIterator[str]:
         yield "retry: 2000\n\n"
-        async with hub.subscribe(session_id=session_id, after_seq=after) as sub:
-            while not await request.is_disconnected():
-                event = await sub.next(timeout=HEARTBEAT_SECONDS)
-                if event is None:
-                    if await sign_in.identify(ctx.db, token) is None:
-                        yield "event: signed-out\ndata: {}\n\n"
-                        return
-                    yield ": keep-alive\n\n"
-                    continue
-                if event.type not in LIVE_TYPES:
-                    continue
-                data = {
-                    "seq": event.seq,
-                    "type": event.type,
-                    "ticket_id": None if event.ticket_id is None else str(event.ticket_id),
-                    "session_id": None if event.session_id is None else str(event.session_id),
-                }
-                yield f"id: {event.seq}\ndata: {json.dumps(data)}\n\n"
+        try:
+            async with hub.subscribe(session_id=session_id, after_seq=after) as sub:
+                while not await request.is_disconnected():
+                    event = await sub.next(timeout=HEARTBEAT_SECONDS)
+                    if event is None:
+                        if await sign_in.identify(ctx.db, token) is None:  # signed out or revoked
+                            yield "event: signed-out\ndata: {}\n\n"
+                            return
+                        yield ": keep-alive\n\n"
+                        continue
+                    if event.type not in LIVE_TYPES:
+                        continue
+                    data = {
+                        "seq": event.seq,
+                        "type": event.type,
+                        "ticket_id": None if event.ticket_id is None else str(event.ticket_id),
+                        "session_id": None if event.session_id is None else str(event.session_id),
+                    }
+                    yield f"id: {event.seq}\ndata: {json.dumps(data)}\n\n"
+        except StreamClosed:
+            return  # the browser reconnects with Last-Event-ID (to this replica or another)
 
     return StreamingResponse(
         body(),
