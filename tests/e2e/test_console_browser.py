@@ -247,3 +247,36 @@ def try_until(
             return True
         time.sleep(0.3)
     return False
+
+
+async def test_an_event_on_one_replica_reaches_a_console_on_another(
+    postgres_only: None, db: Database, db_env: dict[str, str], receiver: Receiver, tmp_path: Path
+) -> None:
+    """Two server processes on one PostgreSQL: the browser watches replica A's inbox; the customer's
+    message is processed by replica B; the row appears on A within 2 s, without a reload."""
+    chrome.require_chromium()
+    from selenium.webdriver.common.by import By
+
+    env = console_env(db_env, receiver)
+    create_person(env, tmp_path, "ava", "agent")
+    a = ServerProcess(env=env, cwd=tmp_path).start()
+    b = ServerProcess(env=env, cwd=tmp_path).start()
+    driver = chrome.start_browser()
+    try:
+        sign_in(driver, a, "ava")
+        live(driver)
+        driver.execute_script("window.__noReload = 1")
+        sent = send(b, "我要退款", open_id="cust-replica", message_id="r-1")
+        ticket_id = sent["ticket_id"]
+        chrome.wait_for(
+            driver,
+            lambda d: d.find_elements(By.CSS_SELECTOR, f'tr[data-ticket="{ticket_id}"]'),
+            timeout=2.0,
+            message="the event made on replica B did not reach the console on replica A within 2 s",
+        )
+        assert driver.execute_script("return window.__noReload") == 1
+        chrome.screenshot(driver, "20-inbox-other-replica")
+    finally:
+        driver.quit()
+        a.stop()
+        b.stop()
