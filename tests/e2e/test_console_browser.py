@@ -130,6 +130,13 @@ async def test_an_agent_works_a_refund_request_in_the_browser(
         )
         assert driver.execute_script("return window.__noReload") == 1
         assert "我要退款" in driver.find_element(By.ID, "inbox-rows").text
+        # a few more customers, so the inbox shows its order (priority, then waiting time)
+        for n, text in enumerate(
+            ["My account was hacked, someone changed my email", "我要投诉你们的服务", "转人工"]
+        ):
+            send(server, text, open_id=f"cust-more-{n}", message_id=f"more-{n}")
+        chrome.wait_for(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, "tr[data-ticket]")) == 4)
+        assert driver.execute_script("return window.__noReload") == 1
         chrome.screenshot(driver, "03-inbox")
         if os.environ.get("AI_CS_UPDATE_README_SCREENSHOT") == "1":
             chrome.README_IMAGE.parent.mkdir(parents=True, exist_ok=True)

@@ -85,7 +85,7 @@ async def list_tickets(
 ) -> TicketPage:
     """Sorted by priority (P1 first), then age (oldest first)."""
     conds = _conditions(filters, actor)
-    async with db.transaction() as tx:
+    async with db.sessionmaker() as tx:  # a plain read: no write lock on SQLite
         total = (await tx.execute(select(func.count()).select_from(Ticket).where(*conds))).scalar_one()
         rows = await tx.execute(
             select(Ticket)
@@ -99,7 +99,7 @@ async def list_tickets(
 
 async def get_ticket(db: Database, ticket_id: uuid.UUID, *, actor: Actor) -> TicketDetail:
     """The ticket, its session's messages (oldest first) and its private notes (back office only)."""
-    async with db.transaction() as tx:
+    async with db.sessionmaker() as tx:  # a plain read: no write lock on SQLite
         ticket = await tx.get(Ticket, ticket_id)
         if ticket is None:
             raise NotFound("ticket not found", "CS_TICKET_4001")
