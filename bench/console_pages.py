@@ -136,6 +136,10 @@ async def seed(env: dict[str, str], tickets: int) -> tuple[list[str], str]:
             await tx.execute(insert(Session), sessions)
             await tx.execute(insert(Message), messages)
             await tx.execute(insert(Ticket), rows)
+    if db.dialect == "postgresql":  # what autovacuum does soon after a bulk load
+        async with db.engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.exec_driver_sql("ANALYZE")
     await db.dispose()
     return ids, str(agents[0])
 

@@ -22,6 +22,8 @@ from ai_customer_service.db.base import (
 from ai_customer_service.ticket.states import Priority, TicketStatus
 
 _ACTIVE = "status IN ('open', 'assigned', 'processing')"
+# the same predicate as literal SQL for queries, so the partial indexes below can serve them
+ACTIVE_SQL = "cs_tickets.status IN ('open', 'assigned', 'processing')"
 
 
 class Ticket(Base):
@@ -38,6 +40,15 @@ class Ticket(Base):
             sqlite_where=text(_ACTIVE),
         ),
         Index("ix_cs_tickets_status_priority_created_at", "status", "priority", "created_at"),
+        # the agent console's inbox: active tickets in priority, then age, order (migration 0011)
+        Index(
+            "ix_cs_tickets_inbox",
+            "priority",
+            "created_at",
+            "id",
+            postgresql_where=text(_ACTIVE),
+            sqlite_where=text(_ACTIVE),
+        ),
         Index("ix_cs_tickets_assignee_id_status", "assignee_id", "status"),
         # a session's latest ticket, looked up for every customer message (reopen check)
         Index("ix_cs_tickets_session_id_created_at", "session_id", "created_at"),

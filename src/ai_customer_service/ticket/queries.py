@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import Boolean, ColumnElement, and_, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ai_customer_service.auth.actor import Actor
@@ -17,9 +17,9 @@ from ai_customer_service.auth.models import Principal, Role
 from ai_customer_service.conversation.models import Feedback, Message
 from ai_customer_service.db.engine import Database
 from ai_customer_service.errors import NotFound
-from ai_customer_service.ticket.models import Ticket, TicketNote
+from ai_customer_service.ticket.models import ACTIVE_SQL, Ticket, TicketNote
 from ai_customer_service.ticket.service import require_visible
-from ai_customer_service.ticket.states import Priority, TicketStatus
+from ai_customer_service.ticket.states import ACTIVE_STATUSES, Priority, TicketStatus
 
 # stats are for supervisors and admins: no per-agent visibility filter
 _EVERYONE = Actor(uuid.UUID(int=0), "stats", Role.ADMIN)
@@ -61,7 +61,10 @@ def _conditions(f: TicketFilter, actor: Actor) -> list[ColumnElement[bool]]:
                 Ticket.assignee_id == actor.id,
             )
         )
-    if f.statuses:
+    if f.statuses and frozenset(f.statuses) == ACTIVE_STATUSES:
+        # as literal SQL (not bound parameters), so the partial index ix_cs_tickets_inbox applies
+        conds.append(literal_column(ACTIVE_SQL, Boolean))
+    elif f.statuses:
         conds.append(Ticket.status.in_([s.value for s in f.statuses]))
     if f.priorities:
         conds.append(Ticket.priority.in_([p.value for p in f.priorities]))

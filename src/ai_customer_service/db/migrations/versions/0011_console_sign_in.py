@@ -1,4 +1,5 @@
-"""console sign-in: an optional password per principal, failed sign-in counters, console sessions
+"""console sign-in: an optional password per principal, failed sign-in counters, console sessions;
+an index serving the console inbox (active tickets by priority, then age)
 
 Revision ID: 0011
 Revises: 0013
@@ -14,6 +15,8 @@ revision: str = "0011"
 down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+_ACTIVE = "status IN ('open', 'assigned', 'processing')"
 
 
 def upgrade() -> None:
@@ -44,9 +47,19 @@ def upgrade() -> None:
     )
     op.create_index("uq_cs_console_sessions_token_hash", "cs_console_sessions", ["token_hash"], unique=True)
     op.create_index("ix_cs_console_sessions_expires_at", "cs_console_sessions", ["expires_at"], unique=False)
+    op.create_index(
+        "ix_cs_tickets_inbox",
+        "cs_tickets",
+        ["priority", "created_at", "id"],
+        unique=False,
+        postgresql_where=sa.text(_ACTIVE),
+        sqlite_where=sa.text(_ACTIVE),
+        if_not_exists=True,
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_cs_tickets_inbox", table_name="cs_tickets")
     op.drop_index("ix_cs_console_sessions_expires_at", table_name="cs_console_sessions")
     op.drop_index("uq_cs_console_sessions_token_hash", table_name="cs_console_sessions")
     op.drop_table("cs_console_sessions")
