@@ -141,7 +141,7 @@ async def test_inbox_tabs_order_and_filters(browser: httpx.AsyncClient, db: Data
         t.assignee_id, t.status = __import__("uuid").UUID(me), "assigned"
     page = (await browser.get("/console/?tab=all")).text
     assert page.index("urgent thing") < page.index("slow question")  # P1 first
-    assert "sensitive" in page and "low_confidence" in page  # the handoff reasons
+    assert "sensitive topic" in page and "bot not confident" in page  # the handoff reasons
     mine_tab = (await browser.get("/console/?tab=mine")).text
     assert "my own case" in mine_tab and "urgent thing" not in mine_tab
     unassigned = (await browser.get("/console/?tab=unassigned")).text
@@ -313,3 +313,54 @@ async def test_language_from_accept_language_and_the_switch(browser: httpx.Async
     assert "Inbox" in en.text and 'lang="en"' in en.text
     evil = await browser.get("/console/lang", params={"to": "zh", "next": "https://evil.example/"})
     assert evil.headers["location"] == "/console/"
+
+
+async def test_agent_assist_offers_the_best_kb_answer_as_a_draft(
+    browser: httpx.AsyncClient, db: Database, app: FastAPI
+) -> None:
+    from ai_customer_service.knowledge import service as kb
+    from ai_customer_service.knowledge.schemas import EntryCreate
+
+    await kb.create(
+        db,
+        EntryCreate(
+            title="Invoice copies",
+            answer="Download invoices under Billing → Invoices.",
+            questions=["where can I download my invoice", "invoice copy"],
+            status="published",
+        ),
+        actor_id="test",
+    )
+    await app.state.ctx.dialog.refresh()
+    await _signed_in(browser, db, "quinn", Role.AGENT)
+    ticket = await open_ticket(db, customer_message="where can I download my invoice")
+    page = await browser.get(f"/console/tickets/{ticket.id}")
+    assert page.status_code == 200
+    assert "Suggested answer" in page.text
+    assert 'id="assist-text">Download invoices under Billing → Invoices.</blockquote>' in page.text
+
+
+async def test_admin_replays_a_dead_letter(browser: httpx.AsyncClient, db: Database) -> None:
+    from sqlalchemy import update
+
+    from ai_customer_service.outbox.events import EventType, emit
+    from ai_customer_service.outbox.models import OutboxEvent
+
+    async with db.transaction() as tx:
+        event_id = emit(tx, destination="widget", type=EventType.AGENT_REPLIED, session_id=None, data={})
+    async with db.transaction() as tx:
+        await tx.execute(
+            update(OutboxEvent).where(OutboxEvent.id == event_id).values(status="dead", attempts=3)
+        )
+    await _signed_in(browser, db, "rita", Role.ADMIN)
+    page = await browser.get("/console/admin")
+    assert str(event_id) in page.text and "agent.replied" in page.text
+    replayed = await browser.post(
+        "/console/admin/replay", data={"csrf_token": csrf_of(page.text), "event_id": str(event_id)}
+    )
+    assert replayed.status_code == 303
+    async with db.sessionmaker() as read:
+        status = (
+            await read.execute(select(OutboxEvent.status).where(OutboxEvent.id == event_id))
+        ).scalar_one()
+    assert status == "pending"

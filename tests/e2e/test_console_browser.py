@@ -184,9 +184,14 @@ async def test_an_agent_works_a_refund_request_in_the_browser(
         # resolve, then close
         driver.find_element(By.ID, "resolution").send_keys("refund submitted")
         driver.find_element(By.XPATH, "//button[normalize-space()='Resolve']").click()
-        chrome.wait_for(driver, lambda d: d.find_element(By.ID, "ticket-status").text == "resolved")
+        chrome.wait_for(
+            driver,
+            lambda d: d.find_element(By.ID, "ticket-status").get_attribute("data-status") == "resolved",
+        )
         driver.find_element(By.XPATH, "//button[normalize-space()='Close']").click()
-        chrome.wait_for(driver, lambda d: d.find_element(By.ID, "ticket-status").text == "closed")
+        chrome.wait_for(
+            driver, lambda d: d.find_element(By.ID, "ticket-status").get_attribute("data-status") == "closed"
+        )
         chrome.screenshot(driver, "06-ticket-closed")
         statuses = await _rows(
             db, select(Ticket.status).where(Ticket.id == __import__("uuid").UUID(ticket_id))

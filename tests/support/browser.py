@@ -54,9 +54,14 @@ def start_browser(lang: str = "en-US") -> Any:
 
 
 def wait_for(driver: Any, condition: Callable[[Any], Any], timeout: float = 10.0, message: str = "") -> Any:
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition, message)
+    # a live refresh may replace an element between finding it and reading it: look again
+    ignored = (NoSuchElementException, StaleElementReferenceException)
+    return WebDriverWait(driver, timeout, poll_frequency=0.1, ignored_exceptions=ignored).until(
+        condition, message
+    )
 
 
 def screenshot(driver: Any, name: str) -> Path:

@@ -156,6 +156,22 @@ TEXTS: dict[str, tuple[str, str]] = {
     "seconds": ("s", "秒"),
     "forbidden": ("You may not open this page.", "您无权访问此页面。"),
     "error": ("Something went wrong", "出错了"),
+    # values shown as labels (the stored value stays the code)
+    "st_open": ("open", "待处理"),
+    "st_assigned": ("assigned", "已分配"),
+    "st_processing": ("in progress", "处理中"),
+    "st_resolved": ("resolved", "已解决"),
+    "st_closed": ("closed", "已关闭"),
+    "st_draft": ("draft", "草稿"),
+    "st_published": ("published", "已发布"),
+    "st_archived": ("archived", "已归档"),
+    "rs_refund": ("refund", "退款"),
+    "rs_account_security": ("account security", "账号安全"),
+    "rs_complaint": ("complaint", "投诉"),
+    "rs_human_request": ("asked for a person", "要求人工"),
+    "rs_low_confidence": ("bot not confident", "机器人无把握"),
+    "rs_sensitive": ("sensitive topic", "敏感话题"),
+    "rs_manual": ("handed over by staff", "人工转交"),
 }
 
 # plain sentences for the errors an agent meets in the console, by CS_* code
@@ -216,6 +232,17 @@ def translator(lang: str) -> Callable[[str], str]:
         return pair[index] if pair else key
 
     return t
+
+
+def value_labeller(lang: str) -> Callable[[str, str], str]:
+    """``label("st", "open")``: the label of a stored value, or the value itself when it has none."""
+    index = 1 if lang == "zh" else 0
+
+    def label(prefix: str, value: str) -> str:
+        pair = TEXTS.get(f"{prefix}_{value}")
+        return pair[index] if pair else value
+
+    return label
 
 
 def error_sentence(lang: str, code: str, fallback: str) -> str:

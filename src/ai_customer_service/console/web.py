@@ -22,7 +22,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from ai_customer_service.auth import sign_in
 from ai_customer_service.auth.sign_in import ConsoleIdentity
-from ai_customer_service.console.i18n import LANG_COOKIE, choose_language, translator
+from ai_customer_service.console.i18n import LANG_COOKIE, choose_language, translator, value_labeller
 from ai_customer_service.errors import Forbidden
 from ai_customer_service.http.deps import context_of
 
@@ -141,6 +141,7 @@ def render(
         request=request,
         lang=lang,
         t=translator(lang),
+        label=value_labeller(lang),
         who=who,
         csrf=csrf_for(token) if who is not None and token else "",
         since=lambda v: since(v, lang),
