@@ -68,3 +68,43 @@ async def test_the_stream_says_what_changed_and_resumes(
             assert [e["id"] for e in again] == [e["id"] for e in events[1:3]]
     finally:
         server.stop()
+
+
+async def test_a_draining_server_ends_its_streams(
+    db: Database, db_env: dict[str, str], tmp_path: Path
+) -> None:
+    """SIGTERM with a console stream open: the stream ends (the browser reconnects elsewhere) and the
+    server exits cleanly instead of waiting out its 20 s grace period for the stream."""
+    import signal
+    import threading
+
+    await make_person(db, "yan", Role.AGENT)
+    env = {**db_env, "AI_CS_CONSOLE_COOKIE_SECURE": "false", "AI_CS_SHUTDOWN_GRACE_SECONDS": "20"}
+    server = ServerProcess(env=env, cwd=tmp_path).start()
+    ended = threading.Event()
+    try:
+        client = httpx.Client(base_url=server.url)
+        form = client.get("/console/login")
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+        assert csrf
+        client.post(
+            "/console/login", data={"username": "yan", "password": PASSWORD, "csrf_token": csrf.group(1)}
+        )
+        opened = threading.Event()
+
+        def listen() -> None:
+            with client.stream("GET", "/console/events", timeout=60) as stream:
+                opened.set()
+                for _ in stream.iter_lines():
+                    pass
+            ended.set()
+
+        thread = threading.Thread(target=listen, daemon=True)
+        thread.start()
+        assert opened.wait(10)
+        assert server.stop(signal.SIGTERM, timeout=15) == 0
+        thread.join(10)
+        assert ended.is_set()
+        client.close()
+    finally:
+        server.stop()

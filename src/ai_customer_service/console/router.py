@@ -58,6 +58,7 @@ from ai_customer_service.values import parse_uuid
 router = APIRouter(prefix=PATH, include_in_schema=False)
 
 HEARTBEAT_SECONDS = 15.0
+WAKE_SECONDS = 1.0
 # the events that change what the inbox or a conversation shows
 LIVE_TYPES = frozenset(
     {
@@ -265,9 +266,16 @@ async def events(request: Request, who: ConsoleIdentity = Depends(identity)) -> 
         yield "retry: 2000\n\n"
         try:
             async with hub.subscribe(session_id=session_id, after_seq=after) as sub:
-                while not await request.is_disconnected():
-                    event = await sub.next(timeout=HEARTBEAT_SECONDS)
+                quiet = 0.0
+                while not ctx.draining and not await request.is_disconnected():
+                    # wake every second: a draining server ends its streams at once (browsers
+                    # reconnect with Last-Event-ID, to another replica), not at the next heartbeat
+                    event = await sub.next(timeout=WAKE_SECONDS)
                     if event is None:
+                        quiet += WAKE_SECONDS
+                        if quiet < HEARTBEAT_SECONDS:
+                            continue
+                        quiet = 0.0
                         if await sign_in.identify(ctx.db, token) is None:  # signed out or revoked
                             yield "event: signed-out\ndata: {}\n\n"
                             return
