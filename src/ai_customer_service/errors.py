@@ -7,7 +7,7 @@
     ├── PayloadTooLarge     413       CS_REQ_4131
     ├── Unauthenticated     401       CS_AUTH_4011 (with WWW-Authenticate: Bearer), CS_AUTH_4012 (console
     │                                 sign-in: wrong user name or password)
-    ├── Forbidden           403       CS_AUTH_4001, CS_AUTH_4031..4034 (webhook signature), CS_AUTH_4035
+    ├── Forbidden           403       CS_AUTH_4001, CS_AUTH_4031..4034 (webhook signature), CS_AUTH_4036
     │                                 (console form without its CSRF token)
     ├── NotFound            404       CS_HTTP_404, CS_SES_4001, CS_TICKET_4001, CS_KB_4001, CS_PLATFORM_4041,
     │                                 CS_AUTH_4041 (principal)

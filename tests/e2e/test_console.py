@@ -95,7 +95,7 @@ async def test_a_form_without_the_csrf_token_is_refused(browser: httpx.AsyncClie
     ticket = await open_ticket(db)
     refused = await browser.post(f"/console/tickets/{ticket.id}/claim", data={})
     assert refused.status_code == 403
-    assert "CS_AUTH_4035" in refused.text
+    assert "CS_AUTH_4036" in refused.text
     wrong = await browser.post(f"/console/tickets/{ticket.id}/claim", data={"csrf_token": "x" * 64})
     assert wrong.status_code == 403
     assert (await get_ticket(db, ticket.id)).status == "open"  # nothing changed

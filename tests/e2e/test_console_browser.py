@@ -204,7 +204,7 @@ async def test_an_agent_works_a_refund_request_in_the_browser(
         driver.find_element(By.ID, "title").send_keys("csrf probe")
         driver.find_element(By.ID, "answer").send_keys("should not be stored")
         driver.find_element(By.XPATH, "//button[normalize-space()='Save and publish']").click()
-        chrome.wait_for(driver, lambda d: "CS_AUTH_4035" in d.page_source)
+        chrome.wait_for(driver, lambda d: "CS_AUTH_4036" in d.page_source)
         chrome.screenshot(driver, "07-csrf-refused")
 
         # a KB edit changes what "try a question" answers

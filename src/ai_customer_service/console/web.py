@@ -3,7 +3,7 @@
 CSRF: a signed-in form carries ``csrf_token`` = HMAC-SHA256(session token, "console-csrf"), which
 only a page served to the cookie's holder can know; the sign-in form (no session yet) uses a
 double-submit cookie (``cs_console_presign``, SameSite=Strict) whose value the form repeats. Every
-state-changing console request without the right token is refused with 403 ``CS_AUTH_4035``.
+state-changing console request without the right token is refused with 403 ``CS_AUTH_4036``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from ai_customer_service.http.deps import context_of
 SESSION_COOKIE = "cs_console_session"
 PRESIGN_COOKIE = "cs_console_presign"
 CSRF_FIELD = "csrf_token"
-CSRF_CODE = "CS_AUTH_4035"
+CSRF_CODE = "CS_AUTH_4036"
 PATH = "/console"
 HERE = Path(__file__).parent
 
