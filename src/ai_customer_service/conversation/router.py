@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import Field
 
+from ai_customer_service import safejson
 from ai_customer_service.auth.deps import Actor, require_roles
 from ai_customer_service.auth.models import Role
 from ai_customer_service.context import AppContext
@@ -109,9 +109,9 @@ async def session_feedback(
 
 def _parse_feedback(raw: bytes) -> tuple[int, str | None]:
     try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadRequest("request body is not valid JSON", "CS_REQ_4001") from exc
+        data = safejson.loads(raw)
+    except safejson.JsonInputError as exc:
+        raise BadRequest(f"request body {exc}", "CS_REQ_4001") from exc
     if not isinstance(data, dict):
         raise BadRequest("request body must be a JSON object", "CS_REQ_4001")
     unknown = sorted(set(data) - {"score", "comment"})

@@ -111,7 +111,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code, message = _HTTP_CODES.get(exc.status_code, (f"CS_HTTP_{exc.status_code}", "request failed"))
-        if exc.status_code in (404, 413) and exc.detail not in (None, "Not Found"):
+        if exc.status_code in (400, 404, 413) and exc.detail not in (None, "Not Found", "Bad Request"):
             message = str(exc.detail)
         return error_response(request, exc.status_code, code, message, headers=exc.headers)
 

@@ -19,11 +19,21 @@ field named in ``details`` (``http/errors.py``), like every other invalid value.
 
 from __future__ import annotations
 
+import re
+import types
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from fastapi import Query
-from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from ai_customer_service.values import NUL_MESSAGE, SURROGATE_MESSAGE, unstorable_reason
@@ -76,10 +86,47 @@ class RequestModel(BaseModel):
             raise PydanticCustomError("body_not_object", "request body must be a JSON object")
         return data
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _json_type(cls, value: Any, info: ValidationInfo) -> Any:
+        """Strict JSON types for scalar fields: ``"yes"`` is not a boolean, ``"7"`` or ``7.0`` is not
+        an integer (pydantic's lax mode would convert them; the API documents JSON types). Enums,
+        dates and nested models keep their usual parsing from strings."""
+        field = cls.model_fields.get(info.field_name or "")
+        kind = _scalar_kind(field.annotation) if field is not None else None
+        if value is not None and kind is not None and not _json_type_ok(kind, value):
+            raise PydanticCustomError("json_type", "must be {expected}", {"expected": _JSON_TYPE_NAMES[kind]})
+        return value
+
     @field_validator("*", mode="after")
     @classmethod
     def _storable(cls, value: Any) -> Any:
         return check_storable(value)
+
+
+_JSON_TYPE_NAMES = {bool: "a boolean (true or false)", int: "an integer", float: "a number", str: "a string"}
+
+
+def _scalar_kind(annotation: Any) -> type | None:
+    """``bool``/``int``/``float``/``str`` when the field holds only that (or null), else None."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        kinds = [a for a in get_args(annotation) if a is not type(None)]
+        if len(kinds) != 1:
+            return None
+        annotation = kinds[0]
+    if get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    return annotation if annotation in _JSON_TYPE_NAMES else None
+
+
+def _json_type_ok(kind: type, value: Any) -> bool:
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, str)
 
 
 def to_utc(value: datetime) -> datetime:
@@ -94,8 +141,22 @@ def to_utc(value: datetime) -> datetime:
         ) from None
 
 
-UtcDateTime = Annotated[datetime, AfterValidator(to_utc)]
-"""A timezone-aware datetime that exists in UTC; the value is converted to UTC."""
+_NUMBER_RE = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+
+
+def not_a_number(value: Any) -> Any:
+    """Refuse a number (or a numeric string, as query parameters are) where a date-time belongs:
+    pydantic would read ``0.5`` or ``1796563200`` as seconds since 1970; the docs ask for RFC 3339."""
+    numeric = isinstance(value, int | float) or (isinstance(value, str) and _NUMBER_RE.fullmatch(value))
+    if numeric:
+        raise PydanticCustomError(
+            "datetime_type", "must be an RFC 3339 date-time such as 2026-01-31T00:00:00Z, not a number"
+        )
+    return value
+
+
+UtcDateTime = Annotated[datetime, BeforeValidator(not_a_number), AfterValidator(to_utc)]
+"""A timezone-aware RFC 3339 datetime (never a number) that exists in UTC; converted to UTC."""
 
 Page = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"1-based page number (at most {MAX_PAGE})")]
 """The ``page`` query parameter of a list endpoint: ``page: Page = 1``."""

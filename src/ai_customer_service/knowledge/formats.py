@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ai_customer_service import safejson
 from ai_customer_service.dialog.index import KBDoc
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}\Z")
@@ -110,9 +110,10 @@ def _json_lines(text: str, source: str) -> Iterable[tuple[int, Any]]:
         if not stripped or stripped.startswith(("#", "//")):
             continue
         try:
-            yield lineno, json.loads(stripped)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{source}:{lineno}: invalid JSON ({exc.msg} at column {exc.colno})") from exc
+            value = safejson.loads(stripped)
+        except safejson.JsonInputError as exc:
+            raise ValueError(f"{source}:{lineno}: invalid JSON: the line {exc}") from exc
+        yield lineno, value
 
 
 def parse_kb_jsonl(text: str, source: str = "<jsonl>") -> list[KBDoc]:
@@ -129,10 +130,27 @@ def _split_multi(value: str, seps: str) -> list[str]:
     return [p.strip() for p in re.split(f"[{re.escape(seps)}]", value) if p.strip()]
 
 
+def _csv_rows(reader: csv.DictReader[str], source: str) -> Iterable[dict[str | Any, str | Any]]:
+    """The reader's rows, with the csv module's own errors (a field over its 131,072-character limit,
+    a NUL byte) turned into ``ValueError`` naming the line."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise ValueError(f"{source}:{reader.line_num}: invalid CSV: {exc}") from exc
+        yield row
+
+
 def parse_kb_csv(text: str, source: str = "<csv>") -> list[KBDoc]:
     """Parse KB entries from CSV text with a header row."""
     reader = csv.DictReader(io.StringIO(text))
-    header = [h.strip().lower() for h in (reader.fieldnames or [])]
+    try:
+        fieldnames = reader.fieldnames
+    except csv.Error as exc:
+        raise ValueError(f"{source}:1: invalid CSV: {exc}") from exc
+    header = [h.strip().lower() for h in (fieldnames or [])]
     if "title" not in header or "answer" not in header:
         raise ValueError(f"{source}:1: CSV header must include 'title' and 'answer' columns")
     unknown = sorted(set(header) - _KNOWN_KEYS)
@@ -140,7 +158,7 @@ def parse_kb_csv(text: str, source: str = "<csv>") -> list[KBDoc]:
         raise ValueError(f"{source}:1: unknown column(s) {', '.join(unknown)}")
     reader.fieldnames = header
     docs = []
-    for row in reader:
+    for row in _csv_rows(reader, source):
         where = f"{source}:{reader.line_num}"
         if None in row:
             raise ValueError(f"{where}: more fields than columns in the header")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from ai_customer_service import safejson
 from ai_customer_service.dialog.index import KBDoc
 from ai_customer_service.errors import BadRequest
 from ai_customer_service.knowledge import formats
@@ -23,7 +23,10 @@ def parse_upload(raw: bytes, content_type: str) -> list[KBDoc]:
         if kind == "text/csv":
             docs = formats.parse_kb_csv(text, "<upload>")
         elif kind == "application/json" and text.lstrip().startswith("["):
-            items = json.loads(text)
+            try:
+                items = safejson.loads(text)
+            except safejson.JsonInputError as exc:
+                raise ValueError(f"<upload>: the JSON array {exc}") from exc
             if not isinstance(items, list):
                 raise ValueError("<upload>: expected a JSON array of entries")
             docs = [formats.doc_from_mapping(item, f"<upload>[{i}]") for i, item in enumerate(items)]

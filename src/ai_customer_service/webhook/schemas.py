@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ai_customer_service import safejson
 from ai_customer_service.errors import BadRequest
 
 _FIELDS = ("message_id", "channel", "open_id", "user_id", "content", "content_type", "timestamp", "reply_to")
@@ -56,9 +56,9 @@ def parse_inbound(
     (the verified signature's, see ``signature.replay_key``) deduplicates a message without a
     ``message_id``."""
     try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest("request body is not valid JSON", "CS_REQ_4001") from exc
+        body = safejson.loads(raw)
+    except safejson.JsonInputError as exc:
+        raise BadRequest(f"request body {exc}", "CS_REQ_4001") from exc
     if not isinstance(body, dict):
         raise BadRequest("request body must be a JSON object", "CS_REQ_4001")
     unknown = sorted(set(body) - set(_FIELDS))
@@ -158,7 +158,14 @@ def _parse_timestamp(value: str) -> datetime:
             "CS_REQ_4001",
             details=[{"field": "timestamp", "message": "RFC 3339 with offset"}],
         )
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except (OverflowError, ValueError) as exc:  # e.g. 0001-01-01T00:00:00+14:00 is before year 1 in UTC
+        raise BadRequest(
+            "timestamp is out of range: it must lie between years 1 and 9999 in UTC",
+            "CS_REQ_4001",
+            details=[{"field": "timestamp", "message": "out of range"}],
+        ) from exc
 
 
 class WebhookResponse(BaseModel):
