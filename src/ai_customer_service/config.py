@@ -215,6 +215,28 @@ class Settings(BaseSettings):
     # per-channel callback subscriptions (parsed from AI_CS_CHANNEL_<NAME>_* by load_settings)
     channel_callbacks: dict[str, ChannelCallbackSettings] = Field(default_factory=dict, exclude=True)
 
+    # --- edge security (docs/security.md) ---
+    # AI_CS_API_DOCS_ENABLED: serve /docs, /redoc and /openapi.json. Unset: on outside production,
+    # off in production.
+    api_docs_enabled: bool | None = None
+    # AI_CS_METRICS_ADDR: serve /metrics on this [host]:port only (no longer on AI_CS_ADDR); empty:
+    # /metrics on AI_CS_ADDR. AI_CS_METRICS_TOKEN: /metrics requires "Authorization: Bearer <token>".
+    metrics_addr: str = ""
+    metrics_token: str = ""
+    # repeated failed authentication (bad bearer token, bad webhook signature) from one client IP:
+    # after AI_CS_AUTH_FAILURE_LIMIT failures within AI_CS_AUTH_FAILURE_WINDOW_SECONDS the client gets
+    # 429 CS_AUTH_4291 with Retry-After for AI_CS_AUTH_FAILURE_BLOCK_SECONDS; 0 disables.
+    auth_failure_limit: Annotated[int, Field(ge=0)] = 20
+    auth_failure_window_seconds: PositiveInt = 60
+    auth_failure_block_seconds: PositiveInt = 60
+    # slow clients: the request line and headers must arrive within AI_CS_HTTP_HEADER_TIMEOUT_SECONDS;
+    # after that grace a body must keep at least AI_CS_HTTP_BODY_MIN_BYTES_PER_SECOND on average (0:
+    # no body-rate check); AI_CS_HTTP_MAX_CONNECTIONS > 0 answers 503 beyond that many open
+    # connections per process (0: no cap; the open-files limit is raised to its hard limit).
+    http_header_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 5.0
+    http_body_min_bytes_per_second: Annotated[int, Field(ge=0)] = 1024
+    http_max_connections: Annotated[int, Field(ge=0)] = 0
+
     # outbox delivery (docs/callbacks.md)
     outbox_worker_enabled: bool = True
     outbox_poll_interval_seconds: PositiveFloat = 1.0
@@ -284,6 +306,11 @@ class Settings(BaseSettings):
                 raise ValueError(f"invalid channel name {name!r}")
         return ",".join(names)
 
+    @field_validator("metrics_addr")
+    @classmethod
+    def _check_metrics_addr(cls, value: str) -> str:
+        return cls._check_addr(value) if value.strip() else ""
+
     @model_validator(mode="after")
     def _check_test_faults(self) -> Settings:
         if self.test_faults and self.runtime_env is not RuntimeEnv.TEST:
@@ -309,6 +336,11 @@ class Settings(BaseSettings):
         if self.console_cookie_secure == "auto":
             return self.runtime_env is not RuntimeEnv.DEVELOPMENT
         return self.console_cookie_secure == "true"
+
+    @property
+    def docs_enabled(self) -> bool:
+        """``AI_CS_API_DOCS_ENABLED``, defaulting to off in production and on elsewhere."""
+        return not self.is_production if self.api_docs_enabled is None else self.api_docs_enabled
 
     @property
     def host(self) -> str:
@@ -370,6 +402,7 @@ class Settings(BaseSettings):
             "rate_limit_messages",
             "rate_limit_window_seconds",
             "admin_token",
+            "metrics_token",
             "llm_base_url",
             "llm_api_key",
             "auth_trusted_headers",
@@ -379,7 +412,7 @@ class Settings(BaseSettings):
         ):
             value = getattr(self, name)
             key = ENV_PREFIX + name.upper()
-            if name in ("webhook_secret", "admin_token", "llm_api_key"):
+            if name in ("webhook_secret", "admin_token", "llm_api_key", "metrics_token"):
                 out[key] = "[SET]" if value else "[NOT SET]"
             elif name == "postgres_dsn":
                 out[key] = mask_dsn(value) if value else "[NOT SET]"
@@ -460,6 +493,8 @@ _MAY_BE_EMPTY = frozenset(
         "AI_CS_LLM_BASE_URL",
         "AI_CS_LLM_API_KEY",
         "AI_CS_POSTGRES_MIGRATION_DIR",
+        "AI_CS_METRICS_ADDR",
+        "AI_CS_METRICS_TOKEN",
     }
 )
 
@@ -505,6 +540,29 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
     return settings
 
 
+MIN_SECRET_CHARS = 32
+"""Shortest secret or token production accepts (``openssl rand -hex 32`` gives 64 characters)."""
+
+
+def secret_settings(settings: Settings) -> list[tuple[str, str]]:
+    """Every secret we choose ourselves, as (variable, value): HMAC keys and bearer tokens. The LLM
+    API key is issued by its provider and is not ours to size, so it is not listed."""
+    found = [
+        ("AI_CS_WEBHOOK_SECRET", settings.webhook_secret),
+        ("AI_CS_ADMIN_TOKEN", settings.admin_token),
+        ("AI_CS_METRICS_TOKEN", settings.metrics_token),
+    ]
+    for platform in settings.enabled_platforms:
+        prefix = f"{ENV_PREFIX}PLATFORM_{platform.name.upper()}_"
+        found.append((prefix + "INGRESS_SECRET", platform.ingress_secret))
+        found.append((prefix + "CALLBACK_SECRET", platform.callback_secret))
+    for callback in settings.channel_callbacks.values():
+        found.append(
+            (f"{ENV_PREFIX}CHANNEL_{callback.name.upper()}_CALLBACK_SECRET", callback.callback_secret)
+        )
+    return found
+
+
 def check_production_rules(settings: Settings) -> None:
     """The runbook's start-up refusals that need no I/O. Raises :class:`ConfigError`."""
     if not settings.is_production:
@@ -521,6 +579,12 @@ def check_production_rules(settings: Settings) -> None:
             "AI_CS_WEBHOOK_SECRET is required in production: set it to the HMAC key shared with the "
             "channel gateways"
         )
+    for variable, value in secret_settings(settings):
+        if value and len(value) < MIN_SECRET_CHARS:
+            raise ConfigError(
+                f"{variable} is too short for production ({len(value)} characters, at least "
+                f"{MIN_SECRET_CHARS}): generate one with `openssl rand -hex 32`"
+            )
     if settings.auth_trusted_headers and not settings.auth_allow_trusted_headers_in_production:
         raise ConfigError(
             "AI_CS_AUTH_TRUSTED_HEADERS=true is refused in production: use bearer tokens, or, only "

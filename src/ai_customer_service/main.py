@@ -189,10 +189,13 @@ def create_app(
         redirect_slashes=False,
         docs_url=None,  # served by install_docs with local assets (no CDN)
         redoc_url=None,
+        # AI_CS_API_DOCS_ENABLED (off in production unless set): no /openapi.json, /docs, /redoc
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
     )
     app.state.ctx = ctx
     app.state.live = ctx.live
-    install_docs(app)
+    if settings.docs_enabled:
+        install_docs(app)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, metrics=ctx.metrics, max_body_bytes=settings.max_body_bytes)
     app.include_router(health_router)

@@ -25,31 +25,66 @@ from ai_customer_service.db.connect import check_database, describe_db_error
 from ai_customer_service.db.engine import Database
 from ai_customer_service.db.migrate import upgrade
 from ai_customer_service.errors import StartupError
+from ai_customer_service.health.service import refresh_pool_metrics
 from ai_customer_service.http.metrics import enable_multiprocess, process_exited, use_single_process
+from ai_customer_service.http.metrics_listener import start_metrics_listener
+from ai_customer_service.http.slowclients import guarded_protocol
 from ai_customer_service.logs import get_logger
 from ai_customer_service.main import create_app
 
 log = get_logger(__name__)
 
 
-def bind_socket(settings: Settings) -> socket.socket:
-    host = settings.host
+def bind_socket(settings: Settings, addr: str | None = None, variable: str = "AI_CS_ADDR") -> socket.socket:
+    """Bind and listen on ``addr`` (default ``AI_CS_ADDR``); refusals name ``variable``."""
+    addr = addr or settings.addr
+    host, port = addr.rsplit(":", 1)[0].strip("[]"), int(addr.rsplit(":", 1)[1])
+    host = host or "0.0.0.0"  # noqa: S104 - ":8080" means every interface, as in the original
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((host, settings.port))
+        sock.bind((host, port))
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
             raise StartupError(
-                f"listen tcp {settings.addr}: bind: address already in use; stop the other process "
-                f"or set AI_CS_ADDR to another port (e.g. :{settings.port + 1})"
+                f"listen tcp {addr}: bind: address already in use; stop the other process "
+                f"or set {variable} to another port (e.g. :{port + 1})"
             ) from exc
-        raise StartupError(f"listen tcp {settings.addr}: {exc.strerror}; check AI_CS_ADDR") from exc
+        raise StartupError(f"listen tcp {addr}: {exc.strerror}; check {variable}") from exc
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
+
+
+def bind_sockets(settings: Settings) -> list[socket.socket]:
+    """The service's socket, then the metrics socket when ``AI_CS_METRICS_ADDR`` is set."""
+    socks = [bind_socket(settings)]
+    if settings.metrics_addr:
+        try:
+            socks.append(bind_socket(settings, settings.metrics_addr, "AI_CS_METRICS_ADDR"))
+        except BaseException:
+            socks[0].close()
+            raise
+    return socks
+
+
+def raise_open_files_limit() -> int:
+    """Raise the soft open-files limit to the hard limit (each connection holds a descriptor; a low
+    soft limit let a few hundred slow sockets starve health checks). Returns the limit in force."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY:
+            hard = max(soft, 1_048_576) if soft != resource.RLIM_INFINITY else soft
+        if soft != resource.RLIM_INFINITY and soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        return int(soft)
+    except (ImportError, OSError, ValueError):
+        return -1
 
 
 class _Server(uvicorn.Server):
@@ -123,22 +158,25 @@ async def load_demo_kb(db: Database) -> None:
 async def run(settings: Settings) -> int:
     check_production_rules(settings)
     check_platform_rules(settings)
-    sock = bind_socket(settings)
+    socks = bind_sockets(settings)
     try:
         db = await prepare_database(settings)
     except BaseException:
-        sock.close()
+        for sock in socks:
+            sock.close()
         raise
     if settings.demo_kb:
         await load_demo_kb(db)
     try:
-        return await _serve_http(settings, sock, db)
+        return await _serve_http(settings, socks, db)
     finally:
-        sock.close()
+        for sock in socks:
+            sock.close()
 
 
-async def _serve_http(settings: Settings, sock: socket.socket, db: Database) -> int:
-    """Serve the app on ``sock`` until SIGTERM/SIGINT; closes the pool at the end."""
+async def _serve_http(settings: Settings, socks: list[socket.socket], db: Database) -> int:
+    """Serve the app on ``socks[0]`` (and ``/metrics`` on ``socks[1]`` when ``AI_CS_METRICS_ADDR`` is
+    set) until SIGTERM/SIGINT; closes the pool at the end."""
     app = create_app(settings, db=db)
     ctx: AppContext = app.state.ctx
     config = uvicorn.Config(
@@ -146,7 +184,9 @@ async def _serve_http(settings: Settings, sock: socket.socket, db: Database) -> 
         host=settings.host,
         port=settings.port,
         loop="none",
-        http="httptools",
+        # uvicorn's httptools protocol plus a header deadline and a minimum body rate
+        http=guarded_protocol(settings.http_header_timeout_seconds, settings.http_body_min_bytes_per_second),
+        limit_concurrency=settings.http_max_connections or None,
         lifespan="on",
         log_config=None,
         access_log=False,
@@ -155,9 +195,24 @@ async def _serve_http(settings: Settings, sock: socket.socket, db: Database) -> 
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
     server = _Server(config, ctx)
+    listener = None
+    if len(socks) > 1:
+
+        def exposition() -> bytes:
+            refresh_pool_metrics(ctx)
+            return ctx.metrics.exposition()
+
+        listener = await start_metrics_listener(
+            socks[1],
+            token=settings.metrics_token,
+            exposition=exposition,
+            header_timeout=settings.http_header_timeout_seconds,
+        )
     try:
-        await server.serve(sockets=[sock])
+        await server.serve(sockets=socks[:1])
     finally:
+        if listener is not None:
+            listener.close()
         await db.dispose()
     return 0 if server.started else 1
 
@@ -165,6 +220,8 @@ async def _serve_http(settings: Settings, sock: socket.socket, db: Database) -> 
 def serve(settings: Settings) -> int:
     import uvloop
 
+    limit = raise_open_files_limit()
+    log.info("open files limit", limit=limit)
     if settings.http_workers > 1:
         return serve_processes(settings)
     use_single_process()
@@ -180,14 +237,14 @@ async def _prepare_once(settings: Settings) -> None:
         await db.dispose()
 
 
-async def _worker(settings: Settings, sock: socket.socket) -> int:
+async def _worker(settings: Settings, socks: list[socket.socket]) -> int:
     db = Database(settings)
     try:
         await check_database(db)
     except BaseException:
         await db.dispose()
         raise
-    return await _serve_http(settings, sock, db)
+    return await _serve_http(settings, socks, db)
 
 
 def serve_processes(settings: Settings) -> int:
@@ -198,11 +255,12 @@ def serve_processes(settings: Settings) -> int:
 
     check_production_rules(settings)
     check_platform_rules(settings)
-    sock = bind_socket(settings)
+    socks = bind_sockets(settings)
     try:
         uvloop.run(_prepare_once(settings))
     except BaseException:
-        sock.close()
+        for sock in socks:
+            sock.close()
         raise
     children: set[int] = set()
     stopping = False
@@ -220,10 +278,11 @@ def serve_processes(settings: Settings) -> int:
     # one /metrics for the whole server: the workers write their values to files in one directory
     metrics_dir = enable_multiprocess()
     try:
-        _fork_workers(settings, sock, children)
+        _fork_workers(settings, socks, children)
     except BaseException:
         stop_all(signal.SIGTERM, None)
-        sock.close()
+        for sock in socks:
+            sock.close()
         shutil.rmtree(metrics_dir, ignore_errors=True)
         raise
     log.info("server processes started", workers=len(children), pids=sorted(children))
@@ -242,13 +301,14 @@ def serve_processes(settings: Settings) -> int:
                 if not stopping:
                     stop_all(signal.SIGTERM, None)
     finally:
-        sock.close()
+        for sock in socks:
+            sock.close()
         shutil.rmtree(metrics_dir, ignore_errors=True)
     return status
 
 
-def _fork_workers(settings: Settings, sock: socket.socket, children: set[int]) -> None:
-    """Fork ``AI_CS_HTTP_WORKERS`` processes serving on ``sock``; their pids go into ``children``."""
+def _fork_workers(settings: Settings, socks: list[socket.socket], children: set[int]) -> None:
+    """Fork ``AI_CS_HTTP_WORKERS`` processes serving on ``socks``; their pids go into ``children``."""
     import uvloop
 
     for _ in range(settings.http_workers):
@@ -257,7 +317,7 @@ def _fork_workers(settings: Settings, sock: socket.socket, children: set[int]) -
             _become_worker()
             status = 1
             try:
-                status = uvloop.run(_worker(settings, sock))
+                status = uvloop.run(_worker(settings, socks))
             except StartupError as exc:
                 log.error("worker start-up failed", error=str(exc))
             except BaseException as exc:

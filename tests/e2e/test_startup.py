@@ -23,14 +23,14 @@ def assert_one_line_failure(result, *needles: str) -> None:
 
 
 def test_production_without_postgres_is_refused(tmp_path: Path) -> None:
-    result = run_cli("serve", env={**PROD, "AI_CS_WEBHOOK_SECRET": "s"}, cwd=tmp_path)
+    result = run_cli("serve", env={**PROD, "AI_CS_WEBHOOK_SECRET": "s" * 32}, cwd=tmp_path)
     assert_one_line_failure(
         result, "embedded store is not allowed in production", "AI_CS_POSTGRES_ENABLED=true"
     )
 
 
 def test_production_without_dsn_is_refused(tmp_path: Path) -> None:
-    env = {**PROD, "AI_CS_POSTGRES_ENABLED": "true", "AI_CS_WEBHOOK_SECRET": "s"}
+    env = {**PROD, "AI_CS_POSTGRES_ENABLED": "true", "AI_CS_WEBHOOK_SECRET": "s" * 32}
     assert_one_line_failure(run_cli("serve", env=env, cwd=tmp_path), "AI_CS_POSTGRES_DSN is required")
 
 
@@ -45,7 +45,7 @@ def test_dsn_to_a_port_where_nothing_listens(tmp_path: Path) -> None:
         **PROD,
         "AI_CS_POSTGRES_ENABLED": "true",
         "AI_CS_POSTGRES_DSN": f"postgres://ai_cs:pw@127.0.0.1:{port}/x?sslmode=disable",
-        "AI_CS_WEBHOOK_SECRET": "s",
+        "AI_CS_WEBHOOK_SECRET": "s" * 32,
         "AI_CS_ADDR": f"127.0.0.1:{free_port()}",
     }
     result = run_cli("serve", env=env, cwd=tmp_path)
@@ -59,7 +59,7 @@ def test_wrong_password(tmp_path: Path) -> None:
             **PROD,
             "AI_CS_POSTGRES_ENABLED": "true",
             "AI_CS_POSTGRES_DSN": f"postgres://ai_cs:wrong-pw@127.0.0.1:{fake.port}/ai_customer_service",
-            "AI_CS_WEBHOOK_SECRET": "s",
+            "AI_CS_WEBHOOK_SECRET": "s" * 32,
             "AI_CS_ADDR": f"127.0.0.1:{free_port()}",
         }
         result = run_cli("serve", env=env, cwd=tmp_path)
@@ -101,3 +101,31 @@ def test_version_prints_and_binds_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "var").exists()
     with socket.socket() as probe:  # nothing listens there
         assert probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("AI_CS_WEBHOOK_SECRET", "a"),
+        ("AI_CS_ADMIN_TOKEN", "x"),
+        ("AI_CS_METRICS_TOKEN", "t" * 31),
+        ("AI_CS_PLATFORM_SUB2API_INGRESS_SECRET", "short"),
+    ],
+)
+def test_production_refuses_trivial_secrets(tmp_path: Path, variable: str, value: str) -> None:
+    env = {
+        **PROD,
+        "AI_CS_POSTGRES_ENABLED": "true",
+        "AI_CS_POSTGRES_DSN": "postgres://u@127.0.0.1:5432/test",
+        "AI_CS_WEBHOOK_SECRET": "w" * 32,
+        "AI_CS_ADDR": f"127.0.0.1:{free_port()}",
+        "AI_CS_PLATFORM_ADAPTERS_ENABLED": "true",
+        "AI_CS_PLATFORM_SUB2API_ENABLED": "true",
+        "AI_CS_PLATFORM_SUB2API_INGRESS_SECRET": "i" * 40,
+        "AI_CS_PLATFORM_SUB2API_CALLBACK_SECRET": "c" * 40,
+        "AI_CS_PLATFORM_SUB2API_CALLBACK_BASE_URL": "http://127.0.0.1:9/cb",
+        variable: value,
+    }
+    result = run_cli("serve", env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert_one_line_failure(result, variable, "too short for production", "at least 32")

@@ -92,7 +92,7 @@ def test_production_refusals_name_the_fix() -> None:
             AI_CS_RUNTIME_ENV="production",
             AI_CS_POSTGRES_ENABLED="true",
             AI_CS_POSTGRES_DSN="postgres://u:p@db:5432/x",
-            AI_CS_WEBHOOK_SECRET="s",
+            AI_CS_WEBHOOK_SECRET="s" * 32,
         )
     )
     check_production_rules(settings())  # development may use the embedded store
@@ -154,3 +154,32 @@ def test_enabled_platform_without_callback_fails() -> None:
         check_platform_rules(s)
     with pytest.raises(ConfigError, match="AI_CS_PLATFORM_NEWAPI_CALLBACK_TIMEOUT_MS"):
         settings(AI_CS_PLATFORM_NEWAPI_CALLBACK_TIMEOUT_MS="soon")
+
+
+def test_production_refuses_every_short_secret_and_development_does_not() -> None:
+    prod = {
+        "AI_CS_RUNTIME_ENV": "production",
+        "AI_CS_POSTGRES_ENABLED": "true",
+        "AI_CS_POSTGRES_DSN": "postgres://u:p@db:5432/x",
+        "AI_CS_WEBHOOK_SECRET": "w" * 32,
+        "AI_CS_CHANNELS": "widget,shop",
+        "AI_CS_CHANNEL_SHOP_CALLBACK_URL": "http://shop.example/cb",
+        "AI_CS_CHANNEL_SHOP_CALLBACK_SECRET": "s" * 32,
+        "AI_CS_PLATFORM_ADAPTERS_ENABLED": "true",
+        "AI_CS_PLATFORM_NEWAPI_ENABLED": "true",
+        "AI_CS_PLATFORM_NEWAPI_INGRESS_SECRET": "i" * 32,
+        "AI_CS_PLATFORM_NEWAPI_CALLBACK_SECRET": "c" * 32,
+        "AI_CS_PLATFORM_NEWAPI_CALLBACK_BASE_URL": "http://newapi.example/cb",
+    }
+    check_production_rules(settings(**prod))
+    for variable in (
+        "AI_CS_WEBHOOK_SECRET",
+        "AI_CS_ADMIN_TOKEN",
+        "AI_CS_METRICS_TOKEN",
+        "AI_CS_CHANNEL_SHOP_CALLBACK_SECRET",
+        "AI_CS_PLATFORM_NEWAPI_INGRESS_SECRET",
+        "AI_CS_PLATFORM_NEWAPI_CALLBACK_SECRET",
+    ):
+        with pytest.raises(ConfigError, match=f"{variable} is too short for production"):
+            check_production_rules(settings(**{**prod, variable: "x" * 31}))
+        check_production_rules(settings(**{**prod, "AI_CS_RUNTIME_ENV": "development", variable: "x"}))

@@ -27,7 +27,7 @@ PROD = {
     "AI_CS_RUNTIME_ENV": "production",
     "AI_CS_POSTGRES_ENABLED": "true",
     "AI_CS_POSTGRES_DSN": "postgres://u@h:5432/d",
-    "AI_CS_WEBHOOK_SECRET": "s",
+    "AI_CS_WEBHOOK_SECRET": "s" * 32,
 }
 
 

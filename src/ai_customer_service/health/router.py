@@ -2,32 +2,31 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from ai_customer_service import __version__
 from ai_customer_service.context import AppContext
+from ai_customer_service.errors import NotFound, Unauthenticated
 from ai_customer_service.health.service import knowledge_status, pool_status, readiness, refresh_pool_metrics
 from ai_customer_service.http.deps import app_context
 
 router = APIRouter(tags=["health"])
 
 
-@router.api_route("/actuator/health/live", methods=["GET", "HEAD"])
 async def live() -> dict[str, str]:
     return {"status": "UP"}
 
 
-@router.api_route("/actuator/health/ready", methods=["GET", "HEAD"])
 async def ready(ctx: AppContext = Depends(app_context)) -> JSONResponse:
     body = await readiness(ctx)
     return JSONResponse(body, status_code=200 if body["status"] == "UP" else 503)
 
 
-@router.api_route("/actuator/health", methods=["GET", "HEAD"])
 async def health(ctx: AppContext = Depends(app_context)) -> JSONResponse:
     body: dict[str, Any] = await readiness(ctx)
     body["version"] = __version__
@@ -37,7 +36,42 @@ async def health(ctx: AppContext = Depends(app_context)) -> JSONResponse:
     return JSONResponse(body, status_code=200 if body["status"] == "UP" else 503)
 
 
+# GET and HEAD as two operations with their own ids (one route with both methods gave both the same
+# operation id: an invalid OpenAPI document, and a warning written to the log at the first request)
+for _path, _endpoint, _summary in (
+    ("/actuator/health/live", live, "Liveness"),
+    ("/actuator/health/ready", ready, "Readiness (503 while the database is down or the service drains)"),
+    ("/actuator/health", health, "Health with components, version and environment"),
+):
+    for _method in ("GET", "HEAD"):
+        router.add_api_route(
+            _path,
+            _endpoint,
+            methods=[_method],
+            operation_id=f"{_endpoint.__name__}_{_method.lower()}",
+            summary=_summary,
+        )
+
+
 @router.get("/metrics", include_in_schema=False)
-async def metrics(ctx: AppContext = Depends(app_context)) -> Response:
+async def metrics(request: Request, ctx: AppContext = Depends(app_context)) -> Response:
+    """Prometheus text; a 404 here when ``AI_CS_METRICS_ADDR`` moves it to its own listener, a 401
+    without the ``AI_CS_METRICS_TOKEN`` bearer token when one is set."""
+    if ctx.settings.metrics_addr:
+        raise NotFound("resource not found")
+    if not metrics_token_ok(ctx.settings.metrics_token, request.headers.get("authorization")):
+        raise Unauthenticated(
+            "metrics require Authorization: Bearer <AI_CS_METRICS_TOKEN>",
+            "CS_AUTH_4011",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     refresh_pool_metrics(ctx)
     return Response(ctx.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+def metrics_token_ok(token: str, authorization: str | None) -> bool:
+    """True when no token is configured, or ``authorization`` is ``Bearer <token>`` (constant time)."""
+    if not token:
+        return True
+    scheme, _, presented = (authorization or "").strip().partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), token.encode())
