@@ -6,6 +6,7 @@ Invalid values raise :class:`ConfigError` with one line naming the variable.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -229,6 +230,9 @@ class Settings(BaseSettings):
     auth_failure_limit: Annotated[int, Field(ge=0)] = 20
     auth_failure_window_seconds: PositiveInt = 60
     auth_failure_block_seconds: PositiveInt = 60
+    # AI_CS_AUTH_FAILURE_EXEMPT_NETWORKS: comma list of CIDRs (gateways behind a shared NAT or proxy)
+    # whose failures never block them
+    auth_failure_exempt_networks: str = ""
     # slow clients: the request line and headers must arrive within AI_CS_HTTP_HEADER_TIMEOUT_SECONDS;
     # after that grace a body must keep at least AI_CS_HTTP_BODY_MIN_BYTES_PER_SECOND on average (0:
     # no body-rate check); AI_CS_HTTP_MAX_CONNECTIONS > 0 answers 503 beyond that many open
@@ -305,6 +309,22 @@ class Settings(BaseSettings):
             if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", name):
                 raise ValueError(f"invalid channel name {name!r}")
         return ",".join(names)
+
+    @field_validator("auth_failure_exempt_networks")
+    @classmethod
+    def _check_networks(cls, value: str) -> str:
+        names = [n.strip() for n in value.split(",") if n.strip()]
+        for name in names:
+            try:
+                ipaddress.ip_network(name, strict=False)
+            except ValueError:
+                raise ValueError(f"{name!r} is not a network, e.g. 10.0.0.0/8 or 192.0.2.7") from None
+        return ",".join(names)
+
+    @property
+    def auth_exempt_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        nets = self.auth_failure_exempt_networks.split(",")
+        return tuple(ipaddress.ip_network(n, strict=False) for n in nets if n)
 
     @field_validator("metrics_addr")
     @classmethod
@@ -495,6 +515,7 @@ _MAY_BE_EMPTY = frozenset(
         "AI_CS_POSTGRES_MIGRATION_DIR",
         "AI_CS_METRICS_ADDR",
         "AI_CS_METRICS_TOKEN",
+        "AI_CS_AUTH_FAILURE_EXEMPT_NETWORKS",
     }
 )
 

@@ -28,6 +28,7 @@ from ai_customer_service.dialog.llm import LLMClient
 from ai_customer_service.dialog.policy import Thresholds
 from ai_customer_service.health.router import router as health_router
 from ai_customer_service.health.service import refresh_pool_metrics
+from ai_customer_service.http.auth_throttle import AuthThrottle, AuthThrottleMiddleware
 from ai_customer_service.http.docs import install_docs
 from ai_customer_service.http.errors import install_error_handlers
 from ai_customer_service.http.metrics import Metrics
@@ -174,6 +175,7 @@ def create_app(
             await ctx.live.stop()
             await ctx.workers.stop()
             await ctx.rejections.flush(ctx.db)
+            await app.state.auth_throttle.flush(ctx.db)
             if knowledge_llm := getattr(ctx.dialog, "llm", None):
                 await knowledge_llm.aclose()
             if owns_db:
@@ -197,6 +199,17 @@ def create_app(
     if settings.docs_enabled:
         install_docs(app)
     install_error_handlers(app)
+    # repeated failed authentication → 429 (inside the request-context middleware: logged, counted)
+    throttle = AuthThrottle(
+        limit=settings.auth_failure_limit,
+        window_seconds=settings.auth_failure_window_seconds,
+        block_seconds=settings.auth_failure_block_seconds,
+        exempt=settings.auth_exempt_networks,
+        metrics=ctx.metrics,
+    )
+    app.state.auth_throttle = throttle
+    ctx.workers.every(REJECTION_FLUSH_SECONDS, "auth-throttle-audit", lambda: throttle.flush(ctx.db))
+    app.add_middleware(AuthThrottleMiddleware, throttle=throttle, prefixes=(API_PREFIX, "/metrics"))
     app.add_middleware(RequestContextMiddleware, metrics=ctx.metrics, max_body_bytes=settings.max_body_bytes)
     app.include_router(health_router)
     app.include_router(webhook_router, prefix=API_PREFIX)

@@ -122,6 +122,18 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        # failed authentication and its throttle (http/auth_throttle.py)
+        self.auth_failures = Counter(
+            "cs_auth_failures_total", "Failed authentications (401, webhook signature 403)", registry=r
+        )
+        self.auth_blocks = Counter(
+            "cs_auth_blocks_total", "Clients blocked after repeated failed authentication", registry=r
+        )
+        self.auth_throttled = Counter(
+            "cs_auth_throttled_total",
+            "Requests answered 429 CS_AUTH_4291 while their client was blocked",
+            registry=r,
+        )
         self.sessions_closed = Counter(
             "cs_sessions_closed_total", "Sessions closed by reason", ["reason"], registry=r
         )
