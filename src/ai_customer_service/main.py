@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
 
 from ai_customer_service import __version__
 from ai_customer_service.audit.router import router as audit_router
@@ -33,6 +31,7 @@ from ai_customer_service.http.docs import install_docs
 from ai_customer_service.http.errors import install_error_handlers
 from ai_customer_service.http.metrics import Metrics
 from ai_customer_service.http.middleware import RequestContextMiddleware
+from ai_customer_service.http.openapi import document
 from ai_customer_service.knowledge.router import router as kb_router
 from ai_customer_service.live import LiveHub, purge_live_events
 from ai_customer_service.logs import get_logger
@@ -221,43 +220,5 @@ def create_app(
     app.include_router(platform_router, prefix=API_PREFIX)
     app.include_router(kb_router, prefix=API_PREFIX)
     install_console(app)  # /console/: the agent console (pages, assets, sign-in)
-    app.openapi = lambda: _openapi_with_our_errors(app)  # type: ignore[method-assign]
+    app.openapi = lambda: document(app, settings, API_PREFIX)  # type: ignore[method-assign]
     return app
-
-
-def _openapi_with_our_errors(app: FastAPI) -> dict[str, Any]:
-    """FastAPI documents validation failures as 422 with its own body; we answer 400 in our envelope."""
-    if app.openapi_schema is None:
-        schema = get_openapi(
-            title=app.title, version=app.version, description=app.description, routes=app.routes
-        )
-        envelope = {
-            "description": "Invalid request: `CS_REQ_4001` (or the route's own code) in the error envelope",
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}},
-        }
-        for operations in schema.get("paths", {}).values():
-            for operation in operations.values():
-                responses = operation.get("responses", {})
-                if responses.pop("422", None) is not None:
-                    responses.setdefault("400", envelope)
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
-        for unused in ("HTTPValidationError", "ValidationError"):
-            components.pop(unused, None)
-        components["ErrorEnvelope"] = {
-            "type": "object",
-            "required": ["error"],
-            "properties": {
-                "error": {
-                    "type": "object",
-                    "required": ["code", "message", "request_id"],
-                    "properties": {
-                        "code": {"type": "string", "example": "CS_REQ_4001"},
-                        "message": {"type": "string"},
-                        "request_id": {"type": "string"},
-                        "details": {"type": "array", "items": {"type": "object"}},
-                    },
-                }
-            },
-        }
-        app.openapi_schema = schema
-    return app.openapi_schema

@@ -84,7 +84,27 @@ async def handoff_session(
     return result
 
 
-@router.post("/{session_id}/feedback")
+_FEEDBACK_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["score"],
+                    "properties": {
+                        "score": {"type": "integer", "minimum": 1, "maximum": 5},
+                        "comment": {"type": "string", "maxLength": 2000},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post("/{session_id}/feedback", openapi_extra=_FEEDBACK_BODY)
 async def session_feedback(
     session_id: str,
     request: Request,

@@ -38,10 +38,13 @@ async def health(ctx: AppContext = Depends(app_context)) -> JSONResponse:
 
 # GET and HEAD as two operations with their own ids (one route with both methods gave both the same
 # operation id: an invalid OpenAPI document, and a warning written to the log at the first request)
-for _path, _endpoint, _summary in (
-    ("/actuator/health/live", live, "Liveness"),
-    ("/actuator/health/ready", ready, "Readiness (503 while the database is down or the service drains)"),
-    ("/actuator/health", health, "Health with components, version and environment"),
+_DOWN: dict[int | str, dict[str, Any]] = {
+    503: {"description": "DOWN: the database is unreachable or the service is draining (same body)"}
+}
+for _path, _endpoint, _summary, _responses in (
+    ("/actuator/health/live", live, "Liveness", {}),
+    ("/actuator/health/ready", ready, "Readiness", _DOWN),
+    ("/actuator/health", health, "Health with components, version and environment", _DOWN),
 ):
     for _method in ("GET", "HEAD"):
         router.add_api_route(
@@ -50,6 +53,7 @@ for _path, _endpoint, _summary in (
             methods=[_method],
             operation_id=f"{_endpoint.__name__}_{_method.lower()}",
             summary=_summary,
+            responses=_responses,
         )
 
 

@@ -85,7 +85,32 @@ async def search(
     return await ctx.dialog.explain(body.query, top_k=body.top_k)
 
 
-@router.post("/import")
+_ENTRY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["title", "answer"],
+    "properties": {
+        "id": {"type": "string", "description": "the entry's key (default: derived from the title)"},
+        "title": {"type": "string"},
+        "answer": {"type": "string"},
+        "questions": {"type": "array", "items": {"type": "string"}},
+        "tags": {"type": "array", "items": {"type": "string"}},
+        "locale": {"type": "string"},
+    },
+}
+_IMPORT_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "JSONL (one entry a line; the default), CSV with a header row, or a JSON array",
+        "content": {
+            "application/x-ndjson": {"schema": {"type": "string"}},
+            "text/csv": {"schema": {"type": "string"}},
+            "application/json": {"schema": {"type": "array", "items": _ENTRY_SCHEMA}},
+        },
+    }
+}
+
+
+@router.post("/import", openapi_extra=_IMPORT_BODY)
 async def import_entries(
     request: Request, ctx: AppContext = Depends(app_context), actor: Actor = Depends(editors)
 ) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from ai_customer_service.config import PlatformSettings
 from ai_customer_service.context import AppContext
 from ai_customer_service.errors import BadRequest, NotFound
 from ai_customer_service.http.deps import app_context, request_id
+from ai_customer_service.webhook.router import BODY_DOC
 from ai_customer_service.webhook.schemas import parse_inbound
 from ai_customer_service.webhook.signature import verify_request
 
@@ -69,7 +70,7 @@ async def _handle(
     }
 
 
-@router.post("/{platform}/webhook", response_model=PlatformAck)
+@router.post("/{platform}/webhook", response_model=PlatformAck, openapi_extra=BODY_DOC)
 async def platform_webhook(
     platform: str, request: Request, ctx: AppContext = Depends(app_context), rid: str = Depends(request_id)
 ) -> dict[str, Any]:
@@ -77,7 +78,7 @@ async def platform_webhook(
     return await _handle(request, ctx, platform, None, rid)
 
 
-@router.post("/{platform}/webhook/{channel}", response_model=PlatformAck)
+@router.post("/{platform}/webhook/{channel}", response_model=PlatformAck, openapi_extra=BODY_DOC)
 async def platform_webhook_for_channel(
     platform: str,
     channel: str,

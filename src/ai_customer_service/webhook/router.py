@@ -14,7 +14,8 @@ from ai_customer_service.webhook.signature import verify_request
 
 router = APIRouter(tags=["webhook"])
 
-_BODY_DOC: dict[str, Any] = {
+BODY_DOC: dict[str, Any] = {
+    # the message body, declared here because the route reads the raw bytes (the signature covers them)
     "requestBody": {
         "required": True,
         "content": {
@@ -66,7 +67,7 @@ async def _handle(request: Request, ctx: AppContext, channel: str | None, rid: s
     return result.response
 
 
-@router.post("/webhook", response_model=WebhookResponse, openapi_extra=_BODY_DOC)
+@router.post("/webhook", response_model=WebhookResponse, openapi_extra=BODY_DOC)
 async def webhook(
     request: Request, ctx: AppContext = Depends(app_context), rid: str = Depends(request_id)
 ) -> dict[str, Any]:
@@ -74,7 +75,7 @@ async def webhook(
     return await _handle(request, ctx, None, rid)
 
 
-@router.post("/webhook/{channel}", response_model=WebhookResponse, openapi_extra=_BODY_DOC)
+@router.post("/webhook/{channel}", response_model=WebhookResponse, openapi_extra=BODY_DOC)
 async def webhook_for_channel(
     channel: str, request: Request, ctx: AppContext = Depends(app_context), rid: str = Depends(request_id)
 ) -> dict[str, Any]:
