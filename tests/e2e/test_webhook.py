@@ -78,15 +78,15 @@ async def test_signature_with_prefix_and_the_wrong_secret(client: httpx.AsyncCli
 async def test_rejections_are_counted_and_audited_in_aggregate(
     app: Any, client: httpx.AsyncClient, db: Database
 ) -> None:
-    for _ in range(20):  # AI_CS_AUTH_FAILURE_LIMIT's default: one more would be throttled (429)
+    for _ in range(19):  # below AI_CS_AUTH_FAILURE_LIMIT (20): the 20th failure would throttle /metrics too
         await client.post(WEBHOOK, json=message("hi"))
     assert await count(db, AuditLog) == 0  # no write per rejection
     metrics = (await client.get("/metrics")).text
-    assert 'cs_webhook_rejections_total{code="CS_AUTH_4031"} 20.0' in metrics
+    assert 'cs_webhook_rejections_total{code="CS_AUTH_4031"} 19.0' in metrics
     assert await app.state.ctx.rejections.flush(db) == 1
     async with db.sessionmaker() as tx:
         row = (await tx.execute(select(AuditLog))).scalar_one()
-    assert (row.action, row.code, row.details["count"]) == ("rejected", "CS_AUTH_4031", 20)
+    assert (row.action, row.code, row.details["count"]) == ("rejected", "CS_AUTH_4031", 19)
 
 
 # --- validation ----------------------------------------------------------------------------------

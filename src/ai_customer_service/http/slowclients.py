@@ -21,7 +21,6 @@ most every 10 seconds (``slow clients cut``), so a flood cannot flood the log.
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -34,27 +33,32 @@ _REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnec
 
 
 class _CutLog:
-    """Counts of connections cut, logged as one summary line at most every ``_SUMMARY_EVERY`` s."""
+    """Counts of connections cut: the first is logged at once, later ones as one summary line at most
+    every ``_SUMMARY_EVERY`` seconds (a timer logs what is left after a burst)."""
 
     def __init__(self) -> None:
         self.headers = 0
         self.body = 0
-        self.logged_at = 0.0
-        self.total_headers = 0
-        self.total_body = 0
+        self.logged_at = -_SUMMARY_EVERY
+        self.scheduled: asyncio.TimerHandle | None = None
 
-    def cut(self, phase: str) -> None:
+    def cut(self, phase: str, loop: asyncio.AbstractEventLoop) -> None:
         if phase == "headers":
             self.headers += 1
-            self.total_headers += 1
         else:
             self.body += 1
-            self.total_body += 1
-        now = time.monotonic()
-        if now - self.logged_at >= _SUMMARY_EVERY:
+        wait = self.logged_at + _SUMMARY_EVERY - loop.time()
+        if wait <= 0:
+            self.flush(loop)
+        elif self.scheduled is None:
+            self.scheduled = loop.call_later(wait, self.flush, loop)
+
+    def flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.scheduled = None
+        if self.headers or self.body:
             log.warning("slow clients cut", headers_too_slow=self.headers, body_too_slow=self.body)
             self.headers = self.body = 0
-            self.logged_at = now
+            self.logged_at = loop.time()
 
 
 CUT_LOG = _CutLog()
@@ -103,7 +107,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._guard = None
         if self.transport is None or self.transport.is_closing():
             return
-        CUT_LOG.cut("headers")
+        CUT_LOG.cut("headers", self.loop)
         self.transport.write(_REQUEST_TIMEOUT)
         self.transport.close()
 
@@ -131,7 +135,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._paused_since is None:
             elapsed = now - self._body_started - self._body_paused - self.header_timeout
             if elapsed > 0 and self._body_bytes < self.body_min_rate * elapsed:
-                CUT_LOG.cut("body")
+                CUT_LOG.cut("body", self.loop)
                 self.transport.close()
                 return
         self._arm(1.0, self._check_body_rate)
