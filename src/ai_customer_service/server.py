@@ -77,11 +77,11 @@ def raise_open_files_limit() -> int:
         import resource
 
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if hard == resource.RLIM_INFINITY:
-            hard = max(soft, 1_048_576) if soft != resource.RLIM_INFINITY else soft
-        if soft != resource.RLIM_INFINITY and soft < hard:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            soft = hard
+        # an unlimited hard limit: a generous finite soft limit (the kernel caps descriptors anyway)
+        target = 1_048_576 if hard == resource.RLIM_INFINITY else hard
+        if soft != resource.RLIM_INFINITY and soft < target:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
         return int(soft)
     except (ImportError, OSError, ValueError):
         return -1
