@@ -44,10 +44,10 @@ def main() -> None:
             ok = [sentence_supported(r["sentence"], e, threshold)[0] for r, e in picked]
             faithful = [o for (r, _), o in zip(picked, ok, strict=True) if r["label"] == "faithful"]
             invented = [o for (r, _), o in zip(picked, ok, strict=True) if r["label"] == "invented"]
+            kept, dropped = sum(faithful), len(invented) - sum(invented)
             print(
-                f"{threshold:9.2f}  {lang:4}  {sum(faithful)}/{len(faithful)} ({sum(faithful) / len(faithful):.2f})"
-                f"      {len(invented) - sum(invented)}/{len(invented)}"
-                f" ({(len(invented) - sum(invented)) / len(invented):.2f})"
+                f"{threshold:9.2f}  {lang:4}  {kept}/{len(faithful)} ({kept / len(faithful):.2f})"
+                f"      {dropped}/{len(invented)} ({dropped / len(invented):.2f})"
             )
     if args.embeddings:
         import numpy as np
@@ -63,8 +63,11 @@ def main() -> None:
         for t in (0.80, 0.82, 0.84, 0.86, 0.88, 0.90):
             print(f"{t:13.2f}  {np.mean(cos[labels] >= t):.2f}  {np.mean(cos[~labels] < t):.2f}")
         for label in (True, False):
-            print("faithful" if label else "invented", "cosine min/median/max",
-                  np.round(np.percentile(cos[labels == label], [0, 50, 100]), 3))
+            print(
+                "faithful" if label else "invented",
+                "cosine min/median/max",
+                np.round(np.percentile(cos[labels == label], [0, 50, 100]), 3),
+            )
     sys.stdout.flush()
 
 

@@ -1,7 +1,8 @@
 """A local OpenAI-compatible chat-completions server for the LLM tests.
 
 Modes: ``ok`` (a faithful answer: the first sentence of entry [1] as the prompt gave it, cited),
-``swapped`` (entry [2]'s first sentence cited ``[2]``, then entry [1]'s cited ``[1]``), ``slow`` (the same after ``delay`` seconds), ``fail`` (HTTP 500), ``uncited`` (an answer without a
+``swapped`` (entry [2]'s first sentence cited ``[2]``, then entry [1]'s cited ``[1]``), ``slow``
+(the ``ok`` answer after ``delay`` seconds), ``fail`` (HTTP 500), ``uncited`` (an answer without a
 marker), ``script`` (``content`` and ``finish_reason`` as set by the test). ``requests`` holds every
 request body received, so a test can count the model calls.
 """

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from ai_customer_service.dialog.gate import GateSource, Rejection, check, sentences
+from ai_customer_service.dialog.gate import GateSource, Rejection, Verdict, check, sentences
 
 INVOICES = GateSource(
     "invoices",
-    "Invoices and receipts\nInvoices are issued monthly and can be downloaded as PDF from Billing → Invoices.",
+    "Invoices and receipts\n"
+    "Invoices are issued monthly and can be downloaded as PDF from Billing → Invoices.",
 )
 PAYMENT = GateSource(
     "payment-methods",
@@ -16,7 +17,7 @@ PAYMENT = GateSource(
 ZH_INVOICES = GateSource("invoices", "发票与收据\n后付费每月开具发票，可在“账单 → 发票”下载 PDF。")
 
 
-def run(text: str, *, finish: str | None = "stop", chosen: str = "invoices", language: str = "en"):  # noqa: ANN201
+def run(text: str, *, finish: str | None = "stop", chosen: str = "invoices", language: str = "en") -> Verdict:
     sources = [ZH_INVOICES] if language == "zh" else [INVOICES, PAYMENT]
     return check(text, finish_reason=finish, sources=sources, chosen=chosen, language=language)
 
