@@ -42,13 +42,16 @@ NO_ANSWER = "NO_ANSWER"
 _MARKER = re.compile(r"\[(\d{1,3})\]")
 _OPEN_MARKER_AT_END = re.compile(r"\[\d*\s*$")
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？；;])\s+|(?<=[。！？；])|\n+")
+_ENUMERATOR = re.compile(r"^\d{1,2}(?:[.)、]|\.(?=\s|$))\s*")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
-# sentences made only of these words are courtesy, not claims ("Hope this helps!", "希望对您有帮助")
+# sentences made only of these words are courtesy or layout, not claims ("Hope this helps!",
+# "希望对您有帮助", "Follow these steps:")
 _COURTESY = frozenset(
     tokenize(
         "hope helps help glad happy assist let know further questions question anything else feel free "
-        "contact sure course great welcome sorry inconvenience "
-        "希望 对您 有帮助 帮助 您好 你好 谢谢 感谢 其他 问题 随时 联系 祝您 愉快 如有 疑问 欢迎"
+        "contact sure course great welcome sorry inconvenience step steps following follow here "
+        "希望 对您 有帮助 帮助 您好 你好 谢谢 感谢 其他 问题 随时 联系 祝您 愉快 如有 疑问 欢迎 "
+        "步骤 如下 以下"
     )
 )
 
@@ -86,8 +89,9 @@ def _reject(reason: Rejection, detail: str = "", support: float | None = None) -
 
 
 def sentences(text: str) -> list[str]:
-    """Split an answer into sentences (Latin and CJK punctuation, line breaks, list items)."""
-    parts = (p.strip(" \t-*•>#") for p in _SENTENCE_END.split(text))
+    """Split an answer into sentences (Latin and CJK punctuation, line breaks, list items); a list
+    item's number ("1.", "2)", "3、") is layout, not a claim, and is dropped."""
+    parts = (_ENUMERATOR.sub("", p.strip(" \t-*•>#")) for p in _SENTENCE_END.split(text))
     return [p for p in parts if p and _MARKER.sub("", p).strip(" .。")]
 
 

@@ -88,3 +88,11 @@ def test_no_answer_and_courtesy() -> None:
 
 def test_sentences_split_latin_cjk_and_lists() -> None:
     assert sentences("One [1]. Two! 三。四\n- five") == ["One [1].", "Two!", "三。", "四", "five"]
+    assert sentences("1. Check spam [1].\n2) Wait 5 minutes [1].") == [
+        "Check spam [1].",
+        "Wait 5 minutes [1].",
+    ]
+
+
+def test_list_numbers_are_layout_not_claims() -> None:
+    assert run("Steps:\n1. Invoices are issued monthly [1].\n2. Download them as PDF [1].").accepted
