@@ -78,7 +78,9 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     args += ["--n_threads", "2", "--model_alias", "smollm2-135m"]
     log_file = tmp_path_factory.mktemp("llama") / "server.log"
     with log_file.open("wb") as log:  # a file, not a pipe: a full pipe would block the server
-        proc = subprocess.Popen([python, "-m", "llama_cpp.server", *args], stdout=log, stderr=log)
+        # passive OpenMP threads: busy-waiting ones made prompt reading 6x slower on a loaded machine
+        env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+        proc = subprocess.Popen([python, "-m", "llama_cpp.server", *args], stdout=log, stderr=log, env=env)
     url = f"http://127.0.0.1:{port}/v1"
     try:
         deadline = time.monotonic() + START_SECONDS
@@ -143,8 +145,9 @@ async def test_real_model_answers_are_gated(real_settings: Settings, db: Databas
     settings = {
         "llm_base_url": llama_server,
         "llm_model": "smollm2-135m",
-        "llm_timeout_ms": 60_000,
-        "llm_max_tokens": 160,
+        "llm_timeout_ms": 60_000,  # no timeouts here: the server keeps generating for a gone client
+        "llm_max_tokens": 96,
+        "llm_prompt_max_tokens": 400,
         "llm_breaker_failures": 100,
     }
     replies = []
@@ -154,7 +157,7 @@ async def test_real_model_answers_are_gated(real_settings: Settings, db: Databas
             assert body["intent"] == expected_entry[case.text], case.text
             replies.append((case, body))
         exposition = (await client.get("/metrics")).text
-    from_model = 0
+    from_model = []
     for case, body in replies:
         entry = body["intent"]
         language = detect_language(case.text)
@@ -162,7 +165,7 @@ async def test_real_model_answers_are_gated(real_settings: Settings, db: Databas
             continue  # the offline answer
         if body["handoff"] or entry not in kb:
             continue  # a rule handoff or a clarifying question: never model text
-        from_model += 1
+        from_model.append((case.text, body["reply"]))
         reply, cited = body["reply"], [c["id"] for c in body["citations"]]
         assert not re.search(r"\[\d*\s*$", reply), reply  # not cut off inside a marker
         assert entry in cited, (reply, cited)
@@ -178,16 +181,12 @@ async def test_real_model_answers_are_gated(real_settings: Settings, db: Databas
         "correct_entry_offline": sum(1 for c in cases if expected_entry[c.text] == c.expected),
         "outcomes": outcomes,
         "gate_rejections": rejected,
-        "replies_from_model": from_model,
+        "replies_from_model": len(from_model),
         "mean_call_seconds": round(latency_sum / latency_count, 2) if latency_count else None,
-        "examples": [
-            {"q": c.text, "reply": b["reply"][:160]}
-            for c, b in replies
-            if b["decision"]["reason"] == "kb_match_llm"
-        ][:5],
+        "examples": [{"q": q, "reply": reply[:200]} for q, reply in from_model[:8]],
     }
     print("\nREAL MODEL SUMMARY", json.dumps(summary, ensure_ascii=False, indent=1))
-    assert from_model == outcomes.get('outcome="accepted"', 0.0)
+    assert len(from_model) == outcomes.get('outcome="accepted"', 0.0)
     assert sum(outcomes.values()) > 0
 
 
