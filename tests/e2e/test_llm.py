@@ -175,6 +175,12 @@ async def test_the_breaker_stops_calling_a_failing_server(
     assert (await client.get("/actuator/health/ready")).status_code == 200
 
 
+# the webhook pre-reads the dedup record and the session's owner before ``analyze`` on h-secpath's
+# branch (IngestService.ingest); both pass with it merged, and must start passing when it lands
+NEEDS_PRE_READ = pytest.mark.xfail(strict=True, reason="needs h-secpath ingest pre-read")
+
+
+@NEEDS_PRE_READ
 async def test_a_duplicate_makes_no_model_call(
     llm_client: tuple[FastAPI, httpx.AsyncClient], fake_llm: FakeLLM
 ) -> None:
@@ -186,6 +192,7 @@ async def test_a_duplicate_makes_no_model_call(
     assert len(fake_llm.requests) == 1
 
 
+@NEEDS_PRE_READ
 async def test_a_message_in_a_handed_off_conversation_makes_no_model_call(
     llm_client: tuple[FastAPI, httpx.AsyncClient], fake_llm: FakeLLM
 ) -> None:
