@@ -164,6 +164,12 @@ class Settings(BaseSettings):
     llm_model: str = "gpt-4o-mini"
     llm_timeout_ms: PositiveInt = 3000
     llm_max_tokens: PositiveInt = 400
+    # the prompt's token budget (estimated), the circuit breaker, and what counts as a slow call
+    # (0: 80% of the timeout); defaults for a hosted API, a local CPU model's in docs/llm.md
+    llm_prompt_max_tokens: Annotated[int, Field(ge=200, le=100_000)] = 1000
+    llm_slow_call_ms: Annotated[int, Field(ge=0)] = 0
+    llm_breaker_failures: Annotated[int, Field(ge=1, le=100)] = 3
+    llm_breaker_cooldown_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
 
     # back office
     # AI_CS_ADMIN_TOKEN: a bootstrap admin bearer token (compared in constant time), so a fresh

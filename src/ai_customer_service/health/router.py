@@ -12,7 +12,13 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from ai_customer_service import __version__
 from ai_customer_service.context import AppContext
 from ai_customer_service.errors import NotFound, Unauthenticated
-from ai_customer_service.health.service import knowledge_status, pool_status, readiness, refresh_pool_metrics
+from ai_customer_service.health.service import (
+    knowledge_status,
+    llm_status,
+    pool_status,
+    readiness,
+    refresh_pool_metrics,
+)
 from ai_customer_service.http.deps import app_context
 
 router = APIRouter(tags=["health"])
@@ -33,6 +39,7 @@ async def health(ctx: AppContext = Depends(app_context)) -> JSONResponse:
     body["environment"] = ctx.settings.runtime_env.value
     body["components"]["pool"] = {"status": "UP", **pool_status(ctx)}
     body["components"].update(knowledge_status(ctx))  # informational: never changes the overall status
+    body["components"].update(llm_status(ctx))  # informational too: the bot answers without the LLM
     return JSONResponse(body, status_code=200 if body["status"] == "UP" else 503)
 
 

@@ -77,3 +77,13 @@ def knowledge_status(ctx: AppContext) -> dict[str, Any]:
     if index is None:
         return {"knowledge": {"status": "LOADING"}}
     return {"knowledge": {"status": "UP", "entries": len(index)}}
+
+
+def llm_status(ctx: AppContext) -> dict[str, Any]:
+    """The optional LLM: ``UP`` while its circuit breaker lets calls through, ``DOWN`` while it is
+    open (the bot answers offline meanwhile). Informational: readiness never depends on it, since
+    the bot answers without it. Absent when no LLM is configured."""
+    llm = getattr(ctx.dialog, "llm", None)
+    if llm is None:
+        return {}
+    return {"llm": llm.status()}

@@ -89,6 +89,32 @@ class Metrics:
         self.llm_failures = Counter(
             "cs_llm_failures_total", "LLM failures by CS_* code", ["code"], registry=r
         )
+        # the optional LLM (docs/llm.md): every call's outcome, its latency, why the faithfulness
+        # gate rejected an answer, and the circuit breaker (0 closed, 1 half-open, 2 open)
+        self.llm_requests = Counter(
+            "cs_llm_requests_total",
+            "LLM answers by outcome (accepted, rejected, timeout, error, breaker_open)",
+            ["outcome"],
+            registry=r,
+        )
+        self.llm_latency = Histogram(
+            "cs_llm_request_duration_seconds",
+            "LLM call latency (calls actually made)",
+            buckets=(0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0),
+            registry=r,
+        )
+        self.llm_gate_rejections = Counter(
+            "cs_llm_gate_rejections_total",
+            "LLM answers rejected by the gate, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.llm_breaker_state = Gauge(
+            "cs_llm_breaker_state",
+            "LLM circuit breaker: 0 closed, 1 half-open, 2 open",
+            registry=r,
+            multiprocess_mode="livemax",
+        )
         self.db_pool_in_use = Gauge(
             "cs_db_pool_connections_in_use",
             "DB connections checked out",

@@ -7,6 +7,12 @@ bare handoff is a decline. The handoff rules run first, as in the webhook: a sen
 refund, a hacked account, a complaint) or a request for a person is always handed off with P1, and
 the reply carries the best entry's answer only when the KB answers it confidently (that counts as
 answered with that entry). ``rule_handoffs`` and ``in_scope_rule_handoffs`` count the rule matches.
+
+With ``--llm`` it scores what the customer receives: ``llm_calls`` (calls made), ``llm_answers`` (replies
+whose text came from the model, i.e. accepted by the faithfulness gate), ``llm_rejected`` (by gate
+reason), ``llm_failures`` (timeout, error, breaker_open), and for the accepted answers the gate's
+support (``llm_support_mean``/``_min``: the weakest sentence's share of content tokens found in the
+cited entries) and whether they cite the expected entry (``llm_answers_correct``).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +38,11 @@ class CaseResult:
     answered: str | None  # the entry answered with, or None when the bot declined
     latency_ms: float
     rule: str | None = None  # the handoff rule that matched, if any
+    llm: str | None = None  # the LLM outcome (accepted, rejected, timeout, ...), None if not asked
+    llm_reason: str | None = None  # the gate's rejection reason or the error kind
+    llm_support: float | None = None  # the gate's weakest-sentence support (accepted answers)
+    llm_latency_ms: float | None = None
+    llm_cited: tuple[str, ...] = ()
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
@@ -64,6 +75,33 @@ def compute_metrics(results: Sequence[CaseResult]) -> dict[str, Any]:
         "in_scope_rule_handoffs": sum(1 for r in in_scope if r.rule is not None),
         "latency_ms_p50": _percentile(latencies, 50),
         "latency_ms_p95": _percentile(latencies, 95),
+    }
+
+
+def compute_llm_metrics(results: Sequence[CaseResult]) -> dict[str, Any]:
+    """What the model contributed to the replies (see the module docstring)."""
+    asked = [r for r in results if r.llm is not None]
+    accepted = [r for r in asked if r.llm == "accepted"]
+    rejected: dict[str, int] = {}
+    failures: dict[str, int] = {}
+    for r in asked:
+        if r.llm == "rejected":
+            rejected[str(r.llm_reason)] = rejected.get(str(r.llm_reason), 0) + 1
+        elif r.llm != "accepted":
+            failures[str(r.llm)] = failures.get(str(r.llm), 0) + 1
+    supports = [r.llm_support for r in accepted if r.llm_support is not None]
+    latencies = [r.llm_latency_ms for r in asked if r.llm_latency_ms is not None and r.llm != "breaker_open"]
+    return {
+        "llm_asked": len(asked),
+        "llm_calls": sum(1 for r in asked if r.llm != "breaker_open"),
+        "llm_answers": len(accepted),
+        "llm_answers_correct": sum(1 for r in accepted if r.answered == r.expected),
+        "llm_rejected": dict(sorted(rejected.items())),
+        "llm_failures": dict(sorted(failures.items())),
+        "llm_support_mean": round(statistics.fmean(supports), 4) if supports else None,
+        "llm_support_min": round(min(supports), 4) if supports else None,
+        "llm_latency_ms_p50": _percentile(latencies, 50),
+        "llm_latency_ms_p95": _percentile(latencies, 95),
     }
 
 
@@ -109,13 +147,28 @@ async def run_eval(
                 elapsed = (time.perf_counter() - t0) * 1000
                 answered = decision.entry  # the entry whose answer the customer got, if any
                 rule = analysis.rule.rule if analysis.rule is not None else None
-                results.append(CaseResult(case.expected, answered, elapsed, rule))
+                result = CaseResult(case.expected, answered, elapsed, rule)
+                generated = analysis.generated
+                if generated is not None:
+                    # the model's text reached the customer only if the decision used it
+                    used = decision.reason == "kb_match_llm"
+                    result = replace(
+                        result,
+                        llm=generated.outcome.value if used or not generated.accepted else "unused",
+                        llm_reason=generated.reason,
+                        llm_support=generated.support,
+                        llm_latency_ms=generated.latency_ms,
+                        llm_cited=generated.cited,
+                    )
+                results.append(result)
             if dialog.llm is not None:
                 await dialog.llm.aclose()
         finally:
             await store.dispose()
             await cache.dispose()
     out = compute_metrics(results)
+    if use_llm and settings.llm_base_url:
+        out.update(compute_llm_metrics(results))
     out.update(
         {
             "kb_entries": len(docs),
