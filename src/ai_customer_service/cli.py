@@ -338,3 +338,79 @@ def evaluate(
     except (OSError, ValueError) as exc:
         raise fail(str(exc)) from None
     sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+
+
+sites_app = typer.Typer(
+    help="Web chat widget sites: public keys bound to allowed origins.", no_args_is_help=True
+)
+app.add_typer(sites_app, name="sites")
+
+
+@sites_app.command("create")
+def sites_create(
+    name: Annotated[str, typer.Option("--name", help="Unique name, e.g. shop.")],
+    origin: Annotated[
+        list[str],
+        typer.Option("--origin", help="An allowed page origin, e.g. https://example.com (repeatable)."),
+    ],
+    identity_secret_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--identity-secret-stdin",
+            help="Read the identity-verification secret (>= 16 characters) from stdin; the host site's "
+            "server signs its signed-in user's id with it.",
+        ),
+    ] = False,
+    rate_limit_messages: Annotated[
+        int, typer.Option(help="Messages per minute for the whole site; 0: no limit.")
+    ] = 600,
+    rate_limit_visitors: Annotated[int, typer.Option(help="New visitors per minute; 0: no limit.")] = 120,
+) -> None:
+    """Create a site and print its public key and the script tag to embed."""
+    from ai_customer_service.widget.service import create_site
+
+    secret = sys.stdin.readline().strip() if identity_secret_stdin else None
+    if identity_secret_stdin and not secret:
+        raise fail("--identity-secret-stdin: no secret on stdin")
+    settings = settings_or_exit()
+    site = _with_database(
+        settings,
+        lambda db: create_site(
+            db,
+            name=name,
+            origins=origin,
+            identity_secret=secret,
+            rate_limit_messages=rate_limit_messages,
+            rate_limit_visitors=rate_limit_visitors,
+        ),
+    )
+    typer.echo(f"created site {site.name} key={site.public_key} origins={','.join(site.origins)}")
+    typer.echo("embed on your pages (replace the host with this service's public URL):")
+    typer.echo(
+        f'<script src="https://support.example.com/widget.js" data-site="{site.public_key}" async></script>'
+    )
+
+
+@sites_app.command("list")
+def sites_list() -> None:
+    """List sites (never their identity secrets)."""
+    from ai_customer_service.widget.service import list_sites
+
+    rows = _with_database(settings_or_exit(), list_sites)
+    typer.echo(f"{'KEY':30}  {'NAME':20}  {'STATE':7}  {'IDENTITY':8}  {'MSG/MIN':7}  ORIGINS")
+    for s in rows:
+        typer.echo(
+            f"{s.public_key:30}  {s.name:20}  {'active' if s.active else 'revoked':7}  "
+            f"{'yes' if s.identity_secret else 'no':8}  {s.rate_limit_messages:7}  {','.join(s.origins)}"
+        )
+
+
+@sites_app.command("revoke")
+def sites_revoke(
+    key_or_name: Annotated[str, typer.Argument(metavar="KEY_OR_NAME", help="Site key or name.")],
+) -> None:
+    """Revoke a site: its widget stops working at once (403 CS_WGT_4031)."""
+    from ai_customer_service.widget.service import revoke_site
+
+    site = _with_database(settings_or_exit(), lambda db: revoke_site(db, key_or_name))
+    typer.echo(f"revoked site {site.name} key={site.public_key}")

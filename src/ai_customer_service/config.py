@@ -215,6 +215,13 @@ class Settings(BaseSettings):
     # demo knowledge base (loaded by `make run`)
     demo_kb: bool = False
 
+    # web chat widget (docs/widget.md)
+    # AI_CS_WIDGET_TOKEN_SECRET: the key visitor tokens are signed with; empty: a random key stored in
+    # the database on first use (shared by every replica). Changing it signs every visitor out.
+    widget_token_secret: str = ""
+    # AI_CS_WIDGET_DEMO_ORIGINS: extra origins of the development-only demo site (comma-separated)
+    widget_demo_origins: str = ""
+
     # platforms (parsed from AI_CS_PLATFORM_<NAME>_* by load_settings)
     platform_adapters_enabled: bool = False
     platforms: str = "sub2api,newapi"
@@ -438,7 +445,7 @@ class Settings(BaseSettings):
         ):
             value = getattr(self, name)
             key = ENV_PREFIX + name.upper()
-            if name in ("webhook_secret", "admin_token", "llm_api_key", "metrics_token"):
+            if name in ("webhook_secret", "admin_token", "llm_api_key", "metrics_token", "widget_token_secret"):
                 out[key] = "[SET]" if value else "[NOT SET]"
             elif name == "postgres_dsn":
                 out[key] = mask_dsn(value) if value else "[NOT SET]"

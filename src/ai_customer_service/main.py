@@ -46,6 +46,10 @@ from ai_customer_service.ticket.service import auto_assign_pending, auto_close_r
 from ai_customer_service.webhook.rejections import RejectionLog
 from ai_customer_service.webhook.router import router as webhook_router
 from ai_customer_service.webhook.service import FaultPoints, IngestService
+from ai_customer_service.widget.cors import WidgetCorsMiddleware
+from ai_customer_service.widget.router import assets as widget_assets
+from ai_customer_service.widget.router import router as widget_router
+from ai_customer_service.widget.service import WidgetService
 
 log = get_logger(__name__)
 
@@ -203,8 +207,15 @@ def create_app(
     )
     app.state.ctx = ctx
     app.state.live = ctx.live
+<<<<<<< HEAD
     if settings.docs_enabled:
         install_docs(app)
+=======
+    # the web chat widget (docs/widget.md)
+    app.state.widget = widget = WidgetService(db=ctx.db, settings=settings, ingest=ctx.ingest)
+    ctx.workers.every(300.0, "widget-counters", widget.purge_counters)
+    install_docs(app)
+>>>>>>> df4c4fd (widget: sites (public key, allowed origins, identity secret, per-site limits), signed visitor tokens and the public widget API (start/resume, send through IngestService exactly once, history, CSAT), CORS per site, CS_WGT_* refusals; migration 0012)
     install_error_handlers(app)
     # repeated failed authentication → 429 (inside the request-context middleware: logged, counted)
     throttle = AuthThrottle(
@@ -218,6 +229,7 @@ def create_app(
     ctx.workers.every(REJECTION_FLUSH_SECONDS, "auth-throttle-audit", lambda: throttle.flush(ctx.db))
     app.add_middleware(AuthThrottleMiddleware, throttle=throttle, prefixes=(API_PREFIX, "/metrics"))
     app.add_middleware(RequestContextMiddleware, metrics=ctx.metrics, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(WidgetCorsMiddleware)
     app.include_router(health_router)
     app.include_router(webhook_router, prefix=API_PREFIX)
     app.include_router(sessions_router, prefix=API_PREFIX)
@@ -227,6 +239,12 @@ def create_app(
     app.include_router(outbox_router, prefix=API_PREFIX)
     app.include_router(platform_router, prefix=API_PREFIX)
     app.include_router(kb_router, prefix=API_PREFIX)
+<<<<<<< HEAD
     install_console(app)  # /console/: the agent console (pages, assets, sign-in)
     app.openapi = lambda: document(app, settings, API_PREFIX)  # type: ignore[method-assign]
+=======
+    app.include_router(widget_router, prefix=API_PREFIX)
+    app.include_router(widget_assets)
+    app.openapi = lambda: _openapi_with_our_errors(app)  # type: ignore[method-assign]
+>>>>>>> df4c4fd (widget: sites (public key, allowed origins, identity secret, per-site limits), signed visitor tokens and the public widget API (start/resume, send through IngestService exactly once, history, CSAT), CORS per site, CS_WGT_* refusals; migration 0012)
     return app

@@ -155,6 +155,18 @@ async def load_demo_kb(db: Database) -> None:
         log.info("demo knowledge base loaded", **counts)
 
 
+async def load_demo_site(settings: Settings, db: Database) -> None:
+    """``make run`` (development only): the widget's ``demo`` site for this port's local origins."""
+    if settings.is_production:
+        return
+    from ai_customer_service.widget.service import ensure_demo_site
+
+    extra = [o.strip() for o in settings.widget_demo_origins.split(",") if o.strip()]
+    local = [f"http://127.0.0.1:{settings.port}", f"http://localhost:{settings.port}"]
+    site = await ensure_demo_site(db, [*local, *extra])
+    log.info("widget demo site ready", page=f"{local[0]}/demo/", site_key=site.public_key)
+
+
 async def run(settings: Settings) -> int:
     check_production_rules(settings)
     check_platform_rules(settings)
@@ -167,6 +179,7 @@ async def run(settings: Settings) -> int:
         raise
     if settings.demo_kb:
         await load_demo_kb(db)
+        await load_demo_site(settings, db)
     try:
         return await _serve_http(settings, socks, db)
     finally:
@@ -233,6 +246,7 @@ async def _prepare_once(settings: Settings) -> None:
     try:
         if settings.demo_kb:
             await load_demo_kb(db)
+            await load_demo_site(settings, db)
     finally:
         await db.dispose()
 

@@ -49,6 +49,8 @@ class Session(Base):
             sqlite_where=text("status <> 'closed'"),
         ),
         Index("ix_cs_sessions_status_last_message_at", "status", "last_message_at"),
+        # every session of one customer, closed ones too (the widget's history)
+        Index("ix_cs_sessions_channel_open_id", "channel", "open_id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUIDType, primary_key=True, default=new_id)

@@ -9,6 +9,7 @@ from ai_customer_service.knowledge.models import KBEmbedding, KBEntry
 from ai_customer_service.live.models import LiveEventRow
 from ai_customer_service.outbox.models import OutboxAttempt, OutboxEvent
 from ai_customer_service.ticket.models import Ticket, TicketNote
+from ai_customer_service.widget.models import WidgetCounter, WidgetKey, WidgetSite
 
 metadata = Base.metadata
 
@@ -27,5 +28,8 @@ __all__ = [
     "Session",
     "Ticket",
     "TicketNote",
+    "WidgetCounter",
+    "WidgetKey",
+    "WidgetSite",
     "metadata",
 ]

@@ -55,3 +55,20 @@ async def insert_many_ignore(
     await tx.execute(
         insert(table).values(list(rows)).on_conflict_do_nothing(index_elements=list(index_elements))
     )
+
+
+async def increment_counter(
+    tx: AsyncSession, table: Table, values: dict[str, Any], *, index_elements: Sequence[str]
+) -> int:
+    """Add one to the ``count`` of the row with this unique key (inserting it at 1); the new count.
+
+    One statement on both dialects (``INSERT ... ON CONFLICT DO UPDATE ... RETURNING``), so
+    concurrent increments from any number of processes are all counted.
+    """
+    insert = _insert(tx, table)
+    stmt = (
+        insert.values(**values, count=1)
+        .on_conflict_do_update(index_elements=list(index_elements), set_={"count": table.c.count + 1})
+        .returning(table.c.count)
+    )
+    return int((await tx.execute(stmt)).scalar_one())

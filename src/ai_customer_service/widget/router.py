@@ -1,0 +1,172 @@
+"""The public widget API (``/widget/{site_key}/...``), ``/widget.js`` and the ``/demo/`` page.
+
+Every widget call names its site in the path, comes from one of the site's origins (checked on
+every call, preflights included) and, past the start, carries the visitor token in
+``X-CS-Visitor-Token``. Routers parse and call one service function.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi.responses import FileResponse, HTMLResponse
+from pydantic import Field
+
+from ai_customer_service.context import AppContext
+from ai_customer_service.errors import BadRequest, Forbidden, NotFound
+from ai_customer_service.http.deps import app_context, request_id
+from ai_customer_service.http.validation import RequestModel
+from ai_customer_service.widget import tokens
+from ai_customer_service.widget.cors import ALLOWED_HEADERS, STATE_KEY
+from ai_customer_service.widget.service import DEMO_SITE_KEY, Site, WidgetService, normalize_origin
+
+STATIC = Path(__file__).parent / "static"
+TOKEN_HEADER = "X-CS-Visitor-Token"  # noqa: S105 - a header name
+
+router = APIRouter(prefix="/widget/{site_key}", tags=["widget"])
+assets = APIRouter(tags=["widget"])
+
+
+def widget_service(request: Request) -> WidgetService:
+    service: WidgetService = request.app.state.widget
+    return service
+
+
+def request_origin(request: Request) -> str:
+    """The calling page's origin. Browsers omit ``Origin`` only on same-origin GETs, which they mark
+    ``Sec-Fetch-Site: same-origin``; anything else without it is refused."""
+    origin = request.headers.get("origin")
+    if not origin and request.headers.get("sec-fetch-site") == "same-origin":
+        origin = f"{request.url.scheme}://{request.url.netloc}"
+    if not origin or origin == "null":
+        raise Forbidden("the Origin header is required", "CS_WGT_4032")
+    try:
+        return normalize_origin(origin)
+    except ValueError as exc:
+        raise Forbidden("the Origin header is not a valid origin", "CS_WGT_4032") from exc
+
+
+async def widget_site(site_key: str, request: Request) -> Site:
+    """The site of the path, if the request comes from one of its origins (then CORS allows it)."""
+    site = await widget_service(request).site(site_key)
+    origin = request_origin(request)
+    if origin not in site.origins:
+        raise Forbidden(f"origin {origin} may not use this site's widget", "CS_WGT_4032")
+    setattr(request.state, STATE_KEY, request.headers.get("origin") or origin)
+    return site
+
+
+async def widget_visitor(
+    request: Request,
+    site: Site = Depends(widget_site),
+    token: str | None = Header(None, alias=TOKEN_HEADER, description="the visitor token from the start"),
+) -> tokens.Visitor:
+    return await widget_service(request).visitor(site, token)
+
+
+class StartRequest(RequestModel):
+    user_id: str | None = Field(None, max_length=64, description="the host site's signed-in user id")
+    user_hash: str | None = Field(
+        None,
+        max_length=128,
+        description="hex HMAC-SHA256(site identity secret, user_id), from the host's server",
+    )
+
+
+class SendRequest(RequestModel):
+    client_message_id: str = Field(
+        max_length=64,
+        description="the browser's id of this message: a retry with the same id is answered once",
+    )
+    content: str = Field(description="the message text (at most AI_CS_MAX_CONTENT_CHARS characters)")
+
+
+class FeedbackRequest(RequestModel):
+    session_id: str = Field(max_length=64)
+    score: int = Field(description="1 (bad) to 5 (great)")
+    comment: str | None = Field(None, max_length=2000)
+
+
+@router.options("/{path:path}", include_in_schema=False)
+async def preflight(site: Site = Depends(widget_site)) -> Response:
+    return Response(
+        status_code=204,
+        headers={
+            "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+            "Access-Control-Allow-Headers": ALLOWED_HEADERS,
+            "Access-Control-Max-Age": "600",
+        },
+    )
+
+
+@router.post("/conversation")
+async def start(
+    request: Request,
+    body: StartRequest | None = None,
+    site: Site = Depends(widget_site),
+    token: str | None = Header(None, alias=TOKEN_HEADER),
+) -> dict[str, Any]:
+    """Start or resume: the visitor token (new, or the one sent), the current session and history."""
+    return await widget_service(request).start(
+        site,
+        token=token,
+        user_id=body.user_id if body else None,
+        user_hash=body.user_hash if body else None,
+    )
+
+
+@router.get("/messages")
+async def history(
+    request: Request, site: Site = Depends(widget_site), visitor: tokens.Visitor = Depends(widget_visitor)
+) -> dict[str, Any]:
+    """The visitor's latest messages (over all their conversations), oldest first."""
+    return await widget_service(request).history(site, visitor)
+
+
+@router.post("/messages")
+async def send(
+    body: SendRequest,
+    request: Request,
+    site: Site = Depends(widget_site),
+    visitor: tokens.Visitor = Depends(widget_visitor),
+    rid: str = Depends(request_id),
+) -> dict[str, Any]:
+    """Send one message; the bot's answer (if it answers) is in ``messages`` and on the stream."""
+    return await widget_service(request).send(
+        site, visitor, client_message_id=body.client_message_id, content=body.content, request_id=rid
+    )
+
+
+@router.post("/feedback")
+async def feedback(
+    body: FeedbackRequest,
+    request: Request,
+    site: Site = Depends(widget_site),
+    visitor: tokens.Visitor = Depends(widget_visitor),
+    rid: str = Depends(request_id),
+) -> dict[str, Any]:
+    """CSAT of one of the visitor's conversations (a new rating replaces the previous one)."""
+    if not 1 <= body.score <= 5:
+        raise BadRequest("feedback score must be between 1 and 5", "CS_REQ_4009")
+    return await widget_service(request).feedback(
+        site, visitor, session_id=body.session_id, score=body.score, comment=body.comment, request_id=rid
+    )
+
+
+@assets.get("/widget.js", include_in_schema=False)
+async def widget_js() -> FileResponse:
+    return FileResponse(
+        STATIC / "widget.js",
+        media_type="text/javascript; charset=utf-8",
+        headers={"Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"},
+    )
+
+
+@assets.get("/demo/", include_in_schema=False)
+async def demo(ctx: AppContext = Depends(app_context)) -> HTMLResponse:
+    if ctx.settings.is_production or not ctx.settings.demo_kb:
+        raise NotFound("the demo page is served in development with AI_CS_DEMO_KB=true", "CS_HTTP_404")
+    html = (STATIC / "demo.html").read_text("utf-8").replace("{{SITE_KEY}}", DEMO_SITE_KEY)
+    return HTMLResponse(html)
