@@ -47,6 +47,7 @@ from ai_customer_service.webhook.rejections import RejectionLog
 from ai_customer_service.webhook.router import router as webhook_router
 from ai_customer_service.webhook.service import FaultPoints, IngestService
 from ai_customer_service.widget.cors import WidgetCorsMiddleware
+from ai_customer_service.widget.router import agents as widget_agents
 from ai_customer_service.widget.router import assets as widget_assets
 from ai_customer_service.widget.router import router as widget_router
 from ai_customer_service.widget.service import WidgetService
@@ -244,6 +245,7 @@ def create_app(
     app.openapi = lambda: document(app, settings, API_PREFIX)  # type: ignore[method-assign]
 =======
     app.include_router(widget_router, prefix=API_PREFIX)
+    app.include_router(widget_agents, prefix=API_PREFIX)
     app.include_router(widget_assets)
     app.openapi = lambda: _openapi_with_our_errors(app)  # type: ignore[method-assign]
 >>>>>>> df4c4fd (widget: sites (public key, allowed origins, identity secret, per-site limits), signed visitor tokens and the public widget API (start/resume, send through IngestService exactly once, history, CSAT), CORS per site, CS_WGT_* refusals; migration 0012)

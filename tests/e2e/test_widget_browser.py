@@ -41,7 +41,7 @@ def servers(
         "AI_CS_WEBHOOK_SECRET": "",
     }
     count = getattr(request, "param", 1)
-    procs = [ServerProcess(env=env, cwd=tmp_path) for _ in range(count)]
+    procs = [ServerProcess(env=env, cwd=tmp_path) for _ in range(count)]  # started one by one
     try:
         for proc in procs:
             proc.start(timeout=60)
@@ -166,4 +166,45 @@ def test_a_site_works_cross_origin_and_refuses_other_origins(
     evil.get_by_text("当前页面无法使用在线客服").wait_for(timeout=TIMEOUT_MS)
     assert evil.get_by_role("button", name="发送").is_disabled()
     shot(evil, "6-refused-origin")
+    context.close()
+
+
+@pytest.mark.parametrize("servers", [1, 2], indirect=True, ids=["one-process", "agent-on-another-process"])
+def test_an_agents_reply_appears_in_the_widget_without_a_reload(
+    servers: list[ServerProcess], browser: Any
+) -> None:
+    widget_side, agent_side = servers[0], servers[-1]
+    context, page = open_widget(browser, f"{widget_side.url}/demo/")
+    log = page.get_by_role("log")
+    ask(page, "human agent")
+    log.get_by_text("passed your conversation to a human agent", exact=False).wait_for(timeout=TIMEOUT_MS)
+    alice = {"Authorization": f"Bearer {agent_token(agent_side.url)}"}
+    ticket_id = widget_ticket(agent_side.url, alice)
+    assert (
+        httpx.post(f"{agent_side.url}{API}/tickets/{ticket_id}/assign", json={}, headers=alice).status_code
+        == 200
+    )
+    log.get_by_text("An agent joined the conversation.").wait_for(timeout=TIMEOUT_MS)
+    session_id = httpx.get(f"{agent_side.url}{API}/tickets/{ticket_id}", headers=alice).json()["session_id"]
+    httpx.post(f"{agent_side.url}{API}/sessions/{session_id}/typing", json={"active": True}, headers=alice)
+    page.get_by_text("Agent is writing…").wait_for(timeout=TIMEOUT_MS)
+    shot(page, f"7-agent-typing-{len(servers)}")
+    reply = httpx.post(
+        f"{agent_side.url}{API}/tickets/{ticket_id}/reply",
+        json={"content": "Hello, this is Alice from support. How can I help?"},
+        headers=alice,
+    )
+    assert reply.status_code == 200, reply.text
+    log.get_by_text("Hello, this is Alice from support.", exact=False).wait_for(timeout=TIMEOUT_MS)
+    assert log.get_by_text("Hello, this is Alice from support.", exact=False).count() == 1
+    shot(page, f"8-agent-reply-{len(servers)}")
+    resolved = httpx.post(
+        f"{agent_side.url}{API}/tickets/{ticket_id}/resolve", json={"resolution": "answered"}, headers=alice
+    )
+    assert resolved.status_code == 200, resolved.text
+    page.get_by_role("button", name="Rate 5 of 5").click()
+    log.get_by_text("Thank you for your rating!").wait_for(timeout=TIMEOUT_MS)
+    shot(page, f"9-rated-{len(servers)}")
+    detail = httpx.get(f"{agent_side.url}{API}/sessions/{session_id}", headers=alice)
+    assert detail.status_code == 200
     context.close()

@@ -10,23 +10,31 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Depends, Header, Request, Response
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import FileResponse, HTMLResponse, StreamingResponse
 from pydantic import Field
 
+from ai_customer_service.auth.deps import Actor, require_roles
+from ai_customer_service.auth.models import Role
 from ai_customer_service.context import AppContext
+from ai_customer_service.conversation import queries as conversation_queries
+from ai_customer_service.conversation.service import parse_session_id
 from ai_customer_service.errors import BadRequest, Forbidden, NotFound
 from ai_customer_service.http.deps import app_context, request_id
 from ai_customer_service.http.validation import RequestModel
 from ai_customer_service.widget import tokens
 from ai_customer_service.widget.cors import ALLOWED_HEADERS, STATE_KEY
 from ai_customer_service.widget.service import DEMO_SITE_KEY, Site, WidgetService, normalize_origin
+from ai_customer_service.widget.stream import TypingThrottle, parse_last_event_id, session_stream, typing
 
 STATIC = Path(__file__).parent / "static"
 TOKEN_HEADER = "X-CS-Visitor-Token"  # noqa: S105 - a header name
 
 router = APIRouter(prefix="/widget/{site_key}", tags=["widget"])
 assets = APIRouter(tags=["widget"])
+agents = APIRouter(prefix="/sessions", tags=["widget"])
+staff = require_roles(Role.AGENT, Role.SUPERVISOR, Role.ADMIN)
+_typing = TypingThrottle()
 
 
 def widget_service(request: Request) -> WidgetService:
@@ -81,6 +89,15 @@ class SendRequest(RequestModel):
         description="the browser's id of this message: a retry with the same id is answered once",
     )
     content: str = Field(description="the message text (at most AI_CS_MAX_CONTENT_CHARS characters)")
+
+
+class TypingRequest(RequestModel):
+    session_id: str = Field(max_length=64)
+    active: bool = True
+
+
+class AgentTypingRequest(RequestModel):
+    active: bool = True
 
 
 class FeedbackRequest(RequestModel):
@@ -153,6 +170,55 @@ async def feedback(
     return await widget_service(request).feedback(
         site, visitor, session_id=body.session_id, score=body.score, comment=body.comment, request_id=rid
     )
+
+
+@router.get(
+    "/stream",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}},
+)
+async def stream(
+    request: Request,
+    session_id: str = Query(max_length=64, description="the visitor's session (from the start or a send)"),
+    last_event_id: str | None = Header(None, alias="Last-Event-ID", max_length=20),
+    site: Site = Depends(widget_site),
+    visitor: tokens.Visitor = Depends(widget_visitor),
+) -> StreamingResponse:
+    """Live events of the visitor's session: ``message`` (the visitor's, the bot's, an agent's),
+    ``agent_joined``, ``handoff``, ``typing`` ({active}), ``status`` ({status}), ``ready`` and
+    ``reset``. Each event's ``id`` resumes the stream as ``Last-Event-ID``."""
+    owned = await widget_service(request).owned_session(site, visitor, session_id)
+    return session_stream(request, request.app.state.live, owned, parse_last_event_id(last_event_id))
+
+
+@router.post("/typing", status_code=202)
+async def visitor_typing(
+    body: TypingRequest,
+    request: Request,
+    site: Site = Depends(widget_site),
+    visitor: tokens.Visitor = Depends(widget_visitor),
+) -> dict[str, Any]:
+    """The visitor is typing (shown to the agents' consoles); throttled per session."""
+    owned = await widget_service(request).owned_session(site, visitor, body.session_id)
+    sent = await typing(request.app.state.live, _typing, owned, author="customer", active=body.active)
+    return {"sent": sent}
+
+
+@agents.post("/{session_id}/typing", status_code=202)
+async def agent_typing(
+    session_id: str,
+    request: Request,
+    body: AgentTypingRequest | None = None,
+    ctx: AppContext = Depends(app_context),
+    actor: Actor = Depends(staff),
+) -> dict[str, Any]:
+    """An agent is writing to the customer (the widget shows "Agent is writing…"); throttled."""
+    target = parse_session_id(session_id)
+    async with ctx.db.sessionmaker() as tx:
+        await conversation_queries.get_session(tx, target)
+    active = body.active if body else True
+    sent = await typing(ctx.live, _typing, target, author="agent", active=active, name=actor.name)
+    return {"sent": sent}
 
 
 @assets.get("/widget.js", include_in_schema=False)

@@ -553,3 +553,52 @@ def _session_view(session: Session | None) -> dict[str, Any] | None:
         "with_agent": session.status == SessionStatus.HANDOFF.value,
         "closed": session.status == SessionStatus.CLOSED.value,
     }
+
+
+# ---------------------------------------------------------------------------------------------------
+# the live stream: what a visitor may see of their session's live events
+
+
+def visitor_event(
+    event_type: str, data: dict[str, Any], created_at: str
+) -> tuple[str, dict[str, Any]] | None:
+    """A live event as the widget's SSE event ``(name, data)``, or None when visitors do not see it.
+
+    Only the conversation's own words and a few state changes pass; intents, scores, decisions,
+    agent ids, open ids and ticket internals never reach the browser.
+    """
+    if event_type == "message.received":
+        return "message", message_payload(
+            message_id=str(data.get("message_id", "")),
+            author="customer",
+            content=str(data.get("content", "")),
+            created_at=created_at,
+        )
+    if event_type == "reply.generated":
+        return "message", message_payload(
+            message_id=str(data.get("message_id", "")),
+            author="bot",
+            content=str(data.get("reply", "")),
+            citations=data.get("citations") or [],
+            created_at=created_at,
+        )
+    if event_type == "agent.replied":
+        return "message", message_payload(
+            message_id=str(data.get("message_id", "")),
+            author="agent",
+            content=str(data.get("content", "")),
+            author_name=str(data["agent_name"]) if data.get("agent_name") else None,
+            created_at=created_at,
+        )
+    if event_type == "ticket.assigned":
+        return "agent_joined", {}
+    if event_type == "handoff.triggered":
+        return "handoff", {}
+    if event_type in ("ticket.resolved", "ticket.closed", "ticket.reopened"):
+        return "status", {"status": str(data.get("status", ""))}
+    if event_type == TYPING and data.get("author") == "agent":
+        return "typing", {"active": bool(data.get("active"))}
+    return None
+
+
+TYPING = "typing"

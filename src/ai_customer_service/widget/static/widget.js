@@ -259,7 +259,7 @@
     if (id) state.lastEventId = id;
     if (!data) return;
     var ev; try { ev = JSON.parse(data); } catch (e) { return; }
-    if (type === "ready") {
+    if (type === "ready" || type === "reset") {
       if (typing.textContent === T.offline) typing.textContent = "";
       call("GET", "/messages").then(function (d) { d.messages.forEach(render); }, function () {});
     } else if (type === "message") {
