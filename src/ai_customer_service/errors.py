@@ -6,26 +6,20 @@
     ├── BadRequest          400       CS_REQ_4001..4010, CS_REQ_4004 ..., CS_TKT_4003 (agent_id not active),
     │                                 CS_WGT_4001 (widget message too long)
     ├── PayloadTooLarge     413       CS_REQ_4131
-<<<<<<< HEAD
     ├── Unauthenticated     401       CS_AUTH_4011 (with WWW-Authenticate: Bearer), CS_AUTH_4012 (console
-    │                                 sign-in: wrong user name or password)
+    │                                 sign-in: wrong user name or password), CS_WGT_4011 (widget visitor
+    │                                 token missing)
     ├── Forbidden           403       CS_AUTH_4001, CS_AUTH_4031..4034 (webhook signature), CS_AUTH_4036
-    │                                 (console form without its CSRF token)
-=======
-    ├── Unauthenticated     401       CS_AUTH_4011 (with WWW-Authenticate: Bearer), CS_WGT_4011 (visitor token)
-    ├── Forbidden           403       CS_AUTH_4001, CS_AUTH_4031..4034 (webhook signature), CS_WGT_4031..4035
-    │                                 (widget: revoked site, origin, visitor token, identity)
->>>>>>> 0087931 (widget: docs (docs/widget.md, api.md section and CS_WGT_* codes, configuration, README, CHANGELOG, errors tree) and bench/widget_streams.py (N open streams on one process: memory, agent reply to arrival p50/p99))
+    │                                 (console form without its CSRF token), CS_WGT_4031..4035 (widget:
+    │                                 revoked site, origin, visitor token, identity)
     ├── NotFound            404       CS_HTTP_404, CS_SES_4001, CS_TICKET_4001, CS_KB_4001, CS_PLATFORM_4041,
     │                                 CS_AUTH_4041 (principal), CS_WGT_4041/4042 (site key, visitor's session)
     ├── MethodNotAllowed    405       CS_HTTP_405
     ├── Conflict            409       CS_TKT_4002, CS_TICKET_4092/4093/4094/4095, CS_KB_4002, CS_KB_4091,
-    │                                 CS_AUTH_4091/4092 (principal name exists / revoked)
-<<<<<<< HEAD
-    ├── RateLimited         429       CS_SES_4002 (with Retry-After), CS_AUTH_4291 (console sign-in blocked)
-=======
-    ├── RateLimited         429       CS_SES_4002, CS_WGT_4291 (site limits) (with Retry-After)
->>>>>>> 0087931 (widget: docs (docs/widget.md, api.md section and CS_WGT_* codes, configuration, README, CHANGELOG, errors tree) and bench/widget_streams.py (N open streams on one process: memory, agent reply to arrival p50/p99))
+    │                                 CS_AUTH_4091/4092 (principal name exists / revoked),
+    │                                 CS_WGT_4091/4092 (site name exists / revoked)
+    ├── RateLimited         429       CS_SES_4002 (with Retry-After), CS_AUTH_4291 (console sign-in blocked),
+    │                                 CS_WGT_4291 (widget site limits)
     └── Unavailable         503       CS_SYS_5031
     ConfigError                       start-up configuration problem (never an HTTP response)
     StartupError                      start-up refused after I/O (database unreachable, port in use)
