@@ -208,15 +208,11 @@ def create_app(
     )
     app.state.ctx = ctx
     app.state.live = ctx.live
-<<<<<<< HEAD
     if settings.docs_enabled:
         install_docs(app)
-=======
     # the web chat widget (docs/widget.md)
     app.state.widget = widget = WidgetService(db=ctx.db, settings=settings, ingest=ctx.ingest)
     ctx.workers.every(300.0, "widget-counters", widget.purge_counters)
-    install_docs(app)
->>>>>>> df4c4fd (widget: sites (public key, allowed origins, identity secret, per-site limits), signed visitor tokens and the public widget API (start/resume, send through IngestService exactly once, history, CSAT), CORS per site, CS_WGT_* refusals; migration 0012)
     install_error_handlers(app)
     # repeated failed authentication → 429 (inside the request-context middleware: logged, counted)
     throttle = AuthThrottle(
@@ -240,13 +236,9 @@ def create_app(
     app.include_router(outbox_router, prefix=API_PREFIX)
     app.include_router(platform_router, prefix=API_PREFIX)
     app.include_router(kb_router, prefix=API_PREFIX)
-<<<<<<< HEAD
-    install_console(app)  # /console/: the agent console (pages, assets, sign-in)
-    app.openapi = lambda: document(app, settings, API_PREFIX)  # type: ignore[method-assign]
-=======
     app.include_router(widget_router, prefix=API_PREFIX)
     app.include_router(widget_agents, prefix=API_PREFIX)
     app.include_router(widget_assets)
-    app.openapi = lambda: _openapi_with_our_errors(app)  # type: ignore[method-assign]
->>>>>>> df4c4fd (widget: sites (public key, allowed origins, identity secret, per-site limits), signed visitor tokens and the public widget API (start/resume, send through IngestService exactly once, history, CSAT), CORS per site, CS_WGT_* refusals; migration 0012)
+    install_console(app)  # /console/: the agent console (pages, assets, sign-in)
+    app.openapi = lambda: document(app, settings, API_PREFIX)  # type: ignore[method-assign]
     return app
