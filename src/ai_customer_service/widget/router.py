@@ -30,7 +30,25 @@ from ai_customer_service.widget.stream import TypingThrottle, parse_last_event_i
 STATIC = Path(__file__).parent / "static"
 TOKEN_HEADER = "X-CS-Visitor-Token"  # noqa: S105 - a header name
 
-router = APIRouter(prefix="/widget/{site_key}", tags=["widget"])
+_ENVELOPE = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "`CS_WGT_4011` visitor token missing", "content": _ENVELOPE},
+    403: {
+        "description": "`CS_WGT_4031` site revoked, `CS_WGT_4032` origin missing or not allowed, "
+        "`CS_WGT_4033` visitor token invalid, `CS_WGT_4034` token of another site, `CS_WGT_4035` identity "
+        "not verified",
+        "content": _ENVELOPE,
+    },
+    404: {
+        "description": "`CS_WGT_4041` unknown site key, `CS_WGT_4042` not the visitor's conversation",
+        "content": _ENVELOPE,
+    },
+    429: {
+        "description": "`CS_WGT_4291` site limit, `CS_SES_4002` customer limit (`Retry-After`)",
+        "content": _ENVELOPE,
+    },
+}
+router = APIRouter(prefix="/widget/{site_key}", tags=["widget"], responses=_ERRORS)
 assets = APIRouter(tags=["widget"])
 agents = APIRouter(prefix="/sessions", tags=["widget"])
 staff = require_roles(Role.AGENT, Role.SUPERVISOR, Role.ADMIN)
