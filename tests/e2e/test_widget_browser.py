@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,16 @@ ADMIN = {"Authorization": "Bearer admin-token"}
 TIMEOUT_MS = 20_000
 
 
+def wait_for_knowledge(base: str) -> None:
+    """The demo KB's index is built (on a loaded machine the first build can outlast start-up)."""
+    for _ in range(600):  # bounded: at most about a minute
+        health = httpx.get(f"{base}/actuator/health", timeout=5).json()
+        if health.get("components", {}).get("knowledge", {}).get("status") == "UP":
+            return
+        time.sleep(0.1)
+    raise AssertionError("the knowledge index was never built")
+
+
 @pytest.fixture
 def servers(
     db_env: dict[str, str], tmp_path: Path, request: pytest.FixtureRequest
@@ -45,6 +56,7 @@ def servers(
     try:
         for proc in procs:
             proc.start(timeout=60)
+            wait_for_knowledge(proc.url)
         yield procs
     finally:
         for proc in procs:
@@ -110,6 +122,14 @@ def test_the_demo_page_answers_hands_off_and_keeps_history(
     log.get_by_text("Forgot password", exact=False).wait_for(timeout=TIMEOUT_MS)
     assert "Reset your password" in log.inner_text()  # the citation's title under "Sources"
     shot(page, "1-answer")
+
+    ask(page, "money")  # too vague: "did you mean" titles, as buttons
+    choices = log.get_by_role("group", name="Did you mean:").get_by_role("button")
+    choices.first.wait_for(timeout=TIMEOUT_MS)
+    assert "Pricing" in choices.all_inner_texts()
+    log.get_by_role("button", name="Pricing").click()
+    log.get_by_text("You pay per token", exact=False).wait_for(timeout=TIMEOUT_MS)
+    shot(page, "1b-did-you-mean")
 
     ask(page, "转人工")
     log.get_by_text("已为您转接人工客服", exact=False).wait_for(timeout=TIMEOUT_MS)

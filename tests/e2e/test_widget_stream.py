@@ -20,6 +20,16 @@ API = "/api/v1/customer-service"
 ADMIN = {"Authorization": "Bearer admin-token"}
 
 
+def wait_for_knowledge(base: str) -> None:
+    """The demo KB's index is built (on a loaded machine the first build can outlast start-up)."""
+    for _ in range(600):  # bounded: at most about a minute
+        health = httpx.get(f"{base}/actuator/health", timeout=5).json()
+        if health.get("components", {}).get("knowledge", {}).get("status") == "UP":
+            return
+        time.sleep(0.1)
+    raise AssertionError("the knowledge index was never built")
+
+
 @pytest.fixture
 def servers(db_env: dict[str, str], tmp_path: Path) -> Iterator[list[ServerProcess]]:
     env = {
@@ -34,6 +44,8 @@ def servers(db_env: dict[str, str], tmp_path: Path) -> Iterator[list[ServerProce
     try:
         procs[0].start(timeout=60)  # the first loads the demo KB and site; then the second
         procs[1].start(timeout=60)
+        for proc in procs:
+            wait_for_knowledge(proc.url)
         yield procs
     finally:
         for proc in procs:
