@@ -171,6 +171,10 @@ def test_agent_replies_reach_the_widget_live_across_processes_and_resume(
         "created_at",
     }
     stream.close()
+    history = httpx.get(visitor.url("/messages"), headers=visitor.headers).json()["messages"]
+    assert [(m["author"], m["author_name"]) for m in history if m["author"] == "agent"] == [
+        ("agent", "alice")
+    ]
 
     # the connection drops; two more replies; the resumed stream brings exactly those two
     for text in ("second reply", "third reply"):

@@ -59,3 +59,30 @@ def test_did_you_mean_titles_become_choices() -> None:
     assert choices == ["Pricing", "Rate limits"]
     assert "- Pricing" not in text and "Did you mean one of these?" in text
     assert split_choices("- a list\n- in an answer") == ("- a list\n- in an answer", [])
+
+
+def test_live_events_reach_visitors_without_internals() -> None:
+    from ai_customer_service.widget.service import visitor_event
+
+    at = "2026-12-06T00:00:00+00:00"
+    name, data = visitor_event(
+        "agent.replied",
+        {"message_id": "m1", "content": "hi", "agent_id": "secret-id", "agent_name": "alice"},
+        at,
+    ) or ("", {})
+    assert name == "message" and data["author"] == "agent" and data["author_name"] == "alice"
+    assert "secret-id" not in str(data)
+    bot = visitor_event(
+        "reply.generated",
+        {"message_id": "m2", "reply": "x", "citations": [{"id": "k", "title": "T", "score": 1}]},
+        at,
+    )
+    assert bot is not None and bot[1]["citations"] == [{"id": "k", "title": "T"}]
+    assert visitor_event("intent.resolved", {"intent": "refund", "confidence": 0.9}, at) is None
+    assert visitor_event("ticket.created", {"priority": "P1"}, at) is None
+    assert visitor_event("typing", {"author": "customer", "active": True}, at) is None
+    assert visitor_event("typing", {"author": "agent", "active": True, "name": "alice"}, at) == (
+        "typing",
+        {"active": True},
+    )
+    assert visitor_event("ticket.assigned", {"assignee_id": "secret-id"}, at) == ("agent_joined", {})

@@ -21,8 +21,10 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ai_customer_service.audit import repository as audit
+from ai_customer_service.auth.models import Principal
 from ai_customer_service.config import Settings
 from ai_customer_service.conversation import service as conversations
 from ai_customer_service.conversation.models import Message, Session
@@ -230,7 +232,17 @@ async def ensure_demo_site(db: Database, origins: list[str]) -> Site:
 # the visitor-facing service
 
 
-def _message_view(message: Message) -> dict[str, Any]:
+async def _agent_names(tx: AsyncSession, messages: list[Message]) -> dict[str, str]:
+    """The display names of the agents who wrote ``messages`` (their principal names)."""
+    ids = {parse_uuid(m.author_id or "") for m in messages if m.author_type == AuthorType.AGENT.value}
+    wanted = [i for i in ids if i is not None]
+    if not wanted:
+        return {}
+    rows = await tx.execute(select(Principal.id, Principal.name).where(Principal.id.in_(wanted)))
+    return {str(pid): name for pid, name in rows.all()}
+
+
+def _message_view(message: Message, names: dict[str, str] | None = None) -> dict[str, Any]:
     author = {
         AuthorType.CUSTOMER.value: "customer",
         AuthorType.BOT.value: "bot",
@@ -243,6 +255,7 @@ def _message_view(message: Message) -> dict[str, Any]:
         citations=message.citations or [],
         created_at=message.created_at.isoformat(),
         session_id=str(message.session_id),
+        author_name=(names or {}).get(message.author_id or "") if author == "agent" else None,
     )
 
 
@@ -431,10 +444,11 @@ class WidgetService:
                         )
                     ).scalars()
                 )
+            names = await _agent_names(tx, messages)
         messages.reverse()
         return {
             "session": _session_view(latest),
-            "messages": [_message_view(m) for m in messages],
+            "messages": [_message_view(m, names) for m in messages],
         }
 
     async def owned_session(self, site: Site, visitor: tokens.Visitor, raw_session_id: str) -> uuid.UUID:
