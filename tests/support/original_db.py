@@ -387,7 +387,10 @@ async def snapshot(dsn: str) -> dict[str, object]:
             out[f"{row['table_schema']}.{row['table_name']}"] = await conn.fetchval(
                 f"SELECT count(*) FROM {name}"
             )
-        out["versions"] = [r["version"] for r in await conn.fetch("SELECT version FROM cs_schema_migrations")]
+        # in a stated order: revision numbers are assigned per branch, so the migration order (the rows'
+        # physical order) need not be the numbers' order
+        rows = await conn.fetch("SELECT version FROM cs_schema_migrations ORDER BY applied_at, version")
+        out["versions"] = [r["version"] for r in rows]
         return out
     finally:
         await conn.close()
