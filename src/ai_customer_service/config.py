@@ -53,6 +53,7 @@ class LogLevel(StrEnum):
     ERROR = "error"
 
 
+_SECRET_SETTINGS = ("webhook_secret", "admin_token", "llm_api_key", "metrics_token", "widget_token_secret")
 _ENV_ALIASES = {"prod": "production", "dev": "development"}
 _ADDR_RE = re.compile(r"^(?P<host>\[[0-9a-fA-F:.]+\]|[^:\s]*):(?P<port>\d{1,5})$")
 _DEFAULT_CHANNELS = ("widget", "wechat", "telegram", "discord")
@@ -445,7 +446,7 @@ class Settings(BaseSettings):
         ):
             value = getattr(self, name)
             key = ENV_PREFIX + name.upper()
-            if name in ("webhook_secret", "admin_token", "llm_api_key", "metrics_token", "widget_token_secret"):
+            if name in _SECRET_SETTINGS:
                 out[key] = "[SET]" if value else "[NOT SET]"
             elif name == "postgres_dsn":
                 out[key] = mask_dsn(value) if value else "[NOT SET]"

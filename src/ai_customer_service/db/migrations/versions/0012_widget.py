@@ -1,7 +1,7 @@
 """the web chat widget: sites, the visitor-token key, rate-limit counters; a customer's sessions index
 
 Revision ID: 0012
-Revises: 0013
+Revises: 0011
 Create Date: 2026-12-06
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0012"
-down_revision: str | None = "0013"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
