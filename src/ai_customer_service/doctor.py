@@ -44,7 +44,7 @@ def run_doctor(
 
     out("=== ai-customer-service diagnostic ===")
     _config(settings, report, out)
-    asyncio.run(_database(settings, report))
+    asyncio.run(_database(settings, report, out))
     _http(url, report)
     _webhook(settings, url, report)
     _log(log_file, report)
@@ -65,7 +65,7 @@ def _config(settings: Settings, report: Report, out: Callable[[str], None]) -> N
     report("configuration", True, f"{settings.runtime_env.value}, store={settings.store_name}")
 
 
-async def _database(settings: Settings, report: Report) -> None:
+async def _database(settings: Settings, report: Report, out: Callable[[str], None] = print) -> None:
     db = Database(settings)
     try:
         try:
@@ -90,8 +90,26 @@ async def _database(settings: Settings, report: Report) -> None:
                 False,
                 f"schema at {revision or 'nothing'}, code expects {head}: run `ai-customer-service migrate`",
             )
+            return
+        await _outbox_destinations(settings, db, out)
     finally:
         await db.dispose()
+
+
+async def _outbox_destinations(settings: Settings, db: Database, out: Callable[[str], None]) -> None:
+    """A warning (not a failure): pending callbacks wait for destinations this configuration does
+    not deliver to — another replica's platform, or a platform missing from this one's settings."""
+    from ai_customer_service.outbox.delivery import known_destinations
+    from ai_customer_service.outbox.repository import pending_elsewhere
+
+    async with db.sessionmaker() as tx:
+        unknown = await pending_elsewhere(tx, known_destinations(settings))
+    for destination, count in sorted(unknown.items()):
+        out(
+            f"    WARNING outbox: {count} pending event(s) for destination {destination!r}, which this "
+            "configuration does not deliver to; they wait for a replica configured for it (set "
+            "AI_CS_PLATFORM_<NAME>_* or AI_CS_CHANNEL_<NAME>_CALLBACK_* here if this replica should)"
+        )
 
 
 def _http(url: str, report: Report) -> None:

@@ -32,6 +32,7 @@ class Received:
     headers: dict[str, str]
     answer: int | str
     at: float
+    peer: tuple[str, int] = ("", 0)  # the client's address: one per TCP connection
 
 
 @dataclass
@@ -60,7 +61,9 @@ class Receiver:
             headers.get("webhook-signature", ""),
         )
 
-    def handle(self, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
+    def handle(
+        self, headers: dict[str, str], body: bytes, peer: tuple[str, int] = ("", 0)
+    ) -> tuple[int, bytes]:
         if not self.verify(headers, body):
             with self._lock:
                 self.bad_signatures += 1
@@ -71,7 +74,7 @@ class Receiver:
             self._counts[payload["id"]] = nth
         answer = self.behaviour(payload, nth)
         with self._lock:
-            self.received.append(Received(payload, headers, answer, time.time()))
+            self.received.append(Received(payload, headers, answer, time.time(), peer))
         if answer == "timeout":
             time.sleep(self.timeout_sleep)
             return 200, b"too late"
@@ -82,11 +85,13 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, like any production receiver
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", "0"))
                 body = self.rfile.read(length)
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                status, out = receiver.handle(headers, body)
+                status, out = receiver.handle(headers, body, self.client_address[:2])
                 try:
                     self.send_response(status)
                     self.send_header("content-type", "application/json")
@@ -117,6 +122,11 @@ class Receiver:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+
+    def connections(self) -> int:
+        """How many TCP connections the requests came over."""
+        with self._lock:
+            return len({r.peer for r in self.received})
 
     def ids(self) -> list[str]:
         with self._lock:

@@ -15,6 +15,7 @@ from ai_customer_service.errors import NotFound, Unauthenticated
 from ai_customer_service.health.service import (
     knowledge_status,
     llm_status,
+    outbox_status,
     pool_status,
     readiness,
     refresh_pool_metrics,
@@ -40,6 +41,8 @@ async def health(ctx: AppContext = Depends(app_context)) -> JSONResponse:
     body["components"]["pool"] = {"status": "UP", **pool_status(ctx)}
     body["components"].update(knowledge_status(ctx))  # informational: never changes the overall status
     body["components"].update(llm_status(ctx))  # informational too: the bot answers without the LLM
+    if body["status"] == "UP":
+        body["components"].update(await outbox_status(ctx))  # informational too
     return JSONResponse(body, status_code=200 if body["status"] == "UP" else 503)
 
 

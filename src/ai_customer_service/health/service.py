@@ -12,6 +12,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ai_customer_service.context import AppContext
 from ai_customer_service.db.migrate import current_revision, head_revision, is_newer
+from ai_customer_service.outbox.delivery import known_destinations
+from ai_customer_service.outbox.repository import pending_elsewhere
 
 PROBE_TIMEOUT_SECONDS = 2.0
 
@@ -87,3 +89,23 @@ def llm_status(ctx: AppContext) -> dict[str, Any]:
     if llm is None:
         return {}
     return {"llm": llm.status()}
+async def outbox_status(ctx: AppContext) -> dict[str, Any]:
+    """Informational (never changes the overall status): the destinations this process delivers to,
+    and ``DEGRADED`` with the counts when pending events wait for a destination it does not know —
+    a replica started without a platform's or channel's callback settings. Those events are left for
+    a replica that knows them (docs/callbacks.md)."""
+    known = known_destinations(ctx.settings)
+    try:
+        async with asyncio.timeout(PROBE_TIMEOUT_SECONDS), ctx.db.sessionmaker() as tx:
+            unknown = await pending_elsewhere(tx, known)
+    except (TimeoutError, SQLAlchemyError, OSError):
+        return {}  # the database component already says why
+    component: dict[str, Any] = {"status": "UP", "destinations": known}
+    if unknown:
+        component["status"] = "DEGRADED"
+        component["unknown_destinations"] = unknown
+        component["detail"] = (
+            "pending events for destinations this process does not deliver to; they wait for a "
+            "replica configured for them (check AI_CS_PLATFORM_<NAME>_* / AI_CS_CHANNEL_<NAME>_CALLBACK_*)"
+        )
+    return {"outbox": component}

@@ -142,6 +142,14 @@ class Metrics:
             registry=r,
             multiprocess_mode="livemostrecent",
         )
+        self.outbox_unknown_destination = Gauge(
+            "cs_outbox_unknown_destination_events",
+            "Pending outbox events of a destination this process does not deliver to (left for a "
+            "replica that has it configured)",
+            ["destination"],
+            registry=r,
+            multiprocess_mode="livemostrecent",
+        )
         self.outbox_deliveries = Counter(
             "cs_outbox_deliveries_total",
             "Outbox delivery attempts by outcome (delivered, retry, dead, lost_lease)",

@@ -69,6 +69,7 @@ async def _run_worker(settings: Settings, *, once: bool) -> None:
         while not stop.is_set():
             try:
                 await outbox.drain()
+                await outbox.check_destinations(force=False)
             except Exception as exc:  # the database may be away for a moment: log and go on
                 log.error("outbox batch failed", exc_info=exc)
             if once:
@@ -76,6 +77,7 @@ async def _run_worker(settings: Settings, *, once: bool) -> None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=settings.outbox_poll_interval_seconds)
     finally:
+        await outbox.aclose()
         await db.dispose()
         log.info("outbox worker stopped", worker=outbox.name)
 

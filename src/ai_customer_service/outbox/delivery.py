@@ -63,6 +63,14 @@ def resolve_destination(settings: Settings, name: str) -> Destination | None:
     )
 
 
+def known_destinations(settings: Settings) -> list[str]:
+    """Every destination this process can deliver to: enabled platforms with a callback URL and
+    secret, and the channels with a callback subscription. A worker claims nothing else."""
+    names = [p.name for p in settings.enabled_platforms if p.callback_base_url and p.callback_secret]
+    names += [f"{CHANNEL_DESTINATION_PREFIX}{name}" for name in settings.channel_callbacks]
+    return sorted(names)
+
+
 @dataclass(frozen=True)
 class ClaimedEvent:
     """A snapshot of a claimed row: everything needed to deliver it and record the result."""
@@ -78,6 +86,7 @@ class ClaimedEvent:
     created_at: datetime
     attempt: int  # 1-based, within the current round
     round: int  # the event's replay count
+    lease_expires_at: datetime | None = None  # when this worker's claim on it runs out
 
 
 def payload(event: ClaimedEvent, platform: str | None) -> dict[str, Any]:

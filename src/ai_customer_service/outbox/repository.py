@@ -26,7 +26,7 @@ DELIVERED = OutboxStatus.DELIVERED.value
 DEAD = OutboxStatus.DEAD.value
 
 
-def _claimable(now: datetime) -> list[ColumnElement[bool]]:
+def _claimable(now: datetime, destinations: Sequence[str] | None = None) -> list[ColumnElement[bool]]:
     earlier = aliased(OutboxEvent)
     blocked = exists().where(
         earlier.destination == OutboxEvent.destination,
@@ -34,7 +34,7 @@ def _claimable(now: datetime) -> list[ColumnElement[bool]]:
         earlier.seq < OutboxEvent.seq,
         earlier.status == PENDING,
     )
-    return [
+    conditions = [
         OutboxEvent.status == PENDING,
         OutboxEvent.next_attempt_at <= now,
         or_(OutboxEvent.claim_expires_at.is_(None), OutboxEvent.claim_expires_at <= now),
@@ -42,23 +42,85 @@ def _claimable(now: datetime) -> list[ColumnElement[bool]]:
         # delivered and dead events do not hold the session back
         ~blocked,
     ]
+    if destinations is not None:
+        # a worker only ever touches events it can deliver: another replica's destinations are left
+        # alone (never claimed, failed or dead-lettered here)
+        conditions.append(OutboxEvent.destination.in_(list(destinations)))
+    return conditions
+
+
+def _is_free(row: OutboxEvent, now: datetime) -> bool:
+    expires = row.claim_expires_at
+    return row.next_attempt_at <= now and (expires is None or expires <= now)
 
 
 async def claim(
-    tx: AsyncSession, *, worker: str, now: datetime, lease_seconds: float, limit: int
+    tx: AsyncSession,
+    *,
+    worker: str,
+    now: datetime,
+    lease_seconds: float,
+    limit: int,
+    destinations: Sequence[str] | None = None,
+    per_session: int = 1,
 ) -> list[ClaimedEvent]:
-    """Lease up to ``limit`` due events to ``worker`` and count the attempt it is about to make."""
+    """Lease due events to ``worker`` and count the attempt it is about to make.
+
+    Up to ``limit`` *heads* — the earliest pending event of a (destination, session), or an event
+    without a session — and, behind each head, up to ``per_session - 1`` of the session's next
+    pending events (a *run*, returned in ``seq`` order right after its head). A run is contiguous:
+    it stops before the first event that is not due or is leased to someone else, so the worker can
+    deliver it in order. Nobody else can claim a run's later events while its head is pending.
+    ``destinations`` (None: any) limits the claim to the destinations this worker knows.
+    """
     stmt = (
         select(OutboxEvent)
-        .where(*_claimable(now))
+        .where(*_claimable(now, destinations))
         .order_by(OutboxEvent.seq)
         .limit(limit)
         .with_for_update(skip_locked=True, of=OutboxEvent)
     )
-    rows = (await tx.execute(stmt)).scalars().all()
+    heads = list((await tx.execute(stmt)).scalars().all())
+    runs: dict[tuple[str, uuid.UUID], list[OutboxEvent]] = {
+        (h.destination, h.session_id): [h] for h in heads if h.session_id is not None
+    }
+    if per_session > 1 and runs:
+        rank = (
+            func.row_number()
+            .over(partition_by=(OutboxEvent.destination, OutboxEvent.session_id), order_by=OutboxEvent.seq)
+            .label("rank")
+        )
+        ranked = (
+            select(OutboxEvent.seq, rank)
+            .where(
+                OutboxEvent.status == PENDING,
+                OutboxEvent.session_id.in_([sid for _, sid in runs]),
+                OutboxEvent.destination.in_({dest for dest, _ in runs}),
+            )
+            .subquery()
+        )
+        followers_stmt = (
+            select(OutboxEvent)
+            .where(OutboxEvent.seq.in_(select(ranked.c.seq).where(ranked.c.rank <= per_session)))
+            .order_by(OutboxEvent.seq)
+            .with_for_update(of=OutboxEvent)
+        )
+        stopped: set[tuple[str, uuid.UUID]] = set()
+        for row in (await tx.execute(followers_stmt)).scalars().all():
+            key = (row.destination, row.session_id)
+            run = runs.get(key)  # type: ignore[arg-type]
+            if run is None or key in stopped or row.seq <= run[0].seq:
+                continue
+            if not _is_free(row, now):
+                stopped.add(key)  # type: ignore[arg-type]
+                continue
+            run.append(row)
+    ordered: list[OutboxEvent] = []
+    for head in heads:
+        ordered += runs.get((head.destination, head.session_id), [head]) if head.session_id else [head]  # type: ignore[arg-type]
     expires = now + timedelta(seconds=lease_seconds)
     claimed = []
-    for row in rows:
+    for row in ordered:
         row.claimed_by = worker
         row.claim_expires_at = expires
         row.attempts += 1
@@ -76,10 +138,62 @@ async def claim(
                 created_at=row.created_at,
                 attempt=row.attempts,
                 round=row.replays,
+                lease_expires_at=expires,
             )
         )
     await tx.flush()
     return claimed
+
+
+async def release(tx: AsyncSession, events: Sequence[ClaimedEvent], *, worker: str, now: datetime) -> int:
+    """Give back claimed events this worker did not attempt (their attempt is not counted)."""
+    released = 0
+    groups: dict[tuple[int, int], list[int]] = {}
+    for event in events:
+        groups.setdefault((event.attempt, event.round), []).append(event.seq)
+    for (attempt, round_), seqs in groups.items():
+        result = await tx.execute(
+            update(OutboxEvent)
+            .where(
+                OutboxEvent.seq.in_(seqs),
+                OutboxEvent.status == PENDING,
+                OutboxEvent.claimed_by == worker,
+                OutboxEvent.attempts == attempt,
+                OutboxEvent.replays == round_,
+            )
+            .values(claimed_by=None, claim_expires_at=None, attempts=attempt - 1, updated_at=now)
+        )
+        released += int(getattr(result, "rowcount", 0))
+    return released
+
+
+async def mark_delivered(
+    tx: AsyncSession, events: Sequence[tuple[ClaimedEvent, int]], *, now: datetime
+) -> set[int]:
+    """Mark acknowledged events delivered (``(event, http status)`` pairs), a few statements for the
+    lot; returns the ``seq`` of those that were still pending (the others were already finished by
+    another worker after this one's lease expired: ``lost_lease``)."""
+    by_status: dict[int, list[int]] = {}
+    for event, status_code in events:
+        by_status.setdefault(status_code, []).append(event.seq)
+    done: set[int] = set()
+    for status_code, seqs in by_status.items():
+        result = await tx.execute(
+            update(OutboxEvent)
+            .where(OutboxEvent.seq.in_(seqs), OutboxEvent.status == PENDING)
+            .values(
+                status=DELIVERED,
+                claimed_by=None,
+                claim_expires_at=None,
+                last_status=status_code,
+                last_error=None,
+                updated_at=now,
+                delivered_at=now,
+            )
+            .returning(OutboxEvent.seq)
+        )
+        done.update(result.scalars().all())
+    return done
 
 
 async def finish(
@@ -229,6 +343,15 @@ async def depth(tx: AsyncSession) -> Depth:
     if oldest is not None and oldest.tzinfo is None:
         oldest = oldest.replace(tzinfo=UTC)
     return Depth(int(pending), int(dead), oldest)
+
+
+async def pending_elsewhere(tx: AsyncSession, known: Sequence[str]) -> dict[str, int]:
+    """Pending events per destination that is not in ``known`` (another replica's configuration)."""
+    stmt = select(OutboxEvent.destination, func.count()).where(OutboxEvent.status == PENDING)
+    if known:
+        stmt = stmt.where(OutboxEvent.destination.not_in(list(known)))
+    rows = (await tx.execute(stmt.group_by(OutboxEvent.destination))).all()
+    return {str(destination): int(count) for destination, count in rows}
 
 
 async def purge_delivered(tx: AsyncSession, *, before: datetime, batch: int = 1000) -> int:

@@ -1,27 +1,35 @@
-"""The delivery worker: claim due events, deliver each outside any transaction, record the outcome.
+"""The delivery worker: claim due events, deliver them outside any transaction, record the outcomes.
 
 Runs inside the server (``ctx.workers.every``) and standalone (``ai-customer-service outbox worker``);
-any number of them may run against one database. Per event:
+any number of them may run against one database. Per batch:
 
-1. a short transaction leases it (``claimed_by``, ``claim_expires_at``) and counts the attempt;
-2. the signed POST happens with no transaction open;
-3. a second short transaction records the attempt and moves the event on: 2xx → ``delivered``; else
-   a retry at ``now + U(0, min(cap, base·2^(attempt-1)))`` (full jitter) or, after
-   ``callback_max_retries`` retries, ``dead``.
+1. a short transaction leases due events (``claimed_by``, ``claim_expires_at``) and counts the
+   attempt: the earliest pending event of up to ``AI_CS_OUTBOX_BATCH_SIZE`` sessions, each with up
+   to ``AI_CS_OUTBOX_SESSION_BATCH - 1`` of the session's next events behind it (a *run*), and only
+   for destinations this process knows (another replica's events are left alone);
+2. the signed POSTs happen with no transaction open, over one keep-alive HTTP client: runs of
+   different sessions concurrently (``AI_CS_OUTBOX_CONCURRENCY``), the events of a run strictly one
+   after the other; a run stops at the first event that is not acknowledged (it retries later, and
+   the rest of the run is given back unattempted) and never starts an event its lease may not cover;
+3. outcomes are recorded in a few short transactions for many events at once (every
+   :data:`FLUSH_SECONDS` or :data:`FLUSH_EVENTS` outcomes, and at the end of the batch): 2xx →
+   ``delivered``; else a retry at ``now + U(0, min(cap, base·2^(attempt-1)))`` (full jitter) or,
+   after ``callback_max_retries`` retries, ``dead``.
 
-A worker that dies between 1 and 3 leaves a lease that expires; another worker then delivers the
-event again (at-least-once; receivers deduplicate on the event ``id``).
+A worker that dies between 1 and 3 leaves leases that expire; another worker then delivers those
+events again (at-least-once; receivers deduplicate on the event ``id``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -33,7 +41,14 @@ from ai_customer_service.db.engine import Database
 from ai_customer_service.http.metrics import Metrics
 from ai_customer_service.logs import get_logger
 from ai_customer_service.outbox import repository
-from ai_customer_service.outbox.delivery import ClaimedEvent, DeliveryResult, deliver, resolve_destination
+from ai_customer_service.outbox.delivery import (
+    ClaimedEvent,
+    DeliveryResult,
+    Destination,
+    deliver,
+    known_destinations,
+    resolve_destination,
+)
 
 log = get_logger(__name__)
 
@@ -57,6 +72,28 @@ class BatchReport:
     retried: int = 0
     dead: int = 0
     lost: int = 0
+    released: int = 0  # claimed but given back unattempted (behind a retry, or the lease ran short)
+
+
+# outcomes are written to the database this often, or as soon as this many are waiting
+FLUSH_SECONDS = 0.1
+FLUSH_EVENTS = 200
+# a claimed event is only sent while the lease covers its callback timeout plus this margin
+LEASE_MARGIN_SECONDS = 1.0
+# pending events of a destination this process does not know are logged at most this often
+UNKNOWN_LOG_SECONDS = 300.0
+# how often the standalone worker looks for such events
+UNKNOWN_CHECK_SECONDS = 15.0
+
+
+@dataclass
+class _Outcome:
+    event: ClaimedEvent
+    result: DeliveryResult
+    status: str
+    next_attempt_at: datetime | None
+    outcome: str
+    at: datetime
 
 
 @dataclass
@@ -68,9 +105,35 @@ class OutboxWorker:
     clock: Clock = utcnow
     rng: random.Random = field(default_factory=random.Random)
     transport: httpx.AsyncBaseTransport | None = None
+    # pending events per destination this process cannot deliver (refreshed by check_destinations)
+    unknown_destinations: dict[str, int] = field(default_factory=dict)
+    _client: httpx.AsyncClient | None = field(default=None, repr=False)
+    _unknown_logged: dict[str, float] = field(default_factory=dict, repr=False)
+    _unknown_checked: float = field(default=float("-inf"), repr=False)
+
+    def _http(self) -> httpx.AsyncClient:
+        """One client for the worker's life: connections to a receiver are kept alive and reused."""
+        if self._client is None:
+            size = self.settings.outbox_concurrency
+            self._client = httpx.AsyncClient(
+                transport=self.transport,
+                follow_redirects=False,
+                limits=httpx.Limits(
+                    max_connections=size, max_keepalive_connections=size, keepalive_expiry=30
+                ),
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
 
     async def run_once(self) -> BatchReport:
-        """Claim one batch and deliver it (deliveries of the batch run concurrently)."""
+        """Claim one batch and deliver it (runs of different sessions concurrently)."""
+        known = known_destinations(self.settings)
+        if not known:
+            return BatchReport()
         async with self.db.transaction() as tx:
             events = await repository.claim(
                 tx,
@@ -78,35 +141,41 @@ class OutboxWorker:
                 now=self.clock(),
                 lease_seconds=self.settings.outbox_lease_seconds,
                 limit=self.settings.outbox_batch_size,
+                destinations=known,
+                per_session=self.settings.outbox_session_batch,
             )
         report = BatchReport(claimed=len(events))
         if not events:
             return report
         limit = asyncio.Semaphore(self.settings.outbox_concurrency)
-        async with httpx.AsyncClient(transport=self.transport, follow_redirects=False) as client:
+        client = self._http()
+        recorder = _Recorder(self, report)
 
-            async def one(event: ClaimedEvent) -> None:
-                async with limit:
-                    await self._deliver_one(client, event, report)
+        async def one(run: list[ClaimedEvent]) -> None:
+            async with limit:
+                await self._deliver_run(client, run, recorder)
 
-            outcomes = await asyncio.gather(*(one(event) for event in events), return_exceptions=True)
-            for outcome in outcomes:
-                if isinstance(outcome, Exception):  # the lease makes that event come back later
-                    log.error("outbox delivery bookkeeping failed", error=type(outcome).__name__)
+        flusher = asyncio.create_task(recorder.run(), name="outbox-recorder")
+        try:
+            outcomes = await asyncio.gather(*(one(run) for run in _runs(events)), return_exceptions=True)
+        finally:
+            await recorder.close(flusher)
+        for outcome in outcomes:
+            if isinstance(outcome, Exception):  # the lease makes those events come back later
+                log.error("outbox delivery failed", error=type(outcome).__name__)
         return report
 
     async def drain(self, max_batches: int = 20) -> BatchReport:
         """Run batches while there is work (the in-server job), at most ``max_batches``.
 
-        Events of one session go out in order, one at a time, so a delivery makes the session's next
-        event due at once: keep going after any delivery instead of waiting for the next poll (a
-        handoff's five events used to take five poll intervals). Stop when a batch claims nothing,
-        or delivers nothing and was not full (only retries or failures: they wait for their backoff).
+        A delivery makes the session's next event due at once: keep going after any delivery instead
+        of waiting for the next poll. Stop when a batch claims nothing, or delivers nothing and was
+        not full (only retries or failures: they wait for their backoff).
         """
         total = BatchReport()
         for _ in range(max_batches):
             report = await self.run_once()
-            for name in ("claimed", "delivered", "retried", "dead", "lost"):
+            for name in ("claimed", "delivered", "retried", "dead", "lost", "released"):
                 setattr(total, name, getattr(total, name) + getattr(report, name))
             if not report.claimed:
                 break
@@ -114,70 +183,41 @@ class OutboxWorker:
                 break
         return total
 
-    async def _deliver_one(self, client: httpx.AsyncClient, event: ClaimedEvent, report: BatchReport) -> None:
-        destination = resolve_destination(self.settings, event.destination)
-        if destination is None:
-            result = DeliveryResult(None, "DestinationNotConfigured", 0.0, None)
-            max_retries = 0
-        else:
+    def _may_start(self, event: ClaimedEvent, destination: Destination) -> bool:
+        """Whether this worker's lease still covers a whole attempt of ``event`` (else another worker
+        may claim it, or its successor, while this one is still sending)."""
+        if event.lease_expires_at is None:
+            return True
+        left = (event.lease_expires_at - self.clock()).total_seconds()
+        return left > destination.timeout_seconds + LEASE_MARGIN_SECONDS
+
+    async def _deliver_run(
+        self, client: httpx.AsyncClient, run: list[ClaimedEvent], recorder: _Recorder
+    ) -> None:
+        """Deliver a session's claimed events in order; stop at the first one not acknowledged."""
+        for index, event in enumerate(run):
+            destination = resolve_destination(self.settings, event.destination)
+            if destination is None or (index and not self._may_start(event, destination)):
+                recorder.release(run[index:])
+                return
             result = await deliver(client, event, destination, now=time.time())
-            max_retries = destination.max_retries
-        now = self.clock()
-        if result.ok:
-            status, next_at, outcome = repository.DELIVERED, None, "delivered"
-        elif event.attempt > max_retries:
-            status, next_at, outcome = repository.DEAD, None, "dead"
-        else:
+            now = self.clock()
+            if result.ok:
+                recorder.add(_Outcome(event, result, repository.DELIVERED, None, "delivered", now))
+                continue
+            if event.attempt > destination.max_retries:
+                recorder.add(_Outcome(event, result, repository.DEAD, None, "dead", now))
+                continue  # a dead event does not hold its session back
             delay = backoff_seconds(
                 event.attempt,
                 base=self.settings.outbox_retry_base_seconds,
                 cap=self.settings.outbox_retry_cap_seconds,
                 rng=self.rng,
             )
-            status, next_at, outcome = repository.PENDING, now + timedelta(seconds=delay), "retry"
-        async with self.db.transaction() as tx:
-            owned = await repository.finish(
-                tx,
-                event,
-                worker=self.name,
-                now=now,
-                status=status,
-                next_attempt_at=next_at,
-                last_status=result.status_code,
-                last_error=result.error,
-            )
-            if not owned:
-                outcome = "lost_lease"
-            repository.add_attempt(
-                tx,
-                event,
-                worker=self.name,
-                now=now,
-                status_code=result.status_code,
-                error=result.error,
-                duration_ms=result.duration_ms,
-                excerpt=result.excerpt,
-                outcome=outcome,
-            )
-        if self.metrics is not None:
-            self.metrics.outbox_deliveries.labels(outcome).inc()
-        setattr(report, _REPORT_FIELD[outcome], getattr(report, _REPORT_FIELD[outcome]) + 1)
-        fields = {
-            "event_id": str(event.id),
-            "event_type": event.type,
-            "destination": event.destination,
-            "attempt": event.attempt,
-            "status_code": result.status_code,
-            "error": result.error,
-            "duration_ms": result.duration_ms,
-            "outcome": outcome,
-        }
-        if outcome == "delivered":
-            log.debug("outbox event delivered", **fields)
-        elif outcome == "dead":
-            log.warning("outbox event dead-lettered", **fields)
-        else:
-            log.info("outbox delivery not acknowledged", **fields)
+            retry_at = now + timedelta(seconds=delay)
+            recorder.add(_Outcome(event, result, repository.PENDING, retry_at, "retry", now))
+            recorder.release(run[index + 1 :])
+            return
 
     async def refresh_metrics(self) -> None:
         if self.metrics is None:
@@ -190,6 +230,158 @@ class OutboxWorker:
         if depth.oldest_pending_created_at is not None:
             age = max(0.0, (self.clock() - depth.oldest_pending_created_at).total_seconds())
         self.metrics.outbox_oldest_age.set(age)
+        await self.check_destinations()
+
+    async def check_destinations(self, *, force: bool = True) -> dict[str, int]:
+        """Count pending events of destinations this process does not know, set the gauge and log a
+        warning (once per destination per :data:`UNKNOWN_LOG_SECONDS`). Those events are never
+        touched here: a replica that knows the destination delivers them."""
+        started = time.monotonic()
+        if not force and started - self._unknown_checked < UNKNOWN_CHECK_SECONDS:
+            return self.unknown_destinations
+        self._unknown_checked = started
+        known = known_destinations(self.settings)
+        async with self.db.transaction() as tx:
+            unknown = await repository.pending_elsewhere(tx, known)
+        if self.metrics is not None:
+            for gone in set(self.unknown_destinations) - set(unknown):
+                self.metrics.outbox_unknown_destination.labels(gone).set(0)
+            for destination, count in unknown.items():
+                self.metrics.outbox_unknown_destination.labels(destination).set(count)
+        for destination, count in unknown.items():
+            last = self._unknown_logged.get(destination)
+            if last is None or started - last >= UNKNOWN_LOG_SECONDS:
+                self._unknown_logged[destination] = started
+                log.warning(
+                    "pending outbox events for a destination this process does not deliver to: left "
+                    "for a replica that has it configured (check this replica's AI_CS_PLATFORM_* / "
+                    "AI_CS_CHANNEL_*_CALLBACK_* settings)",
+                    destination=destination,
+                    pending=count,
+                    known=",".join(known) or "none",
+                )
+        self.unknown_destinations = unknown
+        return unknown
+
+
+def _runs(events: Sequence[ClaimedEvent]) -> list[list[ClaimedEvent]]:
+    """Group claimed events into runs: consecutive events of one (destination, session), in order."""
+    runs: dict[tuple[str, uuid.UUID] | int, list[ClaimedEvent]] = {}
+    for event in events:
+        key: tuple[str, uuid.UUID] | int = (
+            (event.destination, event.session_id) if event.session_id is not None else event.seq
+        )
+        runs.setdefault(key, []).append(event)
+    return list(runs.values())
+
+
+class _Recorder:
+    """Collects outcomes and given-back claims; writes them in one transaction every
+    :data:`FLUSH_SECONDS` (or :data:`FLUSH_EVENTS`) instead of one transaction per event."""
+
+    def __init__(self, worker: OutboxWorker, report: BatchReport) -> None:
+        self.worker = worker
+        self.report = report
+        self.outcomes: list[_Outcome] = []
+        self.released: list[ClaimedEvent] = []
+        self._wake = asyncio.Event()
+        self._closed = False
+
+    def add(self, outcome: _Outcome) -> None:
+        self.outcomes.append(outcome)
+        if len(self.outcomes) >= FLUSH_EVENTS:
+            self._wake.set()
+
+    def release(self, events: Sequence[ClaimedEvent]) -> None:
+        self.released.extend(events)
+
+    async def run(self) -> None:
+        while not self._closed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=FLUSH_SECONDS)
+            self._wake.clear()
+            if not self._closed:
+                await self._flush_logged()
+
+    async def close(self, flusher: asyncio.Task[None]) -> None:
+        self._closed = True
+        self._wake.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await flusher
+        await self._flush_logged()
+
+    async def _flush_logged(self) -> None:
+        try:
+            await self.flush()
+        except Exception as exc:  # the database may be away: the leases bring the events back later
+            log.error("outbox bookkeeping failed", error=type(exc).__name__, exc_info=exc)
+
+    async def flush(self) -> None:
+        outcomes, self.outcomes = self.outcomes, []
+        released, self.released = self.released, []
+        if not outcomes and not released:
+            return
+        worker = self.worker
+        now = worker.clock()
+        async with worker.db.transaction() as tx:
+            delivered = [(o.event, o.result.status_code or 200) for o in outcomes if o.outcome == "delivered"]
+            done = await repository.mark_delivered(tx, delivered, now=now) if delivered else set()
+            for o in outcomes:
+                if o.outcome == "delivered":
+                    if o.event.seq not in done:
+                        o.outcome = "lost_lease"
+                    continue
+                owned = await repository.finish(
+                    tx,
+                    o.event,
+                    worker=worker.name,
+                    now=o.at,
+                    status=o.status,
+                    next_attempt_at=o.next_attempt_at,
+                    last_status=o.result.status_code,
+                    last_error=o.result.error,
+                )
+                if not owned:
+                    o.outcome = "lost_lease"
+            if released:
+                await repository.release(tx, released, worker=worker.name, now=now)
+            for o in outcomes:
+                repository.add_attempt(
+                    tx,
+                    o.event,
+                    worker=worker.name,
+                    now=o.at,
+                    status_code=o.result.status_code,
+                    error=o.result.error,
+                    duration_ms=o.result.duration_ms,
+                    excerpt=o.result.excerpt,
+                    outcome=o.outcome,
+                )
+        self.report.released += len(released)
+        for o in outcomes:
+            self._account(o)
+
+    def _account(self, o: _Outcome) -> None:
+        if self.worker.metrics is not None:
+            self.worker.metrics.outbox_deliveries.labels(o.outcome).inc()
+        field_name = _REPORT_FIELD[o.outcome]
+        setattr(self.report, field_name, getattr(self.report, field_name) + 1)
+        fields = {
+            "event_id": str(o.event.id),
+            "event_type": o.event.type,
+            "destination": o.event.destination,
+            "attempt": o.event.attempt,
+            "status_code": o.result.status_code,
+            "error": o.result.error,
+            "duration_ms": o.result.duration_ms,
+            "outcome": o.outcome,
+        }
+        if o.outcome == "delivered":
+            log.debug("outbox event delivered", **fields)
+        elif o.outcome == "dead":
+            log.warning("outbox event dead-lettered", **fields)
+        else:
+            log.info("outbox delivery not acknowledged", **fields)
 
 
 _REPORT_FIELD = {"delivered": "delivered", "retry": "retried", "dead": "dead", "lost_lease": "lost"}
