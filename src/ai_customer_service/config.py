@@ -138,6 +138,17 @@ class Settings(BaseSettings):
     postgres_migration_dir: str = ""
     data_dir: Path = Path("./var")
     db_connect_timeout_seconds: PositiveInt = 5
+    # deadlines (docs/configuration.md#deadlines): past any of them the request is answered 503
+    # CS_SYS_5031 with Retry-After and its transaction rolled back; 0 turns one off.
+    # AI_CS_DB_STATEMENT_TIMEOUT_MS: PostgreSQL statement_timeout and lock_timeout (per connection;
+    # statement_timeout in the DSN wins); SQLite's busy timeout (waiting for the write lock).
+    db_statement_timeout_ms: Annotated[int, Field(ge=0)] = 10_000
+    # AI_CS_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: PostgreSQL ends a transaction left idle this long.
+    db_idle_in_transaction_timeout_ms: Annotated[int, Field(ge=0)] = 60_000
+    # AI_CS_DB_POOL_TIMEOUT_SECONDS: how long a request waits for a pooled connection.
+    db_pool_timeout_seconds: PositiveFloat = 5.0
+    # AI_CS_REQUEST_TIMEOUT_SECONDS: the whole request, from its first byte to its answer.
+    request_timeout_seconds: Annotated[float, Field(ge=0)] = 20.0
 
     # inbound webhook
     webhook_secret: str = ""

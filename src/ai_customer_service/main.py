@@ -28,6 +28,7 @@ from ai_customer_service.dialog.policy import Thresholds
 from ai_customer_service.health.router import router as health_router
 from ai_customer_service.health.service import refresh_pool_metrics
 from ai_customer_service.http.auth_throttle import AuthThrottle, AuthThrottleMiddleware
+from ai_customer_service.http.deadline import RequestDeadlineMiddleware
 from ai_customer_service.http.docs import install_docs
 from ai_customer_service.http.errors import install_error_handlers
 from ai_customer_service.http.metrics import Metrics
@@ -227,6 +228,8 @@ def create_app(
     app.state.auth_throttle = throttle
     ctx.workers.every(REJECTION_FLUSH_SECONDS, "auth-throttle-audit", lambda: throttle.flush(ctx.db))
     app.add_middleware(AuthThrottleMiddleware, throttle=throttle, prefixes=(API_PREFIX, "/metrics"))
+    # added before the request-context middleware, so it runs inside it: the access log and metrics see its 503
+    app.add_middleware(RequestDeadlineMiddleware, seconds=settings.request_timeout_seconds)
     app.add_middleware(RequestContextMiddleware, metrics=ctx.metrics, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(WidgetCorsMiddleware)
     app.include_router(health_router)

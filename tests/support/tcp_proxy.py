@@ -1,4 +1,5 @@
-"""A TCP proxy the tests can cut and restore, to make a database "go away" and come back."""
+"""A TCP proxy the tests can cut and restore, to make a database "go away" and come back, or stall
+(``pause``: connections stay open but no byte goes through until ``resume``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,15 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
+        self._flowing = threading.Event()
+        self._flowing.set()
+
+    def pause(self) -> None:
+        """Stall: keep every connection open (and accept new ones) but forward nothing."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
 
     def start(self, port: int = 0) -> TcpProxy:
         listener = socket.socket()
@@ -27,6 +37,7 @@ class TcpProxy:
 
     def stop(self) -> None:
         """Close the listener and cut every open connection."""
+        self._flowing.set()
         if self._listener is not None:
             with contextlib.suppress(OSError):
                 self._listener.shutdown(socket.SHUT_RDWR)
@@ -50,15 +61,16 @@ class TcpProxy:
             except OSError:
                 client.close()
                 continue
+            upstream.settimeout(None)  # the 5 s were for connecting: a quiet connection stays open
             with self._lock:
                 self._conns += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while data := src.recv(65536):
+                self._flowing.wait()
                 dst.sendall(data)
         except OSError:
             pass

@@ -66,7 +66,9 @@ def create_engine(settings: Settings) -> AsyncEngine:
         url, connect_args = postgres_url(settings.postgres_dsn)
         # the DSN's connect_timeout and application_name win over our defaults
         connect_args.setdefault("timeout", settings.db_connect_timeout_seconds)
-        connect_args.setdefault("server_settings", {}).setdefault("application_name", "ai-customer-service")
+        server_settings = connect_args.setdefault("server_settings", {})
+        server_settings.setdefault("application_name", "ai-customer-service")
+        _postgres_deadlines(settings, server_settings)
         pool = type("PostgresPool", (IdleCappedPool,), {"max_idle": max(1, settings.postgres_max_idle_conns)})
         return create_async_engine(
             url,
@@ -77,18 +79,41 @@ def create_engine(settings: Settings) -> AsyncEngine:
             pool_recycle=settings.postgres_conn_max_lifetime_sec,
             # no pre-ping: a dead connection is invalidated on first use; saves a round trip per checkout
             pool_pre_ping=False,
-            pool_timeout=10,
+            pool_timeout=settings.db_pool_timeout_seconds,
             hide_parameters=True,  # errors are logged: keep customer text and PII out of them
         )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    busy_ms = settings.db_statement_timeout_ms or SQLITE_NO_DEADLINE_BUSY_MS
     engine = create_async_engine(
-        settings.database_url, connect_args={"timeout": 30}, pool_size=5, max_overflow=5, hide_parameters=True
+        settings.database_url,
+        connect_args={"timeout": busy_ms / 1000},
+        pool_size=5,
+        max_overflow=5,
+        pool_timeout=settings.db_pool_timeout_seconds,
+        hide_parameters=True,
     )
-    _sqlite_events(engine)
+    _sqlite_events(engine, busy_ms)
     return engine
 
 
-def _sqlite_events(engine: AsyncEngine) -> None:
+# with AI_CS_DB_STATEMENT_TIMEOUT_MS=0, SQLite still gives up waiting for the write lock after this
+SQLITE_NO_DEADLINE_BUSY_MS = 30_000
+
+
+def _postgres_deadlines(settings: Settings, server_settings: dict[str, str]) -> None:
+    """Per-connection deadlines as asyncpg ``server_settings`` (a value in the DSN wins). A database
+    that stops answering altogether is cut by the request deadline (``http/deadline.py``), which
+    cancels the request; SQLAlchemy then drops the connection instead of waiting on it."""
+    if settings.db_statement_timeout_ms:
+        server_settings.setdefault("statement_timeout", str(settings.db_statement_timeout_ms))
+        server_settings.setdefault("lock_timeout", str(settings.db_statement_timeout_ms))
+    if settings.db_idle_in_transaction_timeout_ms:
+        server_settings.setdefault(
+            "idle_in_transaction_session_timeout", str(settings.db_idle_in_transaction_timeout_ms)
+        )
+
+
+def _sqlite_events(engine: AsyncEngine, busy_ms: int) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry) -> None:
         # Let SQLAlchemy, not the driver, emit BEGIN (see the "begin" hook below).
@@ -97,7 +122,7 @@ def _sqlite_events(engine: AsyncEngine) -> None:
         for pragma in (
             "PRAGMA journal_mode=WAL",
             "PRAGMA foreign_keys=ON",
-            "PRAGMA busy_timeout=30000",
+            f"PRAGMA busy_timeout={int(busy_ms)}",
             "PRAGMA synchronous=NORMAL",
         ):
             cursor.execute(pragma)

@@ -70,6 +70,9 @@ async def upgrade(engine: AsyncEngine) -> str | None:
     database cannot be adopted."""
     async with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
+            # a migration (or waiting for another process's) may take longer than a request may
+            for name in ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout"):
+                await conn.execute(text(f"SET LOCAL {name} = 0"))
             await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_LOCK_KEY})
         # inside the transaction: look before reading, a failed read would abort it on PostgreSQL
         has_version = await conn.run_sync(lambda sync: inspect(sync).has_table("alembic_version"))
