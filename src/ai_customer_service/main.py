@@ -228,7 +228,7 @@ def create_app(
     app.state.auth_throttle = throttle
     ctx.workers.every(REJECTION_FLUSH_SECONDS, "auth-throttle-audit", lambda: throttle.flush(ctx.db))
     app.add_middleware(AuthThrottleMiddleware, throttle=throttle, prefixes=(API_PREFIX, "/metrics"))
-    # added before the request-context middleware, so it runs inside it: the access log and metrics see its 503
+    # added before the request-context middleware, so it runs inside it (the access log sees its 503)
     app.add_middleware(RequestDeadlineMiddleware, seconds=settings.request_timeout_seconds)
     app.add_middleware(RequestContextMiddleware, metrics=ctx.metrics, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(WidgetCorsMiddleware)
