@@ -132,7 +132,7 @@ def build_context(settings: Settings, db: Database, dialog: DialogEngine | None 
         ctx.workers.every(
             60.0, "ticket-auto-close", lambda: auto_close_resolved(db, quiet_seconds=quiet, events=events)
         )
-    outbox = ctx.outbox = OutboxWorker(settings, db, metrics)
+    outbox = OutboxWorker(settings, db, metrics)
     if settings.outbox_worker_enabled:
         ctx.workers.every(settings.outbox_poll_interval_seconds, "outbox-delivery", outbox.drain)
     ctx.workers.every(15.0, "outbox-metrics", outbox.refresh_metrics)
@@ -189,8 +189,6 @@ def create_app(
             await ctx.workers.stop()
             await ctx.rejections.flush(ctx.db)
             await app.state.auth_throttle.flush(ctx.db)
-            if ctx.outbox is not None:
-                await ctx.outbox.aclose()
             if knowledge_llm := getattr(ctx.dialog, "llm", None):
                 await knowledge_llm.aclose()
             if owns_db:

@@ -63,11 +63,7 @@ async def test_a_burst_is_delivered_once_in_order_over_reused_connections(
     statements = StatementCounter(db, second_db)
     try:
         w1, w2 = OutboxWorker(settings, db, name="w1"), OutboxWorker(settings, second_db, name="w2")
-        try:
-            await run_until_idle(w1, w2)
-        finally:
-            await w1.aclose()
-            await w2.aclose()
+        await run_until_idle(w1, w2)
     finally:
         await second_db.dispose()
 

@@ -77,7 +77,6 @@ async def _run_worker(settings: Settings, *, once: bool) -> None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=settings.outbox_poll_interval_seconds)
     finally:
-        await outbox.aclose()
         await db.dispose()
         log.info("outbox worker stopped", worker=outbox.name)
 

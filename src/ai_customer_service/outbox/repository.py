@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -177,10 +177,12 @@ async def mark_delivered(
     for event, status_code in events:
         by_status.setdefault(status_code, []).append(event.seq)
     done: set[int] = set()
+    table = OutboxEvent.__table__  # Core, not the ORM bulk path: no session synchronisation needed
+    assert isinstance(table, Table)
     for status_code, seqs in by_status.items():
         result = await tx.execute(
-            update(OutboxEvent)
-            .where(OutboxEvent.seq.in_(seqs), OutboxEvent.status == PENDING)
+            update(table)
+            .where(table.c.seq.in_(seqs), table.c.status == PENDING)
             .values(
                 status=DELIVERED,
                 claimed_by=None,
@@ -190,7 +192,7 @@ async def mark_delivered(
                 updated_at=now,
                 delivered_at=now,
             )
-            .returning(OutboxEvent.seq)
+            .returning(table.c.seq)
         )
         done.update(result.scalars().all())
     return done

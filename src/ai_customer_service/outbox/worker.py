@@ -7,7 +7,7 @@ any number of them may run against one database. Per batch:
    attempt: the earliest pending event of up to ``AI_CS_OUTBOX_BATCH_SIZE`` sessions, each with up
    to ``AI_CS_OUTBOX_SESSION_BATCH - 1`` of the session's next events behind it (a *run*), and only
    for destinations this process knows (another replica's events are left alone);
-2. the signed POSTs happen with no transaction open, over one keep-alive HTTP client: runs of
+2. the signed POSTs happen with no transaction open, over one keep-alive HTTP client per drain: runs of
    different sessions concurrently (``AI_CS_OUTBOX_CONCURRENCY``), the events of a run strictly one
    after the other; a run stops at the first event that is not acknowledged (it retries later, and
    the rest of the run is given back unattempted) and never starts an event its lease may not cover;
@@ -76,7 +76,7 @@ class BatchReport:
 
 
 # outcomes are written to the database this often, or as soon as this many are waiting
-FLUSH_SECONDS = 0.1
+FLUSH_SECONDS = 0.25
 FLUSH_EVENTS = 200
 # a claimed event is only sent while the lease covers its callback timeout plus this margin
 LEASE_MARGIN_SECONDS = 1.0
@@ -107,30 +107,23 @@ class OutboxWorker:
     transport: httpx.AsyncBaseTransport | None = None
     # pending events per destination this process cannot deliver (refreshed by check_destinations)
     unknown_destinations: dict[str, int] = field(default_factory=dict)
-    _client: httpx.AsyncClient | None = field(default=None, repr=False)
     _unknown_logged: dict[str, float] = field(default_factory=dict, repr=False)
     _unknown_checked: float = field(default=float("-inf"), repr=False)
 
     def _http(self) -> httpx.AsyncClient:
-        """One client for the worker's life: connections to a receiver are kept alive and reused."""
-        if self._client is None:
-            size = self.settings.outbox_concurrency
-            self._client = httpx.AsyncClient(
-                transport=self.transport,
-                follow_redirects=False,
-                limits=httpx.Limits(
-                    max_connections=size, max_keepalive_connections=size, keepalive_expiry=30
-                ),
-            )
-        return self._client
+        """A keep-alive client for one drain: connections to a receiver are reused across its batches."""
+        size = self.settings.outbox_concurrency
+        return httpx.AsyncClient(
+            transport=self.transport,
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=size, max_keepalive_connections=size, keepalive_expiry=30),
+        )
 
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-
-    async def run_once(self) -> BatchReport:
+    async def run_once(self, client: httpx.AsyncClient | None = None) -> BatchReport:
         """Claim one batch and deliver it (runs of different sessions concurrently)."""
+        if client is None:
+            async with self._http() as own:
+                return await self.run_once(own)
         known = known_destinations(self.settings)
         if not known:
             return BatchReport()
@@ -148,7 +141,6 @@ class OutboxWorker:
         if not events:
             return report
         limit = asyncio.Semaphore(self.settings.outbox_concurrency)
-        client = self._http()
         recorder = _Recorder(self, report)
 
         async def one(run: list[ClaimedEvent]) -> None:
@@ -173,14 +165,15 @@ class OutboxWorker:
         not full (only retries or failures: they wait for their backoff).
         """
         total = BatchReport()
-        for _ in range(max_batches):
-            report = await self.run_once()
-            for name in ("claimed", "delivered", "retried", "dead", "lost", "released"):
-                setattr(total, name, getattr(total, name) + getattr(report, name))
-            if not report.claimed:
-                break
-            if not report.delivered and report.claimed < self.settings.outbox_batch_size:
-                break
+        async with self._http() as client:
+            for _ in range(max_batches):
+                report = await self.run_once(client)
+                for name in ("claimed", "delivered", "retried", "dead", "lost", "released"):
+                    setattr(total, name, getattr(total, name) + getattr(report, name))
+                if not report.claimed:
+                    break
+                if not report.delivered and report.claimed < self.settings.outbox_batch_size:
+                    break
         return total
 
     def _may_start(self, event: ClaimedEvent, destination: Destination) -> bool:
