@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import sys
 import tempfile
@@ -132,6 +133,12 @@ async def wait_drained(dsn: str, timeout: float) -> float | None:
         await conn.close()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=1500)
@@ -174,11 +181,15 @@ def main() -> int:
             if health["components"].get("knowledge", {}).get("entries"):
                 break
             time.sleep(0.5)
+        assert server.proc is not None
+        server_cpu0, bench_cpu0 = cpu_seconds(server.proc.pid), time.process_time()
         if args.backlog:
             burst = asyncio.run(write_backlog(dsn, args))
         else:
             burst = asyncio.run(send_burst(server.url, args))
         drained_at = asyncio.run(wait_drained(dsn, timeout=max(120.0, args.target * 6)))
+        server_cpu = cpu_seconds(server.proc.pid) - server_cpu0
+        bench_cpu = time.process_time() - bench_cpu0
         rows = asyncio.run(outbox_rows(dsn))
     finally:
         server.stop()
@@ -217,6 +228,9 @@ def main() -> int:
         "bad_signatures": receiver.bad_signatures,
         "callback_connections": receiver.connections(),
         "burst_seconds": round(burst_seconds, 2),
+        "server_cpu_seconds": round(server_cpu, 2),
+        "bench_cpu_seconds (load generator + receiver)": round(bench_cpu, 2),
+        "load_average_1m_at_end": os.getloadavg()[0],
         "drain_seconds_after_last_message": drain,
         "code": args.code or str(ROOT / "src"),
         "server_log": str(workdir / "server.log"),

@@ -270,7 +270,7 @@ class Settings(BaseSettings):
     outbox_worker_enabled: bool = True
     outbox_poll_interval_seconds: PositiveFloat = 1.0
     outbox_batch_size: PositiveInt = 50
-    outbox_concurrency: PositiveInt = 32
+    outbox_concurrency: PositiveInt = 16
     # AI_CS_OUTBOX_SESSION_BATCH: behind each claimed session's first pending event, claim up to this
     # many of its events in all and send them one after the other (fewer claims for a busy session)
     outbox_session_batch: Annotated[int, Field(ge=1, le=500)] = 20
