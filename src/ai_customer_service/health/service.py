@@ -89,6 +89,8 @@ def llm_status(ctx: AppContext) -> dict[str, Any]:
     if llm is None:
         return {}
     return {"llm": llm.status()}
+
+
 async def outbox_status(ctx: AppContext) -> dict[str, Any]:
     """Informational (never changes the overall status): the destinations this process delivers to,
     and ``DEGRADED`` with the counts when pending events wait for a destination it does not know —
