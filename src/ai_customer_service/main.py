@@ -42,6 +42,7 @@ from ai_customer_service.outbox.router import router as outbox_router
 from ai_customer_service.outbox.service import purge_delivered
 from ai_customer_service.outbox.worker import OutboxWorker
 from ai_customer_service.platform.router import router as platform_router
+from ai_customer_service.security import replay as signature_claims
 from ai_customer_service.ticket.router import router as ticket_router
 from ai_customer_service.ticket.service import auto_assign_pending, auto_close_resolved
 from ai_customer_service.webhook.rejections import RejectionLog
@@ -152,6 +153,9 @@ def build_context(settings: Settings, db: Database, dialog: DialogEngine | None 
         )
     hours = settings.live_retention_hours
     ctx.workers.every(300.0, "live-retention", lambda: purge_live_events(db, retention_hours=hours))
+    # v1 signature claims outlive their usefulness after twice the skew window (docs/security.md)
+    skew = settings.webhook_max_skew_seconds
+    ctx.workers.every(60.0, "signature-claims", lambda: signature_claims.purge(db, max_skew_seconds=skew))
     return ctx
 
 

@@ -34,16 +34,19 @@ from ai_customer_service.db.base import (
 
 
 class Session(Base):
-    """The conversation of one customer ``(channel, open_id)``; at most one is not closed."""
+    """The conversation of one customer ``(channel, open_id)`` through one source (the generic webhook
+    or one platform adapter); at most one per ``(channel, open_id, source)`` is not closed."""
 
     __tablename__ = "cs_sessions"
     __table_args__ = (
         enum_check("status", enum_values(SessionStatus), "status"),
-        # at most one non-closed session per customer, enforced by the database
+        # at most one non-closed session per customer and source, enforced by the database: a
+        # conversation belongs to the source that started it (docs/security.md, "Sources")
         Index(
             "uq_cs_sessions_open_customer",
             "channel",
             "open_id",
+            "source",
             unique=True,
             postgresql_where=text("status <> 'closed'"),
             sqlite_where=text("status <> 'closed'"),
@@ -59,6 +62,9 @@ class Session(Base):
     user_id: Mapped[str | None] = mapped_column(String(64))
     # the platform adapter the conversation came through (None: the generic webhook)
     platform: Mapped[str | None] = mapped_column(String(64))
+    # the source that started the conversation, part of its identity: "" for the generic webhook,
+    # else the platform's name (always ``platform or ""``; never changes)
+    source: Mapped[str] = mapped_column(String(64), default="", server_default="")
     status: Mapped[str] = mapped_column(String(20), default=SessionStatus.IDLE.value)
     low_confidence_streak: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -114,6 +120,9 @@ class MessageDedup(Base):
     session_id: Mapped[uuid.UUID | None] = mapped_column(UUIDType)
     response: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # when a ``message.deduplicated`` event last went out for a duplicate of this message (at most
+    # one per AI_CS_DEDUP_EVENT_WINDOW_SECONDS)
+    notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Feedback(Base):

@@ -10,18 +10,34 @@ Three round trips per message after ``BEGIN``: lock, read, write (see :func:`rec
 from __future__ import annotations
 
 import functools
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnClause, Table, bindparam, func, insert, literal_column, select, text, update
+from sqlalchemy import (
+    ColumnClause,
+    ColumnElement,
+    Table,
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from ai_customer_service.audit import repository as audit
 from ai_customer_service.conversation.models import Message, MessageDedup, Session
 from ai_customer_service.conversation.states import AuthorType, Direction, SessionStatus
 from ai_customer_service.db.statements import insert_ignore
+from ai_customer_service.security import replay
 from ai_customer_service.ticket.models import Ticket
 from ai_customer_service.ticket.states import ACTIVE_STATUSES, TicketStatus
 
@@ -78,6 +94,7 @@ _LOCK_OPEN_SESSION = (
     .where(
         _sessions.c.channel == bindparam("channel"),
         _sessions.c.open_id == bindparam("open_id"),
+        _sessions.c.source == bindparam("source"),
         # a constant, not a parameter: the generic plan of the prepared statement can then use the
         # partial unique index (WHERE status <> 'closed'); with a parameter it scans the table
         _sessions.c.status != _CLOSED,
@@ -172,12 +189,130 @@ _READ_STATE = {
 }
 
 
+@dataclass(slots=True)
+class PreRead:
+    """What the webhook learns before any analysis or transaction, in one indexed read."""
+
+    duplicate_response: dict[str, Any] | None  # the stored response of an already processed message
+    notified_at: datetime | None  # when message.deduplicated last went out for it
+    signature_target: str | None  # where the request's v1 signature was first accepted, if anywhere
+    human_owns: bool  # the customer's open session has a ticket a human owns (or one it would reopen)
+
+
+@functools.cache
+def _pre_read_statement(*, dedup: bool, signature: bool, reopen: bool) -> Any:
+    """``SELECT (dedup response), (its notified_at), (signature's first target), EXISTS(ticket a
+    human owns in the customer's open session)``: scalar subqueries on unique or covering indexes
+    (``uq_cs_message_dedup_*``, the signature's primary key, ``uq_cs_sessions_open_customer`` then
+    ``ix_cs_tickets_session_id_created_at``)."""
+    key = and_(
+        _dedup.c.source == bindparam("source"),
+        _dedup.c.channel == bindparam("channel"),
+        _dedup.c.message_id == bindparam("message_id"),
+    )
+    owned: ColumnElement[bool] = _tickets.c.status.in_(_ACTIVE_TICKET_STATUSES)
+    if reopen:  # a message soon after resolution reopens the ticket: a human will own it again
+        owned = or_(
+            owned,
+            and_(
+                _tickets.c.status == literal_column(f"'{TicketStatus.RESOLVED.value}'"),
+                _tickets.c.resolved_at >= bindparam("reopen_since", type_=_tickets.c.resolved_at.type),
+            ),
+        )
+    human = exists(
+        select(_ONE)
+        .select_from(_tickets.join(_sessions, _sessions.c.id == _tickets.c.session_id))
+        .where(
+            _sessions.c.channel == bindparam("channel"),
+            _sessions.c.open_id == bindparam("open_id"),
+            _sessions.c.source == bindparam("source"),
+            _sessions.c.status != _CLOSED,
+            owned,
+        )
+    )
+    columns: list[Any] = [human.label("human_owns")]
+    if dedup:
+        columns.append(select(_dedup.c.response).where(key).scalar_subquery().label("duplicate_response"))
+        columns.append(select(_dedup.c.notified_at).where(key).scalar_subquery().label("notified_at"))
+    if signature:
+        columns.append(replay.TARGET_OF.scalar_subquery().label("signature_target"))
+    return select(*columns)
+
+
+async def pre_read(
+    conn: AsyncConnection,
+    *,
+    source: str,
+    channel: str,
+    open_id: str,
+    message_id: str | None,
+    signature_digest: str | None,
+    reopen_since: datetime | None,
+) -> PreRead:
+    """One statement, outside any transaction and without locks: the message's dedup record, where
+    its v1 signature was first used, and whether a human owns the customer's conversation. A hint
+    only: the transaction re-reads all of it under the session lock."""
+    params: dict[str, Any] = {"source": source, "channel": channel, "open_id": open_id}
+    if message_id is not None:
+        params["message_id"] = message_id
+    if signature_digest is not None:
+        params["signature_digest"] = signature_digest
+    if reopen_since is not None:
+        params["reopen_since"] = reopen_since
+    stmt = _pre_read_statement(
+        dedup=message_id is not None, signature=signature_digest is not None, reopen=reopen_since is not None
+    )
+    row = (await conn.execute(stmt, params)).one()._mapping
+    notified = row["notified_at"] if message_id is not None else None
+    if isinstance(notified, str):  # SQLite scalar subqueries bypass the column type
+        notified = datetime.fromisoformat(notified)
+    if notified is not None and notified.tzinfo is None:
+        notified = notified.replace(tzinfo=UTC)
+    response = row["duplicate_response"] if message_id is not None else None
+    if isinstance(response, str):
+        response = json.loads(response)
+    return PreRead(
+        duplicate_response=response,
+        notified_at=notified,
+        signature_target=row["signature_target"] if signature_digest is not None else None,
+        human_owns=bool(row["human_owns"]),
+    )
+
+
+_MARK_NOTIFIED = (
+    update(_dedup)
+    .where(
+        _dedup.c.source == bindparam("k_source"),
+        _dedup.c.channel == bindparam("k_channel"),
+        _dedup.c.message_id == bindparam("k_message_id"),
+        or_(_dedup.c.notified_at.is_(None), _dedup.c.notified_at < bindparam("cutoff")),
+    )
+    .values(notified_at=bindparam("now"))
+)
+
+
+async def mark_notified(
+    conn: AsyncConnection, *, source: str, channel: str, message_id: str, now: datetime, cutoff: datetime
+) -> bool:
+    """Record that ``message.deduplicated`` goes out now for this message, unless it went out after
+    ``cutoff``; True when this call won (exactly one concurrent caller does)."""
+    result = await conn.execute(
+        _MARK_NOTIFIED,
+        {"k_source": source, "k_channel": channel, "k_message_id": message_id, "now": now, "cutoff": cutoff},
+    )
+    return bool(result.rowcount)
+
+
 # --- sessions -------------------------------------------------------------------------------------
 
 
-async def lock_open_session(conn: AsyncConnection, channel: str, open_id: str) -> OpenSession | None:
-    """The customer's non-closed session, locked for this transaction (FOR UPDATE on PostgreSQL)."""
-    row = (await conn.execute(_LOCK_OPEN_SESSION, {"channel": channel, "open_id": open_id})).first()
+async def lock_open_session(
+    conn: AsyncConnection, channel: str, open_id: str, source: str = ""
+) -> OpenSession | None:
+    """The customer's non-closed session through ``source`` ("" = the generic webhook, else the
+    platform's name), locked for this transaction (FOR UPDATE on PostgreSQL)."""
+    params = {"channel": channel, "open_id": open_id, "source": source}
+    row = (await conn.execute(_LOCK_OPEN_SESSION, params)).first()
     return None if row is None else OpenSession(*row)
 
 
@@ -191,13 +326,19 @@ async def open_session(
     now: datetime,
     platform: str | None = None,
 ) -> OpenSession:
-    """Find or create the customer's one non-closed session, locked; safe under concurrency.
+    """Find or create the customer's one non-closed session through ``platform`` (``None``: the
+    generic webhook), locked; safe under concurrency.
+
+    A conversation belongs to the source that started it: the source is part of the session's
+    identity ``(channel, open_id, source)``, so another source writing with the same ``open_id``
+    gets its own conversation and never sees, changes or receives the events of this one.
 
     The partial unique index ``uq_cs_sessions_open_customer`` makes concurrent creators converge on
-    one row: the losers' inserts do nothing and they lock the winner's row. ``user_id`` and
-    ``platform`` changes are applied to the returned row (written by :func:`record_message`).
+    one row: the losers' inserts do nothing and they lock the winner's row. A ``user_id`` change is
+    applied to the returned row (written by :func:`record_message`).
     """
-    session = await lock_open_session(conn, channel, open_id)
+    source = platform or ""
+    session = await lock_open_session(conn, channel, open_id, source)
     if session is None:
         await insert_ignore(
             tx,
@@ -208,23 +349,21 @@ async def open_session(
                 "open_id": open_id,
                 "user_id": user_id,
                 "platform": platform,
+                "source": source,
                 "status": SessionStatus.IDLE.value,
                 "low_confidence_streak": 0,
                 "created_at": now,
                 "updated_at": now,
                 "last_message_at": now,
             },
-            index_elements=["channel", "open_id"],
+            index_elements=["channel", "open_id", "source"],
             index_where=text("status <> 'closed'"),
         )
-        session = await lock_open_session(conn, channel, open_id)
+        session = await lock_open_session(conn, channel, open_id, source)
         if session is None:  # pragma: no cover - the insert or a concurrent one must be visible
             raise RuntimeError("open session vanished after insert")
     if user_id and session.user_id != user_id:
         session.user_id = user_id
-    if platform and session.platform != platform:
-        # the customer now writes through a platform: that platform gets the conversation's events
-        session.platform = platform
     return session
 
 

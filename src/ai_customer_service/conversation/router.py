@@ -111,19 +111,26 @@ async def session_feedback(
     ctx: AppContext = Depends(app_context),
     rid: str = Depends(request_id),
 ) -> dict[str, Any]:
-    """CSAT from the channel gateway: signed like the webhook."""
+    """CSAT from the channel gateway: signed like the webhook. A v1-signed rating is bound to the
+    session it was first sent for: the same signed bytes for another session are 403
+    ``CS_AUTH_4035``."""
     raw = await request.body()
     rated_at = None
+    binding = None
     if ctx.settings.webhook_secret:
-        verify_request(
-            request, raw, secret=ctx.settings.webhook_secret, settings=ctx.settings, rejections=ctx.rejections
-        )
+        binding = verify_request(
+            request,
+            raw,
+            secret=(ctx.settings.webhook_secret, ctx.settings.webhook_secret_previous),
+            settings=ctx.settings,
+            rejections=ctx.rejections,
+        ).binding
         # verified: an integer within the skew window; orders ratings, so a replayed older one loses
         rated_at = datetime.fromtimestamp(int(request.headers[ctx.settings.webhook_timestamp_header]), UTC)
     target = service.parse_session_id(session_id)
     score, comment = _parse_feedback(raw)
     return await service.feedback(
-        ctx.db, target, score=score, comment=comment, request_id=rid, rated_at=rated_at
+        ctx.db, target, score=score, comment=comment, request_id=rid, rated_at=rated_at, signature=binding
     )
 
 

@@ -22,6 +22,8 @@ from ai_customer_service.db.engine import Database
 from ai_customer_service.db.locking import for_update
 from ai_customer_service.errors import BadRequest, Conflict, NotFound
 from ai_customer_service.outbox.publisher import EventPublisher
+from ai_customer_service.security import replay
+from ai_customer_service.security.replay import SignatureBinding
 from ai_customer_service.ticket import repository as tickets
 from ai_customer_service.ticket.states import Priority
 from ai_customer_service.values import require_uuid
@@ -74,6 +76,7 @@ async def feedback(
     comment: str | None,
     request_id: str | None,
     rated_at: datetime | None = None,
+    signature: SignatureBinding | None = None,
 ) -> dict[str, Any]:
     """Store the customer's rating of the session. One rating per session: a newer one replaces the
     previous (audited with both scores). ``rated_at`` is when the customer rated (the signed request's
@@ -84,6 +87,8 @@ async def feedback(
         raise BadRequest("feedback score must be between 1 and 5", "CS_REQ_4009")
     rated_at = rated_at or datetime.now(UTC)
     async with db.transaction() as tx:
+        if signature is not None:
+            await replay.claim(tx, signature)  # the same signed rating for another session: 403
         session = await _locked(tx, session_id)  # serialises ratings of one session
         row = (
             await tx.execute(select(Feedback).where(Feedback.session_id == session.id))

@@ -8,6 +8,7 @@ from ai_customer_service.db.schema_versions import SchemaMigration
 from ai_customer_service.knowledge.models import KBEmbedding, KBEntry
 from ai_customer_service.live.models import LiveEventRow
 from ai_customer_service.outbox.models import OutboxAttempt, OutboxEvent
+from ai_customer_service.security.models import SignatureUse
 from ai_customer_service.ticket.models import Ticket, TicketNote
 from ai_customer_service.widget.models import WidgetCounter, WidgetKey, WidgetSite
 
@@ -26,6 +27,7 @@ __all__ = [
     "Principal",
     "SchemaMigration",
     "Session",
+    "SignatureUse",
     "Ticket",
     "TicketNote",
     "WidgetCounter",

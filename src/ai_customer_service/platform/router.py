@@ -44,8 +44,12 @@ async def _handle(
 ) -> dict[str, Any]:
     profile = _profile(ctx, platform)
     body = await request.body()
-    key = verify_request(
-        request, body, secret=profile.ingress_secret, settings=ctx.settings, rejections=ctx.rejections
+    verified = verify_request(
+        request,
+        body,
+        secret=(profile.ingress_secret, profile.ingress_secret_previous),
+        settings=ctx.settings,
+        rejections=ctx.rejections,
     )
     try:
         message = parse_inbound(
@@ -54,12 +58,12 @@ async def _handle(
             channels=ctx.settings.channel_names,
             max_content_chars=ctx.settings.max_content_chars,
             default_channel=profile.name,
-            replay_key=key,
+            replay_key=verified.replay_key,
         )
     except BadRequest as exc:
         ctx.rejections.record(exc.code, request_id=rid, path=request.url.path, reason=exc.message)
         raise
-    result = await ctx.ingest.ingest(message, source=profile.name, request_id=rid)
+    result = await ctx.ingest.ingest(message, source=profile.name, request_id=rid, signature=verified.binding)
     return {
         "accepted": True,
         "platform": profile.name,

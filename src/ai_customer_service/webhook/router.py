@@ -43,12 +43,12 @@ BODY_DOC: dict[str, Any] = {
 
 async def _handle(request: Request, ctx: AppContext, channel: str | None, rid: str) -> dict[str, Any]:
     body = await request.body()
-    key = None
+    verified = None
     if ctx.settings.webhook_secret:
-        key = verify_request(
+        verified = verify_request(
             request,
             body,
-            secret=ctx.settings.webhook_secret,
+            secret=(ctx.settings.webhook_secret, ctx.settings.webhook_secret_previous),
             settings=ctx.settings,
             rejections=ctx.rejections,
         )
@@ -58,12 +58,14 @@ async def _handle(request: Request, ctx: AppContext, channel: str | None, rid: s
             path_channel=channel,
             channels=ctx.settings.channel_names,
             max_content_chars=ctx.settings.max_content_chars,
-            replay_key=key,
+            replay_key=verified.replay_key if verified else None,
         )
     except BadRequest as exc:
         ctx.rejections.record(exc.code, request_id=rid, path=request.url.path, reason=exc.message)
         raise
-    result = await ctx.ingest.ingest(message, request_id=rid)
+    result = await ctx.ingest.ingest(
+        message, request_id=rid, signature=verified.binding if verified else None
+    )
     return result.response
 
 

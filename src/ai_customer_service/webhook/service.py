@@ -2,17 +2,24 @@
 
 Order of work:
 
-1. outside any transaction: the process-local "known to be over the limit" memo (a retry of a
-   processed message is still answered from its dedup record) and the dialog's ``analyze`` step
-   (rules, retrieval: possibly slow, never under a database lock);
+1. outside any transaction, one indexed read without locks (:func:`conversations.pre_read`): the
+   dedup record (a duplicate is answered from it, writing nothing), the path the request's v1
+   signature was first used on (another path: 403 ``CS_AUTH_4035``) and whether a human owns the
+   customer's conversation; then the process-local "known to be over the limit" memo, and the
+   dialog's ``analyze`` step (rules, retrieval, the optional LLM: possibly slow, never under a
+   database lock), skipped while a human owns the conversation;
 2. one transaction, on pre-built Core statements (:mod:`ai_customer_service.conversation.repository`):
    find-or-create and lock the customer's session (a concurrent duplicate of the same customer waits
    here for the first), then in one read under that lock the dedup record (a duplicate is answered
    from it, before any rate limit), the rate-limit count and the ticket state; decide; write the
    inbound message, the bot reply, the audit row, the dedup record and the session in one statement
-   (PostgreSQL), plus the ticket on handoff. The dedup key's unique index is the last line of
+   (PostgreSQL), plus the ticket on handoff and the signature's claim on its path. If the bot owns
+   the conversation after all and the message was not analysed, the transaction is abandoned, the
+   message analysed and the transaction run again. The dedup key's unique index is the last line of
    defence (a duplicate under another customer's session). Any failure rolls all of it back, so the
    upstream's retry is processed normally.
+
+A conversation belongs to its source: the session is found by ``(channel, open_id, source)``.
 """
 
 from __future__ import annotations
@@ -38,6 +45,8 @@ from ai_customer_service.http.metrics import Metrics
 from ai_customer_service.logs import get_logger
 from ai_customer_service.outbox.events import EventType, destinations_for
 from ai_customer_service.outbox.publisher import EventPublisher
+from ai_customer_service.security import replay
+from ai_customer_service.security.replay import SignatureBinding
 from ai_customer_service.ticket import repository as tickets
 from ai_customer_service.ticket.service import reopen_on_customer_message
 from ai_customer_service.ticket.states import Priority, TicketStatus
@@ -100,47 +109,90 @@ class IngestService:
         self.blocked = BlockedCustomers()
 
     async def ingest(
-        self, message: InboundMessage, *, source: str = "", request_id: str = ""
+        self,
+        message: InboundMessage,
+        *,
+        source: str = "",
+        request_id: str = "",
+        signature: SignatureBinding | None = None,
     ) -> IngestResult:
+        """Process one message exactly once. ``source`` is "" for the generic webhook, else the
+        platform's name (part of the conversation's identity); ``signature`` is the request's v1
+        signature binding, claimed for its path (a signature used on another path: 403
+        ``CS_AUTH_4035``)."""
+        # one indexed read, no lock, no write: a duplicate is answered from it, a replay to another
+        # path refused, and a conversation a human owns skips the analysis
+        pre = await self._pre_read(message, source, signature)
+        replay.check(signature, pre.signature_target)
+        if pre.duplicate_response is not None:
+            return await self._duplicate(message, pre.duplicate_response, source, pre.notified_at)
         if self.settings.rate_limit_messages:
             wait = self.blocked.retry_after(message.channel, message.open_id)
             if wait is not None:
-                # known to be over the limit: answer a retry of a processed message, refuse the rest,
-                # and write nothing
-                previous = await self._previous_response(source, message) if message.dedup_key else None
-                if previous is not None:
-                    return await self._duplicate(message, previous, source)
+                # known to be over the limit (process-local memo): refuse, write nothing
                 self.metrics.webhook_rejections.labels("CS_SES_4002").inc()
                 raise _rate_limited(wait)
 
-        analysis = await self.dialog.analyze(message.content, message.content_type)
-        try:
-            async with self.db.transaction() as tx:
-                return await self._process(tx, message, analysis, source=source, request_id=request_id)
-        except RateLimited:
-            self.metrics.webhook_rejections.labels("CS_SES_4002").inc()
-            raise
-        except _Duplicate as dup:
-            return await self._duplicate(message, dup.response, source)
-        except IntegrityError:
-            # the dedup key was taken concurrently under another customer's session lock
-            previous = await self._previous_response(source, message) if message.dedup_key else None
-            if previous is None:
+        # the dialog's analysis (rules, retrieval, the optional LLM) runs outside the transaction and
+        # only when the bot may answer: never for a duplicate, nor while a human owns the conversation
+        analysis = None
+        if not pre.human_owns:
+            analysis = await self.dialog.analyze(message.content, message.content_type)
+        for _ in range(3):
+            try:
+                async with self.db.transaction() as tx:
+                    return await self._process(
+                        tx, message, analysis, source=source, request_id=request_id, signature=signature
+                    )
+            except _NeedsAnalysis:
+                # the pre-read said a human owns the conversation, but under the lock the bot does
+                # (the ticket was closed meanwhile): analyse now, outside the transaction, and retry
+                analysis = await self.dialog.analyze(message.content, message.content_type)
+            except RateLimited:
+                self.metrics.webhook_rejections.labels("CS_SES_4002").inc()
                 raise
-            return await self._duplicate(message, previous, source)
+            except _Duplicate as dup:
+                return await self._duplicate(message, dup.response, source, None)
+            except IntegrityError:
+                # the dedup key (or the signature) was taken concurrently under another session's lock
+                again = await self._pre_read(message, source, signature)
+                replay.check(signature, again.signature_target)
+                if again.duplicate_response is None:
+                    raise
+                return await self._duplicate(message, again.duplicate_response, source, again.notified_at)
+        # pragma: no cover - the second pass always has an analysis
+        raise RuntimeError("the conversation changed hands three times during one message")
 
-    async def _previous_response(self, source: str, message: InboundMessage) -> dict[str, Any] | None:
-        assert message.dedup_key is not None
+    async def _pre_read(
+        self, message: InboundMessage, source: str, signature: SignatureBinding | None
+    ) -> conversations.PreRead:
+        window = self.settings.ticket_reopen_window_seconds
         async with self.db.sessionmaker() as tx:
-            return await conversations.dedup_response(
-                tx, source=source, channel=message.channel, message_id=message.dedup_key
+            conn = await tx.connection()
+            return await conversations.pre_read(
+                conn,
+                source=source,
+                channel=message.channel,
+                open_id=message.open_id,
+                message_id=message.dedup_key,
+                signature_digest=signature.digest if signature else None,
+                reopen_since=datetime.now(UTC) - timedelta(seconds=window) if window > 0 else None,
             )
 
     async def _session_owner(self, session_id: uuid.UUID) -> str | None:
         async with self.db.sessionmaker() as tx:
             return await conversations.session_open_id(tx, session_id)
 
-    async def _duplicate(self, message: InboundMessage, stored: dict[str, Any], source: str) -> IngestResult:
+    async def _duplicate(
+        self,
+        message: InboundMessage,
+        stored: dict[str, Any],
+        source: str,
+        notified_at: datetime | None,
+    ) -> IngestResult:
+        """Answer a duplicate from its stored response. Writes nothing, except the one
+        ``message.deduplicated`` event per original message per ``AI_CS_DEDUP_EVENT_WINDOW_SECONDS``
+        (when someone is subscribed to the conversation's events)."""
         owner = stored.get(_OPEN_ID_KEY)
         if owner is None and stored.get("session_id"):
             # a record written before owners were stored: the session it answered says whose it is
@@ -157,9 +209,24 @@ class IngestService:
         self.metrics.messages_processed.labels(message.channel, "duplicate").inc()
         response = {k: v for k, v in stored.items() if not k.startswith("_")}
         session_id = response.get("session_id")
-        if session_id and destinations_for(self.settings, platform=source or None, channel=message.channel):
+        now = datetime.now(UTC)
+        cutoff = now - timedelta(seconds=self.settings.dedup_event_window_seconds)
+        if (
+            session_id
+            and message.dedup_key
+            and (notified_at is None or notified_at < cutoff)
+            and destinations_for(self.settings, platform=source or None, channel=message.channel)
+        ):
             async with self.db.transaction() as tx:
-                session = await tx.get(Session, uuid.UUID(session_id))
+                won = await conversations.mark_notified(
+                    await tx.connection(),
+                    source=source,
+                    channel=message.channel,
+                    message_id=message.dedup_key,
+                    now=now,
+                    cutoff=cutoff,
+                )
+                session = await tx.get(Session, uuid.UUID(session_id)) if won else None
                 if session is not None:
                     self.events.publish(
                         tx,
@@ -177,7 +244,14 @@ class IngestService:
         )
 
     async def _process(
-        self, tx: AsyncSession, message: InboundMessage, analysis: Analysis, *, source: str, request_id: str
+        self,
+        tx: AsyncSession,
+        message: InboundMessage,
+        analysis: Analysis | None,
+        *,
+        source: str,
+        request_id: str,
+        signature: SignatureBinding | None,
     ) -> IngestResult:
         now = datetime.now(UTC)
         conn = await tx.connection()
@@ -198,6 +272,8 @@ class IngestService:
             raise _Duplicate(state.duplicate_response)
         if limit and state.recent_inbound >= limit:
             self._over_limit(message, state, now)
+        if signature is not None:
+            await replay.claim(tx, signature, now=now)  # 403 CS_AUTH_4035 when used on another path
 
         inbound = conversations.message_row(
             session_id=session.id,
@@ -258,6 +334,8 @@ class IngestService:
             # a human owns the conversation: the bot stays silent, the message goes to the ticket
             pass
         else:
+            if analysis is None:
+                raise _NeedsAnalysis
             started = time.perf_counter()
             decision = self.dialog.decide(analysis, low_confidence_streak=session.low_confidence_streak)
             latency_ms = analysis.latency_ms + (time.perf_counter() - started) * 1000
@@ -431,6 +509,10 @@ class IngestService:
         wait = max(1.0, wait)
         self.blocked.block(message.channel, message.open_id, wait)
         raise _rate_limited(int(wait + 0.999))
+
+
+class _NeedsAnalysis(Exception):
+    """The bot owns the conversation after all, and the message was not analysed yet."""
 
 
 class _Duplicate(Exception):
