@@ -370,3 +370,17 @@ async def test_a_stale_human_owns_hint_still_gets_an_answer(
     assert len(counting.analyzed) == 1
     async with db.sessionmaker() as tx:
         assert (await tx.execute(select(func.count()).select_from(Session))).scalar_one() == 1
+
+
+async def test_a_platform_flooding_with_a_customers_open_id_does_not_rate_limit_that_customer(
+    make_client: Any,
+) -> None:
+    client = await make_client(rate_limit_messages=2, rate_limit_window_seconds=60)
+    path = "/platforms/sub2api/webhook/widget"
+    codes = []
+    for i in range(5):
+        raw, headers = signed(message(f"spam {i}", open_id="rl-1"), SUB2API_SECRET)
+        codes.append((await client.post(path, content=raw, headers=headers)).status_code)
+    assert codes == [200, 200, 429, 429, 429]
+    raw, headers = signed(message("hello", open_id="rl-1"), TEST_SECRET)
+    assert (await client.post("/webhook", content=raw, headers=headers)).status_code == 200

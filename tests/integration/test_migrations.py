@@ -13,6 +13,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ai_customer_service.db.engine import Database
@@ -160,3 +161,35 @@ def _uuid(conn: AsyncConnection, name: str) -> object:
     """A stable id for ``name`` in the form the dialect stores (a UUID on PostgreSQL, hex text on SQLite)."""
     value = uuid.uuid5(uuid.NAMESPACE_DNS, name)
     return value if conn.dialect.name == "postgresql" else value.hex
+
+
+async def test_0010_gives_existing_sessions_their_source_and_keys_open_sessions_by_it(db: Database) -> None:
+    """Sessions keep their platform as their source; a second open session of the same customer is
+    then allowed through another source only."""
+
+    def to(revision: str, down: bool) -> Callable[[Connection], None]:
+        def run(conn: Connection) -> None:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = conn
+            (command.downgrade if down else command.upgrade)(cfg, revision)
+
+        return run
+
+    insert = text(
+        "INSERT INTO cs_sessions (id, channel, open_id, platform, status, low_confidence_streak, "
+        "created_at, updated_at, last_message_at) VALUES (:id, 'widget', :open_id, :platform, 'idle', 0, "
+        ":t, :t, :t)"
+    )
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    async with db.engine.begin() as conn:
+        await conn.run_sync(to("0008", down=True))
+        await conn.execute(insert, {"id": _uuid(conn, "s1"), "open_id": "x", "platform": "sub2api", "t": t})
+        await conn.execute(insert, {"id": _uuid(conn, "s2"), "open_id": "y", "platform": None, "t": t})
+        await conn.run_sync(to("head", down=False))
+        rows = (await conn.execute(text("SELECT open_id, source FROM cs_sessions ORDER BY open_id"))).all()
+        assert [tuple(r) for r in rows] == [("x", "sub2api"), ("y", "")]
+        # the generic webhook's own conversation with customer x may now exist next to sub2api's
+        await conn.execute(insert, {"id": _uuid(conn, "s3"), "open_id": "x", "platform": None, "t": t})
+    with pytest.raises(IntegrityError):
+        async with db.engine.begin() as conn:
+            await conn.execute(insert, {"id": _uuid(conn, "s4"), "open_id": "y", "platform": None, "t": t})

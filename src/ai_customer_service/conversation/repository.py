@@ -498,6 +498,7 @@ def dedup_row(
         "session_id": session_id,
         "response": response,
         "created_at": now,
+        "notified_at": None,
     }
 
 

@@ -127,7 +127,7 @@ class IngestService:
         if pre.duplicate_response is not None:
             return await self._duplicate(message, pre.duplicate_response, source, pre.notified_at)
         if self.settings.rate_limit_messages:
-            wait = self.blocked.retry_after(message.channel, message.open_id)
+            wait = self.blocked.retry_after(_limit_key(source, message.channel), message.open_id)
             if wait is not None:
                 # known to be over the limit (process-local memo): refuse, write nothing
                 self.metrics.webhook_rejections.labels("CS_SES_4002").inc()
@@ -271,7 +271,7 @@ class IngestService:
         if state.duplicate_response is not None:
             raise _Duplicate(state.duplicate_response)
         if limit and state.recent_inbound >= limit:
-            self._over_limit(message, state, now)
+            self._over_limit(message, state, now, source)
         if signature is not None:
             await replay.claim(tx, signature, now=now)  # 403 CS_AUTH_4035 when used on another path
 
@@ -502,13 +502,21 @@ class IngestService:
             session = await open_()
         return session
 
-    def _over_limit(self, message: InboundMessage, state: conversations.MessageState, now: datetime) -> None:
+    def _over_limit(
+        self, message: InboundMessage, state: conversations.MessageState, now: datetime, source: str
+    ) -> None:
         window = self.settings.rate_limit_window_seconds
         oldest = state.oldest_inbound
         wait = window if oldest is None else (oldest + timedelta(seconds=window) - now).total_seconds()
         wait = max(1.0, wait)
-        self.blocked.block(message.channel, message.open_id, wait)
+        self.blocked.block(_limit_key(source, message.channel), message.open_id, wait)
         raise _rate_limited(int(wait + 0.999))
+
+
+def _limit_key(source: str, channel: str) -> str:
+    """The rate-limit memo's key: a customer per source (one source flooding with another's open_id
+    must not get that customer blocked)."""
+    return f"{source}/{channel}" if source else channel
 
 
 class _NeedsAnalysis(Exception):
