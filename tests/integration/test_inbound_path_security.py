@@ -31,6 +31,8 @@ API = "/api/v1/customer-service"
 SUB2API_SECRET = "sub2api-ingress-1"
 SUB2API_PREVIOUS = "sub2api-ingress-0"
 WEBHOOK_PREVIOUS = "old-webhook-secret-0"
+# the one write a duplicate may cause: its message.deduplicated event (outbox and live stream)
+ONE_DEDUP_EVENT = {"cs_platform_outbox": 1, "cs_live_events": 1}
 
 
 @pytest.fixture
@@ -186,7 +188,7 @@ async def test_a_signed_message_resent_to_other_channel_paths_is_refused(
     after = await row_counts(db)
     # the refusals wrote nothing; the retry only its one message.deduplicated event (the widget's
     # callback subscription)
-    assert {k: after[k] - before[k] for k in after if after[k] != before[k]} == {"cs_platform_outbox": 1}
+    assert {k: after[k] - before[k] for k in after if after[k] != before[k]} == ONE_DEDUP_EVENT
 
 
 async def test_a_platform_request_resent_to_another_channel_is_refused(client: httpx.AsyncClient) -> None:
@@ -304,7 +306,7 @@ async def test_a_duplicate_flood_costs_no_writes_and_no_analysis(
     after = await row_counts(db)
     assert len(counting.analyzed) == 1  # no analysis for any duplicate
     # the only write of 30 replays: one message.deduplicated event for the widget's subscription
-    assert {k: after[k] - before[k] for k in after if after[k] != before[k]} == {"cs_platform_outbox": 1}
+    assert {k: after[k] - before[k] for k in after if after[k] != before[k]} == ONE_DEDUP_EVENT
     events = [e.type for e in await outbox(db, first.json()["session_id"])]
     assert events.count("message.deduplicated") == 1
     # the same without a message_id (the signature is the key), through a platform
@@ -315,7 +317,7 @@ async def test_a_duplicate_flood_costs_no_writes_and_no_analysis(
     for _ in range(10):
         assert (await client.post(path, content=raw, headers=headers)).json()["duplicate"] is True
     after = await row_counts(db)
-    assert {k: after[k] - before[k] for k in after if after[k] != before[k]} == {"cs_platform_outbox": 1}
+    assert {k: after[k] - before[k] for k in after if after[k] != before[k]} == ONE_DEDUP_EVENT
     assert len(counting.analyzed) == 2
 
 
