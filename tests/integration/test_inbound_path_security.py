@@ -386,3 +386,22 @@ async def test_a_platform_flooding_with_a_customers_open_id_does_not_rate_limit_
     assert codes == [200, 200, 429, 429, 429]
     raw, headers = signed(message("hello", open_id="rl-1"), TEST_SECRET)
     assert (await client.post("/webhook", content=raw, headers=headers)).status_code == 200
+
+
+async def test_concurrent_sends_of_one_signed_request_to_several_paths_process_it_once(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    raw, headers = signed({"open_id": "cc-1", "message_id": "cc-m", "content": "hello"}, TEST_SECRET)
+    paths = ["/webhook/widget", "/webhook/telegram", "/webhook/discord", "/webhook/wechat"] * 2
+    answers = await asyncio.gather(*(client.post(API + p, content=raw, headers=headers) for p in paths))
+    outcomes = sorted(
+        (r.status_code, r.json().get("duplicate"), r.json().get("error", {}).get("code")) for r in answers
+    )
+    processed = [o for o in outcomes if o == (200, False, None)]
+    assert len(processed) == 1, outcomes
+    winner = next(p for p, r in zip(paths, answers, strict=True) if r.status_code == 200)
+    assert all(o[0] == 200 or o[2] == "CS_AUTH_4035" for o in outcomes), outcomes
+    assert sum(1 for o in outcomes if o[0] == 200) == paths.count(winner)  # its twin is the duplicate
+    async with db.sessionmaker() as tx:
+        stmt = select(func.count()).select_from(Session)
+        assert (await tx.execute(stmt)).scalar_one() == 1

@@ -134,6 +134,8 @@ _INSERT_MESSAGES = insert(_messages)
 
 _INSERT_DEDUP = insert(_dedup)
 
+_INSERT_SIGNATURE_USE = insert(replay.TABLE)
+
 
 # a list of bound values would be an "expanding" parameter, rendered again at every execution
 _ACTIVE_TICKET_STATUSES: list[ColumnClause[str]] = [
@@ -510,9 +512,12 @@ async def record_message(
     messages: list[dict[str, Any]],
     audit_row: dict[str, Any],
     dedup: dict[str, Any] | None,
+    signature_use: dict[str, Any] | None = None,
 ) -> None:
     """Write one processed message: its ``cs_messages`` rows (inbound, bot reply), its audit row,
-    its dedup record and the session's new state (last message ``now``).
+    its dedup record, its v1 signature's claim (a plain insert: a claim by another path committed
+    meanwhile is a unique violation, which the caller turns into 403 ``CS_AUTH_4035``) and the
+    session's new state (last message ``now``).
 
     PostgreSQL: one statement (the inserts as data-modifying CTEs of the session ``UPDATE``), one
     round trip. SQLite, which has no data-modifying CTEs: the same inserts one after the other.
@@ -532,6 +537,8 @@ async def record_message(
         await conn.execute(audit.INSERT, audit_row)
         if dedup is not None:
             await conn.execute(_INSERT_DEDUP, dedup)
+        if signature_use is not None:
+            await conn.execute(_INSERT_SIGNATURE_USE, signature_use)
         await conn.execute(_SAVE_SESSION, params)
         return
     for i, message in enumerate(messages):
@@ -539,7 +546,10 @@ async def record_message(
     params.update(_suffixed(audit_row, "a"))
     if dedup is not None:
         params.update(_suffixed(dedup, "d"))
-    await conn.execute(_record_statement(len(messages), dedup is not None), params)
+    if signature_use is not None:
+        params.update(_suffixed(signature_use, "s"))
+    statement = _record_statement(len(messages), dedup is not None, signature_use is not None)
+    await conn.execute(statement, params)
 
 
 def _suffixed(row: dict[str, Any], suffix: object) -> dict[str, Any]:
@@ -552,13 +562,15 @@ def _insert_cte(table: Table, suffix: object, name: str) -> Any:
 
 
 @functools.cache
-def _record_statement(messages: int, dedup: bool) -> Any:
+def _record_statement(messages: int, dedup: bool, signature: bool = False) -> Any:
     """``WITH m0 AS (INSERT ...), [m1 AS (INSERT ...),] a AS (INSERT ...), [d AS (INSERT ...)]
-    UPDATE cs_sessions ...`` (PostgreSQL), built once per shape."""
+    [s AS (INSERT ...)] UPDATE cs_sessions ...`` (PostgreSQL), built once per shape."""
     ctes = [_insert_cte(_messages, i, f"m{i}") for i in range(messages)]
     ctes.append(_insert_cte(audit.TABLE, "a", "a"))
     if dedup:
         ctes.append(_insert_cte(_dedup, "d", "d"))
+    if signature:
+        ctes.append(_insert_cte(replay.TABLE, "s", "s"))
     return _SAVE_SESSION.add_cte(*ctes)
 
 

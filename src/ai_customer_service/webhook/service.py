@@ -272,8 +272,6 @@ class IngestService:
             raise _Duplicate(state.duplicate_response)
         if limit and state.recent_inbound >= limit:
             self._over_limit(message, state, now, source)
-        if signature is not None:
-            await replay.claim(tx, signature, now=now)  # 403 CS_AUTH_4035 when used on another path
 
         inbound = conversations.message_row(
             session_id=session.id,
@@ -456,8 +454,13 @@ class IngestService:
                 },
                 now=now,
             )
+        # the v1 signature's claim on this path: the pre-read saw no claim by another path, and a
+        # concurrent one makes this insert fail (IntegrityError, then 403 CS_AUTH_4035)
+        claim = None
+        if signature is not None:
+            claim = {"digest": signature.digest, "target": signature.target, "created_at": now}
         await conversations.record_message(
-            conn, session, now=now, messages=rows, audit_row=audit_row, dedup=dedup
+            conn, session, now=now, messages=rows, audit_row=audit_row, dedup=dedup, signature_use=claim
         )
         if tx.new or tx.dirty:
             await tx.flush()  # outbox events (and any ORM change) fail here, inside the transaction
