@@ -405,3 +405,16 @@ async def test_concurrent_sends_of_one_signed_request_to_several_paths_process_i
     async with db.sessionmaker() as tx:
         stmt = select(func.count()).select_from(Session)
         assert (await tx.execute(stmt)).scalar_one() == 1
+
+
+async def test_a_claimed_signature_whose_dedup_record_was_purged_is_processed_again(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    raw, headers = signed(message("hello", open_id="pg-1", message_id="pg-m"), TEST_SECRET)
+    assert (await client.post(WEBHOOK, content=raw, headers=headers)).json()["duplicate"] is False
+    async with db.transaction() as tx:  # as a retention of 0 days would
+        await tx.execute(text("DELETE FROM cs_message_dedup"))
+    again = await client.post(WEBHOOK, content=raw, headers=headers)
+    assert again.status_code == 200 and again.json()["duplicate"] is False
+    moved = await client.post(f"{API}/webhook/telegram", content=raw, headers=headers)
+    assert moved.status_code == 403 and code(moved) == "CS_AUTH_4035"
