@@ -107,6 +107,11 @@ async def test_adoption_keeps_every_row_and_is_done_once(original: tuple[str, or
             assert dedup[ids.processed_message_id][1]["ticket_id"] == str(ids.ticket_id)
             assert dedup[ids.bare_message_id][1]["reply"] == adopt.DUPLICATE_REPLY
             assert dedup[ids.platform_message_id][0] == "sub2api"
+            # every session's source is its platform (a conversation belongs to its source)
+            assert (await q("SELECT count(*) FROM cs_sessions WHERE platform IS NOT NULL")).scalar_one() > 0
+            assert (
+                await q("SELECT count(*) FROM cs_sessions WHERE source <> COALESCE(platform, '')")
+            ).scalar_one() == 0
 
             # the outbox: in the original's order, waiting events pending, the dead letter dead
             events = (await q("SELECT id, status, attempts FROM cs_platform_outbox ORDER BY seq")).all()

@@ -222,6 +222,8 @@ async def copy_rows(conn: AsyncConnection) -> dict[str, int]:
             f"FROM ({_SESSIONS_RANKED.format(src=src)}) s"
         )
     )
+    # a conversation belongs to its source (migration 0010): a platform's session is keyed by it
+    await conn.execute(text("UPDATE cs_sessions SET source = platform WHERE platform IS NOT NULL"))
     if "cs_messages" in archived:
         await conn.execute(
             text(
