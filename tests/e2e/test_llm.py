@@ -175,12 +175,10 @@ async def test_the_breaker_stops_calling_a_failing_server(
     assert (await client.get("/actuator/health/ready")).status_code == 200
 
 
-# the webhook pre-reads the dedup record and the session's owner before ``analyze`` on h-secpath's
-# branch (IngestService.ingest); both pass with it merged, and must start passing when it lands
-NEEDS_PRE_READ = pytest.mark.xfail(strict=True, reason="needs h-secpath ingest pre-read")
+# the webhook pre-reads the dedup record and the session's owner before ``analyze``
+# (IngestService.ingest): a duplicate or a conversation a person owns never reaches the model
 
 
-@NEEDS_PRE_READ
 async def test_a_duplicate_makes_no_model_call(
     llm_client: tuple[FastAPI, httpx.AsyncClient], fake_llm: FakeLLM
 ) -> None:
@@ -192,7 +190,6 @@ async def test_a_duplicate_makes_no_model_call(
     assert len(fake_llm.requests) == 1
 
 
-@NEEDS_PRE_READ
 async def test_a_message_in_a_handed_off_conversation_makes_no_model_call(
     llm_client: tuple[FastAPI, httpx.AsyncClient], fake_llm: FakeLLM
 ) -> None:

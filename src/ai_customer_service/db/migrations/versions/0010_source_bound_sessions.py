@@ -9,7 +9,7 @@
 * ``cs_message_dedup.notified_at``: when ``message.deduplicated`` last went out for the message.
 
 Revision ID: 0010
-Revises: 0011
+Revises: 0012
 Create Date: 2026-12-06
 """
 
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010"
-down_revision: str | None = "0011"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
