@@ -41,7 +41,7 @@ from tests.support.webhooks import signed
 API = "/api/v1/customer-service"
 WEBHOOK_SECRET = "gateway-secret-0123456789abcdef0123456789"
 SUB2API_INGRESS = "sub2api-ingress-0123456789abcdef012345678"
-WIDGET_CB, SUB2API_CB = "widget-callback-secret", "sub2api-callback-secret"
+WIDGET_CB, SUB2API_CB = "widget-callback-secret-0123456789abcdef", "sub2api-callback-secret-0123456789abcdef"
 
 
 async def row_counts(dsn: str) -> dict[str, int]:
