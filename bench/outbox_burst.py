@@ -150,6 +150,7 @@ def main() -> int:
     parser.add_argument(
         "--backlog", type=int, default=0, help="instead of a burst: commit this many events at once"
     )
+    parser.add_argument("--workers", type=int, default=1, help="AI_CS_HTTP_WORKERS of the server")
     args = parser.parse_args()
 
     receiver = Receiver(secret=CALLBACK_SECRET).start()
@@ -170,6 +171,8 @@ def main() -> int:
         "AI_CS_PLATFORM_SUB2API_CALLBACK_BASE_URL": receiver.url,
         "AI_CS_PLATFORM_SUB2API_CALLBACK_SECRET": CALLBACK_SECRET,
     }
+    if args.workers > 1:
+        env["AI_CS_HTTP_WORKERS"] = str(args.workers)
     if args.code:
         env["PYTHONPATH"] = args.code
     server = ServerProcess(env=env, cwd=workdir)
