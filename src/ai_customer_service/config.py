@@ -622,6 +622,7 @@ def secret_settings(settings: Settings) -> list[tuple[str, str]]:
         ("AI_CS_WEBHOOK_SECRET_PREVIOUS", settings.webhook_secret_previous),
         ("AI_CS_ADMIN_TOKEN", settings.admin_token),
         ("AI_CS_METRICS_TOKEN", settings.metrics_token),
+        ("AI_CS_WIDGET_TOKEN_SECRET", settings.widget_token_secret),
     ]
     for platform in settings.enabled_platforms:
         prefix = f"{ENV_PREFIX}PLATFORM_{platform.name.upper()}_"

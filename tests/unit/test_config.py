@@ -179,6 +179,7 @@ def test_production_refuses_every_short_secret_and_development_does_not() -> Non
         "AI_CS_CHANNEL_SHOP_CALLBACK_SECRET",
         "AI_CS_PLATFORM_NEWAPI_INGRESS_SECRET",
         "AI_CS_PLATFORM_NEWAPI_CALLBACK_SECRET",
+        "AI_CS_WIDGET_TOKEN_SECRET",
     ):
         with pytest.raises(ConfigError, match=f"{variable} is too short for production"):
             check_production_rules(settings(**{**prod, variable: "x" * 31}))
