@@ -151,3 +151,16 @@ async def test_a_webhook_message_and_its_answer_are_live_events(
             assert str(event.session_id) == response.json()["session_id"]
     assert types[0] == "message.received"
     assert {"handoff.triggered", "ticket.created", "reply.generated"} <= set(types)
+
+
+async def test_a_resumed_stream_never_repeats_what_came_before_its_last_event_id(db: Database) -> None:
+    """A client moving to a replica whose hub lags behind gets nothing at or below its Last-Event-ID."""
+    session = uuid.uuid4()
+    for n in range(3):
+        await _publish(db, session, n=n)
+    live = LiveHub(db)
+    stored = await live.replay(session_id=session, after_seq=0)
+    last = stored[-1].seq
+    async with live.subscribe(session_id=session, after_seq=last) as sub:
+        live._dispatch(stored)  # the lagging hub hands out events the client has already seen
+        assert await sub.next(timeout=0.2) is None

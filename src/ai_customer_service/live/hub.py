@@ -175,6 +175,9 @@ class Subscription:
             if event.seq in self._replayed:
                 self._replayed.discard(event.seq)
                 continue
+            if self._after is not None and event.seq <= self._after:
+                # a replica that lags behind the one the client came from: the client has it already
+                continue
             return event
 
 
