@@ -28,6 +28,7 @@ import bm25s
 import numpy as np
 import numpy.typing as npt
 
+from ai_customer_service.dialog.calibration import FALLBACK, OperatingPoint
 from ai_customer_service.dialog.embedding import Embedder, Matrix
 from ai_customer_service.dialog.text import tokenize
 
@@ -291,6 +292,8 @@ class KnowledgeIndex:
             else np.full(len(docs), DEFAULT_QUESTION_REFERENCE, dtype=np.float32)
         )
         self.build_stats = build_stats
+        # the threshold this KB answers at and what it is expected to give (dialog/calibration.py)
+        self.operating_point: OperatingPoint = FALLBACK
         self._by_id = {d.id: d for d in self.docs}
 
     # ---- construction -------------------------------------------------------------------------
