@@ -300,11 +300,18 @@ class KnowledgeIndex:
 
     @classmethod
     def build(
-        cls, docs: Sequence[KBDoc], embedder: Embedder, calibration: Calibration | None = None
+        cls,
+        docs: Sequence[KBDoc],
+        embedder: Embedder,
+        calibration: Calibration | None = None,
+        *,
+        target_precision: float | None = None,
     ) -> KnowledgeIndex:
         """Embed and index ``docs`` (synchronous, CPU-bound: run it in a worker thread).
 
         ``calibration`` overrides the shipped :data:`CALIBRATION` (used when refitting it).
+        ``target_precision``: the answer precision the KB's operating point is fitted for
+        (``index.operating_point``; not fitted yet: the fallback point).
         """
         started = time.perf_counter()
         docs = list(docs)
