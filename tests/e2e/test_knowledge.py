@@ -28,7 +28,7 @@ async def load_tiny_kb(client: httpx.AsyncClient, app: FastAPI) -> None:
         f"{KB}/import", content=raw, headers={**ADMIN, "Content-Type": "application/x-ndjson"}
     )
     assert response.status_code == 200, response.text
-    await app.state.ctx.dialog.refresh()
+    await app.state.ctx.knowledge.refresh()
 
 
 async def say(client: httpx.AsyncClient, text: str, open_id: str = "kb-cust") -> dict[str, Any]:
@@ -140,7 +140,7 @@ async def test_sensitive_messages_hand_off_with_p1_whatever_the_kb_says(
         },
         headers=ADMIN,
     )
-    await app.state.ctx.dialog.refresh()
+    await app.state.ctx.knowledge.refresh()
     body = await say(client, "I want a refund", open_id="refund")
     assert body["handoff"] is True and body["intent"] == "refund"
     ticket = (await client.get(f"/api/v1/customer-service/tickets/{body['ticket_id']}", headers=ADMIN)).json()
