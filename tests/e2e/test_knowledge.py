@@ -165,3 +165,28 @@ async def test_decision_is_recorded_with_the_reply(app: FastAPI, client: httpx.A
     assert bot["author_type"] == "bot" and bot["intent"] == "invoice"
     assert bot["decision"]["reason"] == "kb_match" and bot["latency_ms"] is not None
     assert bot["citations"] == [{"id": "invoice", "title": "Download invoices"}]
+
+
+POINT_FIELDS = {
+    "threshold",
+    "source",
+    "target_precision",
+    "expected_precision",
+    "expected_answer_rate",
+    "positives",
+    "negatives",
+}
+
+
+async def test_health_and_search_show_the_operating_point(app: FastAPI, client: httpx.AsyncClient) -> None:
+    await load_tiny_kb(client, app)
+    knowledge = (await client.get("/actuator/health")).json()["components"]["knowledge"]
+    assert knowledge["status"] == "UP" and knowledge["entries"] == 3
+    point = knowledge["operating_point"]
+    assert set(point) == POINT_FIELDS and point["source"] in ("self-calibrated", "fallback", "override")
+    search = (await client.post(f"{KB}/search", json={"query": "download my invoice"}, headers=ADMIN)).json()
+    assert search["operating_point"] == point
+    assert search["answer_threshold"] == point["threshold"]
+    # the bot answers at that point: answered exactly when the best confidence reaches it
+    best = search["candidates"][0]["confidence"]
+    assert (search["decision"]["kind"] == "answer") == (best >= point["threshold"])

@@ -72,6 +72,7 @@ class CaseResult:
     confidence: float | None = None
     top: tuple[tuple[str, float, float], ...] = ()  # (entry, confidence, fused score), best first
     fold: int | None = None  # --self-test: the fold whose index did not hold this question
+    held_out: str | None = None  # --self-test: "question" (in scope) or "entry" (a near miss)
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
@@ -153,6 +154,7 @@ def report_line(result: CaseResult) -> dict[str, Any]:
     }
     if result.fold is not None:
         line["fold"] = result.fold
+        line["held_out"] = result.held_out
     if result.llm is not None:
         line["llm"] = result.llm
     return line
@@ -215,7 +217,8 @@ class _Asked:
     case: EvalCase
     analysis: Analysis
     snapshot: KnowledgeSnapshot
-    fold: int | None
+    fold: int | None = None
+    held_out: str | None = None
 
 
 def _result(asked: _Asked, decision: Decision, elapsed_ms: float) -> CaseResult:
@@ -234,6 +237,7 @@ def _result(asked: _Asked, decision: Decision, elapsed_ms: float) -> CaseResult:
             (c.entry_id, float(c.confidence), float(c.score)) for c in analysis.candidates[:TOP_CANDIDATES]
         ),
         fold=asked.fold,
+        held_out=asked.held_out,
     )
     generated = analysis.generated
     if generated is not None:
@@ -251,7 +255,11 @@ def _result(asked: _Asked, decision: Decision, elapsed_ms: float) -> CaseResult:
 
 
 async def _ask(
-    engine: KnowledgeDialog, cases: Sequence[EvalCase], fold: int | None, out: list[tuple[_Asked, CaseResult]]
+    engine: KnowledgeDialog,
+    cases: Sequence[EvalCase],
+    out: list[tuple[_Asked, CaseResult]],
+    fold: int | None = None,
+    held_out: str | None = None,
 ) -> None:
     snapshot = engine.snapshot
     assert snapshot is not None
@@ -260,7 +268,7 @@ async def _ask(
         analysis = await engine.analyze(case.text, "text")
         decision = engine.decide(analysis, low_confidence_streak=0)
         elapsed = (time.perf_counter() - t0) * 1000
-        asked = _Asked(case, analysis, snapshot, fold)
+        asked = _Asked(case, analysis, snapshot, fold, held_out)
         out.append((asked, _result(asked, decision, elapsed)))
 
 
@@ -276,6 +284,22 @@ def self_test_folds(docs: Sequence[KBDoc], folds: int) -> list[tuple[list[KBDoc]
             stay = tuple(q for i, q in enumerate(doc.questions) if i % folds != fold)
             held.extend(EvalCase(q, doc.id) for i, q in enumerate(doc.questions) if i % folds == fold)
             kept.append(replace(doc, questions=stay))
+        if held:
+            out.append((kept, held))
+    return out
+
+
+def near_miss_folds(docs: Sequence[KBDoc], folds: int) -> list[tuple[list[KBDoc], list[EvalCase]]]:
+    """Entries dealt round-robin into ``folds`` folds and held out whole: per fold, the KB without
+    that fold's entries, and their example questions as out-of-scope cases (near misses: questions
+    about the KB's domain that it no longer answers). Needs at least two entries."""
+    out: list[tuple[list[KBDoc], list[EvalCase]]] = []
+    folds = min(folds, len(docs))
+    if folds < 2:
+        return out
+    for fold in range(folds):
+        kept = [d for i, d in enumerate(docs) if i % folds != fold]
+        held = [EvalCase(q, None) for i, d in enumerate(docs) if i % folds == fold for q in d.questions]
         if held:
             out.append((kept, held))
     return out
@@ -362,7 +386,7 @@ async def run_eval(
             full = engine.snapshot
             assert full is not None
             if not self_test:
-                await _ask(engine, cases, None, asked)
+                await _ask(engine, cases, asked)
             else:
                 stored = stored_docs(await knowledge.published_entries(store))
                 embedder = CachedEmbedder(
@@ -370,14 +394,18 @@ async def run_eval(
                     DatabaseVectorStore(cache, asyncio.get_running_loop()),
                     cache_queries=True,
                 )
-                plan = self_test_folds(stored, folds)
-                fold_count = len(plan)
-                for fold, (kept, held) in enumerate(plan):
-                    snapshot = await asyncio.to_thread(
-                        build_snapshot, kept, embedder, target_precision=refresher.target_precision
-                    )
-                    engine.load(snapshot)
-                    await _ask(engine, held, fold, asked)
+                plans = {
+                    "question": self_test_folds(stored, folds),
+                    "entry": near_miss_folds(stored, folds),
+                }
+                fold_count = len(plans["question"])
+                for held_out, plan in plans.items():
+                    for fold, (kept, held) in enumerate(plan):
+                        snapshot = await asyncio.to_thread(
+                            build_snapshot, kept, embedder, target_precision=refresher.target_precision
+                        )
+                        engine.load(snapshot)
+                        await _ask(engine, held, asked, fold, held_out)
                 engine.load(full)
         finally:
             if engine is not None:
