@@ -87,6 +87,8 @@ class KnowledgeStatus:
     status: Literal["LOADING", "UP"]
     entries: int = 0
     operating_point: OperatingPoint | None = None
+    # the KB's own point (self-calibrated or fallback) when an override replaces it
+    fitted_operating_point: OperatingPoint | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"status": self.status}
@@ -94,6 +96,8 @@ class KnowledgeStatus:
             out["entries"] = self.entries
         if self.operating_point is not None:
             out["operating_point"] = self.operating_point.as_dict()
+        if self.fitted_operating_point is not None:
+            out["fitted_operating_point"] = self.fitted_operating_point.as_dict()
         return out
 
 

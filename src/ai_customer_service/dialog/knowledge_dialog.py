@@ -88,10 +88,6 @@ class KnowledgeSnapshot:
         return {"id": entry_id, "title": self.title(entry_id, language, default)}
 
 
-# kept for callers that named the analysis type of this engine (every analysis carries ``generated``)
-KnowledgeAnalysis = Analysis
-
-
 class KnowledgeDialog:
     """The knowledge-base engine (see the module docstring); implements ``DialogEngine``.
 
@@ -107,16 +103,14 @@ class KnowledgeDialog:
         max_low_confidence_turns: int = policy.DEFAULT_MAX_LOW_CONFIDENCE_TURNS,
         llm: LLMClient | None = None,
     ) -> None:
+        if answer_threshold is not None and not 0.0 <= answer_threshold <= 1.0:
+            raise ValueError("answer_threshold must lie in [0, 1]")
+        # the other checks (a point below clarify_threshold answers at clarify_threshold)
+        policy.Thresholds(1.0, clarify_threshold, max_low_confidence_turns)
         self.embedder = embedder
         self.answer_threshold = answer_threshold
         self.clarify_threshold = clarify_threshold
         self.max_low_confidence_turns = max_low_confidence_turns
-        # validated once here (the same checks apply to every snapshot's point)
-        policy.Thresholds(
-            answer_threshold=max(answer_threshold or 0.0, clarify_threshold),
-            clarify_threshold=clarify_threshold,
-            max_low_confidence_turns=max_low_confidence_turns,
-        )
         self.llm = llm
         self._snapshot: KnowledgeSnapshot | None = None
 
@@ -139,13 +133,8 @@ class KnowledgeDialog:
         fitted = snapshot.operating_point
         if self.answer_threshold is None:
             return fitted
-        return OperatingPoint(
-            threshold=self.answer_threshold,
-            source="override",
-            target_precision=fitted.target_precision,
-            positives=fitted.positives,
-            negatives=fitted.negatives,
-        )
+        # nothing was fitted or measured for an override (the KB's own point: knowledge_status)
+        return OperatingPoint(threshold=self.answer_threshold, source="override")
 
     def thresholds(self, snapshot: KnowledgeSnapshot | None = None) -> policy.Thresholds:
         """The policy's thresholds on ``snapshot`` (default: the loaded one)."""
@@ -161,7 +150,9 @@ class KnowledgeDialog:
         snapshot = self._snapshot
         if snapshot is None:
             return KnowledgeStatus("LOADING")
-        return KnowledgeStatus("UP", len(snapshot.index), self.operating_point(snapshot))
+        point = self.operating_point(snapshot)
+        fitted = snapshot.operating_point if point is not snapshot.operating_point else None
+        return KnowledgeStatus("UP", len(snapshot.index), point, fitted)
 
     def llm_status(self) -> dict[str, Any] | None:
         return self.llm.status() if self.llm is not None else None

@@ -429,6 +429,7 @@ async def run_eval(
             "index_build_seconds": round(build_seconds, 2),
             "answer_threshold": point.threshold,
             "operating_point": point.as_dict(),
+            "fitted_operating_point": full.operating_point.as_dict() if point.source == "override" else None,
             "embedding_model": settings.embedding_model,
             "llm": bool(use_llm and settings.llm_base_url),
             "confusions": worst_confusions(results),

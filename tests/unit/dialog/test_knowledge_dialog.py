@@ -58,6 +58,7 @@ async def test_it_answers_at_the_snapshots_operating_point() -> None:
     assert status.status == "UP" and status.entries == 2
     assert status.operating_point is not None and status.operating_point.source == "self-calibrated"
     assert status.as_dict()["operating_point"]["positives"] == 40
+    assert "fitted_operating_point" not in status.as_dict()
 
 
 async def test_an_override_wins_over_the_fitted_point_and_says_so() -> None:
@@ -67,7 +68,12 @@ async def test_an_override_wins_over_the_fitted_point_and_says_so() -> None:
     assert engine.decide(analysis, low_confidence_streak=0).kind is DecisionKind.ANSWER
     point = engine.knowledge_status().operating_point
     assert point is not None and (point.threshold, point.source) == (0.0, "override")
-    assert point.expected_precision is None  # measured for the fitted point, not for the override
+    assert point.expected_precision is None and point.positives == 0  # nothing fitted for an override
+    shown = engine.knowledge_status().as_dict()
+    assert (
+        shown["fitted_operating_point"]["source"] == "self-calibrated"
+    )  # the KB's own point, for comparison
+    assert shown["fitted_operating_point"]["positives"] == 40
     explained = await engine.explain("qqq zzz")
     assert explained["operating_point"]["source"] == "override" and explained["answer_threshold"] == 0.0
 
