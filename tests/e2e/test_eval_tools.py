@@ -86,6 +86,10 @@ async def test_self_test_asks_the_kbs_own_questions_held_out(settings: Settings,
     assert {line["held_out"] for line in lines} == {"question", "entry"}
     assert all(isinstance(line["fold"], int) for line in lines)
     assert len(result["sweep"]) >= 21
+    marked = next(row for row in result["sweep"] if "operating_point" in row)
+    assert marked["threshold"] == result["operating_point"]["threshold"]
+    for key in ("in_scope_accuracy", "out_of_scope_recall", "answer_precision", "answer_rate"):
+        assert marked[key] == result[key]  # the folds answer at the whole KB's point
 
 
 async def test_cases_or_self_test_but_not_both(settings: Settings) -> None:

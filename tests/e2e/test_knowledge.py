@@ -190,3 +190,20 @@ async def test_health_and_search_show_the_operating_point(app: FastAPI, client: 
     # the bot answers at that point: answered exactly when the best confidence reaches it
     best = search["candidates"][0]["confidence"]
     assert (search["decision"]["kind"] == "answer") == (best >= point["threshold"])
+
+
+async def test_the_refresher_builds_snapshots_and_hands_them_to_the_engine(settings: Any, db: Any) -> None:
+    """The engine never reads the database: the refresher rebuilds only when the KB changed."""
+    from ai_customer_service.http.metrics import Metrics
+    from ai_customer_service.knowledge import importing
+    from ai_customer_service.knowledge import service as knowledge
+    from ai_customer_service.knowledge.refresher import build_engine
+
+    engine, refresher = build_engine(settings, db, Metrics())
+    assert engine.knowledge_status().status == "LOADING"
+    assert await refresher.refresh() is True and await refresher.refresh() is False
+    assert engine.knowledge_status().entries == 0
+    await knowledge.import_entries(db, importing.load_file(FIXTURES / "tiny_kb.jsonl"), actor_id="test")
+    assert await refresher.refresh() is True
+    assert engine.snapshot is refresher.snapshot and engine.knowledge_status().entries == 3
+    assert engine.snapshot is not None and engine.snapshot.titles["reset-password"].endswith("重置密码")

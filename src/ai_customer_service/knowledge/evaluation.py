@@ -399,14 +399,24 @@ async def run_eval(
                     "entry": near_miss_folds(stored, folds),
                 }
                 fold_count = len(plans["question"])
+                # every fold answers at the threshold the whole KB answers at (what the operator
+                # runs), so the run and its --sweep row at that threshold agree
+                fixed = engine.operating_point(full)
+                assert fixed is not None
+                tester = KnowledgeDialog(
+                    embedder=engine.embedder,
+                    answer_threshold=fixed.threshold,
+                    clarify_threshold=engine.clarify_threshold,
+                    max_low_confidence_turns=engine.max_low_confidence_turns,
+                    llm=engine.llm,
+                )
                 for held_out, plan in plans.items():
                     for fold, (kept, held) in enumerate(plan):
                         snapshot = await asyncio.to_thread(
                             build_snapshot, kept, embedder, target_precision=refresher.target_precision
                         )
-                        engine.load(snapshot)
-                        await _ask(engine, held, asked, fold, held_out)
-                engine.load(full)
+                        tester.load(snapshot)
+                        await _ask(tester, held, asked, fold, held_out)
         finally:
             if engine is not None:
                 await engine.aclose()
