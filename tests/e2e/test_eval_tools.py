@@ -92,8 +92,12 @@ async def test_self_test_asks_the_kbs_own_questions_held_out(settings: Settings,
         assert marked[key] == result[key]  # the folds answer at the whole KB's point
 
 
-async def test_cases_or_self_test_but_not_both(settings: Settings) -> None:
+async def test_cases_or_self_test_but_not_both(settings: Settings, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="self-test"):
         await run_eval(settings, KB, CASES, self_test=True)
     with pytest.raises(ValueError, match="self-test"):
         await run_eval(settings, KB, None)
+    bare = tmp_path / "bare.jsonl"
+    bare.write_text('{"id": "a", "title": "A", "answer": "x"}\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="example questions"):
+        await run_eval(settings, bare, None, self_test=True)

@@ -354,6 +354,8 @@ async def run_eval(
     if folds < 2:
         raise ValueError("--folds must be at least 2")
     docs = importing.load_file(kb_path)
+    if self_test and not any(doc.questions for doc in docs):
+        raise ValueError(f"{kb_path}: --self-test needs entries with example questions (none has any)")
     cases = formats.load_cases(cases_path) if cases_path is not None else []
     known = {doc.id for doc in docs}
     unknown = sorted({c.expected for c in cases if c.expected is not None and c.expected not in known})
