@@ -183,9 +183,9 @@ async def test_health_and_search_show_the_operating_point(app: FastAPI, client: 
     knowledge = (await client.get("/actuator/health")).json()["components"]["knowledge"]
     assert knowledge["status"] == "UP" and knowledge["entries"] == 3
     point = knowledge["operating_point"]
-    assert set(point) == POINT_FIELDS and point["source"] in ("self-calibrated", "fallback", "override")
+    assert set(point) >= POINT_FIELDS and point["source"] in ("self-calibrated", "fallback", "override")
     search = (await client.post(f"{KB}/search", json={"query": "download my invoice"}, headers=ADMIN)).json()
-    assert search["operating_point"] == point
+    assert {k: search["operating_point"][k] for k in POINT_FIELDS} == {k: point[k] for k in POINT_FIELDS}
     assert search["answer_threshold"] == point["threshold"]
     # the bot answers at that point: answered exactly when the best confidence reaches it
     best = search["candidates"][0]["confidence"]

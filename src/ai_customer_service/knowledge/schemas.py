@@ -85,6 +85,12 @@ class OperatingPointView(BaseModel):
     expected_answer_rate: float | None = Field(description="on the KB's own held-out questions (fitted only)")
     positives: int = Field(description="held-out answerable questions the fit used")
     negatives: int = Field(description="held-out unanswerable questions the fit used")
+    expected_in_scope_accuracy: float | None = Field(
+        default=None, description="answered with their own entry, of the held-out answerable questions"
+    )
+    expected_out_of_scope_recall: float | None = Field(
+        default=None, description="declined, of the held-out unanswerable questions"
+    )
 
 
 class SearchCandidate(BaseModel):
