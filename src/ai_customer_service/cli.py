@@ -383,7 +383,7 @@ def evaluate(
         for row in result["sweep"]:
             mark = f"  <- {row['operating_point']}" if "operating_point" in row else ""
             lines.append(
-                f"{row['threshold']:>9.2f}  {_cell(row['in_scope_accuracy']):>12}  "
+                f"{row['threshold']:>9}  {_cell(row['in_scope_accuracy']):>12}  "
                 f"{_cell(row['out_of_scope_recall']):>10}  {_cell(row['answer_precision']):>9}  "
                 f"{_cell(row['answer_rate']):>11}{mark}"
             )
