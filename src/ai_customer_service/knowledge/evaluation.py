@@ -44,7 +44,12 @@ from ai_customer_service.dialog.knowledge_dialog import KnowledgeDialog, Knowled
 from ai_customer_service.knowledge import formats, importing
 from ai_customer_service.knowledge import service as knowledge
 from ai_customer_service.knowledge.formats import EvalCase
-from ai_customer_service.knowledge.refresher import build_engine, build_snapshot, stored_docs
+from ai_customer_service.knowledge.refresher import (
+    KnowledgeRefresher,
+    build_engine,
+    build_snapshot,
+    stored_docs,
+)
 from ai_customer_service.knowledge.vectors import DatabaseVectorStore
 
 DEFAULT_FOLDS = 5
@@ -335,6 +340,41 @@ def sweep(
     return rows
 
 
+async def _self_test(
+    engine: KnowledgeDialog,
+    refresher: KnowledgeRefresher,
+    cache: Database,
+    stored: Sequence[KBDoc],
+    folds: int,
+    out: list[tuple[_Asked, CaseResult]],
+) -> int:
+    """Ask the KB's own questions, each of an index rebuilt without it (see the module docstring);
+    returns the number of in-scope folds."""
+    embedder = CachedEmbedder(
+        refresher.embedder, DatabaseVectorStore(cache, asyncio.get_running_loop()), cache_queries=True
+    )
+    plans = {"question": self_test_folds(stored, folds), "entry": near_miss_folds(stored, folds)}
+    # every fold answers at the threshold the whole KB answers at (what the operator runs), so the
+    # run and its --sweep row at that threshold agree
+    point = engine.operating_point()
+    assert point is not None
+    tester = KnowledgeDialog(
+        embedder=engine.embedder,
+        answer_threshold=point.threshold,
+        clarify_threshold=engine.clarify_threshold,
+        max_low_confidence_turns=engine.max_low_confidence_turns,
+        llm=engine.llm,
+    )
+    for held_out, plan in plans.items():
+        for fold, (kept, held) in enumerate(plan):
+            snapshot = await asyncio.to_thread(
+                build_snapshot, kept, embedder, target_precision=refresher.target_precision
+            )
+            tester.load(snapshot)
+            await _ask(tester, held, out, fold, held_out)
+    return len(plans["question"])
+
+
 async def run_eval(
     settings: Settings,
     kb_path: Path,
@@ -391,34 +431,7 @@ async def run_eval(
                 await _ask(engine, cases, asked)
             else:
                 stored = stored_docs(await knowledge.published_entries(store))
-                embedder = CachedEmbedder(
-                    refresher.embedder,
-                    DatabaseVectorStore(cache, asyncio.get_running_loop()),
-                    cache_queries=True,
-                )
-                plans = {
-                    "question": self_test_folds(stored, folds),
-                    "entry": near_miss_folds(stored, folds),
-                }
-                fold_count = len(plans["question"])
-                # every fold answers at the threshold the whole KB answers at (what the operator
-                # runs), so the run and its --sweep row at that threshold agree
-                fixed = engine.operating_point(full)
-                assert fixed is not None
-                tester = KnowledgeDialog(
-                    embedder=engine.embedder,
-                    answer_threshold=fixed.threshold,
-                    clarify_threshold=engine.clarify_threshold,
-                    max_low_confidence_turns=engine.max_low_confidence_turns,
-                    llm=engine.llm,
-                )
-                for held_out, plan in plans.items():
-                    for fold, (kept, held) in enumerate(plan):
-                        snapshot = await asyncio.to_thread(
-                            build_snapshot, kept, embedder, target_precision=refresher.target_precision
-                        )
-                        tester.load(snapshot)
-                        await _ask(tester, held, asked, fold, held_out)
+                fold_count = await _self_test(engine, refresher, cache, stored, folds, asked)
         finally:
             if engine is not None:
                 await engine.aclose()
