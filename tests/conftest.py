@@ -73,7 +73,7 @@ async def db(settings: Settings) -> AsyncIterator[Database]:
 async def app(settings: Settings, db: Database) -> AsyncIterator[FastAPI]:
     application = create_app(settings, db=db)
     async with application.router.lifespan_context(application):
-        await application.state.ctx.dialog.refresh()  # the bot starts from a built (empty) index
+        await application.state.ctx.knowledge.refresh()  # the bot starts from a built (empty) index
         yield application
 
 

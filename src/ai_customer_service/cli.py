@@ -321,23 +321,78 @@ def kb_import(
 @app.command("eval")
 def evaluate(
     kb: Annotated[Path, typer.Option("--kb", help="KB file (JSONL, one entry a line).")],
-    cases: Annotated[Path, typer.Option("--cases", help="Cases file (JSONL: text, expected).")],
+    cases: Annotated[
+        Path | None, typer.Option("--cases", help="Cases file (JSONL: text, expected); or --self-test.")
+    ] = None,
     llm: Annotated[bool, typer.Option("--llm", help="Also use the configured LLM.")] = False,
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", help="Write one JSON line per case (decision, entry, top 3 with scores)."),
+    ] = None,
+    sweep: Annotated[
+        bool,
+        typer.Option(
+            "--sweep", help="Add the metrics at every threshold (0.05 steps, the operating point marked)."
+        ),
+    ] = False,
+    self_test: Annotated[
+        bool,
+        typer.Option(
+            "--self-test",
+            help="No cases file: ask the KB's own example questions, each held out of the index in turn.",
+        ),
+    ] = False,
+    folds: Annotated[
+        int, typer.Option("--folds", help="Folds of --self-test (each rebuilds the index once).")
+    ] = 5,
 ) -> None:
-    """Run the webhook's dialog engine on labelled cases; print the metrics as one JSON object."""
+    """Run the webhook's dialog engine on labelled cases (or --self-test); print the metrics as one
+    JSON object on stdout, and the worst-confused entry pairs (and the --sweep table) on stderr."""
     import asyncio
     import json
 
-    from ai_customer_service.knowledge.evaluation import run_eval
+    from ai_customer_service.knowledge.evaluation import confusion_summary, run_eval
     from ai_customer_service.logs import configure_logging
 
     settings = settings_or_exit()
     configure_logging(settings)  # logs go to stderr; stdout carries only the JSON
     try:
-        result = asyncio.run(run_eval(settings, kb, cases, use_llm=llm))
+        result = asyncio.run(
+            run_eval(
+                settings,
+                kb,
+                cases,
+                use_llm=llm,
+                report=report,
+                with_sweep=sweep,
+                self_test=self_test,
+                folds=folds,
+            )
+        )
     except (OSError, ValueError) as exc:
         raise fail(str(exc)) from None
+    point = result["operating_point"]
+    lines = [
+        f"operating point: threshold {point['threshold']} ({point['source']}), expected precision "
+        f"{_cell(point['expected_precision'])}, answer rate {_cell(point['expected_answer_rate'])}, "
+        f"fitted on {point['positives']} answerable and {point['negatives']} unanswerable questions",
+        *confusion_summary(result["confusions"]),
+    ]
+    if sweep:
+        lines.append("threshold  in-scope-acc  oos-recall  precision  answer-rate")
+        for row in result["sweep"]:
+            mark = f"  <- {row['operating_point']}" if "operating_point" in row else ""
+            lines.append(
+                f"{row['threshold']:>9}  {_cell(row['in_scope_accuracy']):>12}  "
+                f"{_cell(row['out_of_scope_recall']):>10}  {_cell(row['answer_precision']):>9}  "
+                f"{_cell(row['answer_rate']):>11}{mark}"
+            )
+    typer.echo("\n".join(lines), err=True)
     sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+
+
+def _cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 sites_app = typer.Typer(

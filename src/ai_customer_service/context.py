@@ -9,6 +9,7 @@ from ai_customer_service.config import Settings
 from ai_customer_service.db.engine import Database
 from ai_customer_service.dialog.engine import DialogEngine
 from ai_customer_service.http.metrics import Metrics
+from ai_customer_service.knowledge.refresher import KnowledgeRefresher
 from ai_customer_service.live import LiveHub
 from ai_customer_service.outbox.publisher import EventPublisher
 from ai_customer_service.webhook.rejections import RejectionLog
@@ -27,4 +28,6 @@ class AppContext:
     rejections: RejectionLog
     live: LiveHub
     workers: Workers = field(default_factory=Workers)
+    # builds the knowledge snapshots the dialog answers from (None when a dialog was passed in)
+    knowledge: KnowledgeRefresher | None = None
     draining: bool = False

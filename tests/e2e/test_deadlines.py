@@ -132,7 +132,7 @@ async def locked_db(
     app = create_app(settings, db=db)
     # no lifespan: the background jobs would fail too while the lock is held, and the test log's
     # pretty tracebacks of those failures take the event loop for seconds
-    await app.state.ctx.dialog.refresh()  # the bot starts from a built (empty) index
+    await app.state.ctx.knowledge.refresh()  # the bot starts from a built (empty) index
     try:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:

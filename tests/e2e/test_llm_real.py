@@ -111,7 +111,7 @@ async def service(
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=transport, base_url="http://t", timeout=120) as client,
     ):
-        await app.state.ctx.dialog.refresh()
+        await app.state.ctx.knowledge.refresh()
         yield app, client
 
 

@@ -44,7 +44,11 @@ def test_ready_live_and_health(server: ServerProcess, backend: str) -> None:
     while health.json()["components"]["knowledge"]["status"] == "LOADING" and time.monotonic() < deadline:
         time.sleep(0.2)  # the first index build runs in the background after start-up
         health = httpx.get(f"{server.url}/actuator/health")
-    assert health.json()["components"]["knowledge"] == {"status": "UP", "entries": 0}
+    knowledge = health.json()["components"]["knowledge"]
+    assert (knowledge["status"], knowledge["entries"]) == ("UP", 0)
+    # the operating point the bot answers at (docs/evaluation.md)
+    assert 0.0 <= knowledge["operating_point"]["threshold"] <= 1.0
+    assert knowledge["operating_point"]["source"] in ("self-calibrated", "fallback", "override")
 
 
 def test_errors_are_json_envelopes_with_request_ids(server: ServerProcess) -> None:

@@ -478,7 +478,7 @@ async def test_manual_handoff_publishes_its_events(db_env: dict[str, str], db: D
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=transport, base_url="http://t") as c,
     ):
-        await app.state.ctx.dialog.refresh()
+        await app.state.ctx.knowledge.refresh()
         raw, headers = signed(message("hi", open_id="manual"), TEST_SECRET)
         sid = (await c.post(WEBHOOK, content=raw, headers=headers)).json()["session_id"]
         done = await c.post(

@@ -1,41 +1,40 @@
 """The knowledge-base dialog engine (contract §9.1): rules → hybrid retrieval → calibrated policy → reply.
 
-It keeps an in-memory :class:`KnowledgeIndex` of the *published* entries and rebuilds it whenever
-the knowledge base's fingerprint changes (polled by a background job every few seconds, on every
-process), reusing the embeddings cached in the database. Embedding and index work run in worker
-threads, never on the event loop; the optional LLM runs in ``analyze``, before any transaction (the
-webhook calls ``analyze`` only for a new message in a conversation the bot owns), and its answer is
-used only when the faithfulness gate accepted it (docs/llm.md).
+The engine is pure: it answers from the :class:`KnowledgeSnapshot` last handed to it
+(:meth:`KnowledgeDialog.load`) and never touches the database. ``knowledge/refresher.py`` owns the
+knowledge side: it polls the knowledge base's fingerprint, rebuilds the index from the published
+entries (reusing the embeddings cached in the database) and loads the new snapshot. The engine answers
+at the operator's override threshold when one is set, else at the snapshot's operating point
+(``dialog/calibration.py``); the optional LLM is asked only above that same threshold. Embedding runs
+in worker threads, never on the event loop; the optional LLM runs in ``analyze``, before any
+transaction (the webhook calls ``analyze`` only for a new message in a conversation the bot owns), and
+its answer is used only when the faithfulness gate accepted it (docs/llm.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ai_customer_service.db.engine import Database
 from ai_customer_service.dialog import policy, replies
-from ai_customer_service.dialog.embedding import CachedEmbedder, PrefixedEmbedder
+from ai_customer_service.dialog.calibration import OperatingPoint
+from ai_customer_service.dialog.embedding import Embedder
 from ai_customer_service.dialog.engine import (
     Analysis,
     Decision,
     DecisionKind,
+    KnowledgeStatus,
     non_text_decision,
     rule_decision,
 )
-from ai_customer_service.dialog.index import Candidate, KBDoc, KnowledgeIndex
-from ai_customer_service.dialog.llm import Generated, LLMClient, Source
+from ai_customer_service.dialog.index import Candidate, KnowledgeIndex
+from ai_customer_service.dialog.llm import LLMClient, Source
 from ai_customer_service.dialog.rules import RuleMatch, kb_answer_allowed, match_rules, matches_rule
 from ai_customer_service.dialog.text import detect_language
-from ai_customer_service.knowledge import service as knowledge
-from ai_customer_service.knowledge.vectors import DatabaseVectorStore
-from ai_customer_service.logs import get_logger
 from ai_customer_service.ticket.states import Priority
-
-log = get_logger(__name__)
 
 ANSWER_SEPARATOR = "\n---\n"
 
@@ -67,10 +66,19 @@ def title_in(title: str, language: str) -> str:
 
 
 @dataclass(frozen=True)
-class _Snapshot:
+class KnowledgeSnapshot:
+    """What the engine answers from: a built index and the entries' full (possibly bilingual) titles.
+
+    Immutable; the refresher hands a new one over whenever the knowledge base changed.
+    """
+
     index: KnowledgeIndex
-    fingerprint: tuple[int, str]
-    titles: dict[str, str] = field(default_factory=dict)
+    titles: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def operating_point(self) -> OperatingPoint:
+        """The point the KB's index was built for (self-calibrated or the fallback)."""
+        return self.index.operating_point
 
     def title(self, entry_id: str, language: str, default: str | None = None) -> str:
         """An entry's title in the customer's language (its full title is kept per snapshot)."""
@@ -80,77 +88,86 @@ class _Snapshot:
         return {"id": entry_id, "title": self.title(entry_id, language, default)}
 
 
-@dataclass(frozen=True)
-class KnowledgeAnalysis(Analysis):
-    # the model's answer and the gate's verdict (None when the model was not asked)
-    generated: Generated | None = None
-
-
 class KnowledgeDialog:
+    """The knowledge-base engine (see the module docstring); implements ``DialogEngine``.
+
+    ``answer_threshold``: the operator's override (None: answer at the snapshot's operating point).
+    """
+
     def __init__(
         self,
         *,
-        db: Database,
-        embedder: PrefixedEmbedder,
-        thresholds: policy.Thresholds,
+        embedder: Embedder,
+        answer_threshold: float | None = None,
+        clarify_threshold: float = policy.DEFAULT_CLARIFY_THRESHOLD,
+        max_low_confidence_turns: int = policy.DEFAULT_MAX_LOW_CONFIDENCE_TURNS,
         llm: LLMClient | None = None,
-        vector_db: Database | None = None,
     ) -> None:
-        self.db = db
-        self.vector_db = vector_db or db
+        if answer_threshold is not None and not 0.0 <= answer_threshold <= 1.0:
+            raise ValueError("answer_threshold must lie in [0, 1]")
+        # the other checks (a point below clarify_threshold answers at clarify_threshold)
+        policy.Thresholds(1.0, clarify_threshold, max_low_confidence_turns)
         self.embedder = embedder
-        self.thresholds = thresholds
+        self.answer_threshold = answer_threshold
+        self.clarify_threshold = clarify_threshold
+        self.max_low_confidence_turns = max_low_confidence_turns
         self.llm = llm
-        self._snapshot: _Snapshot | None = None
-        self._refresh_lock = asyncio.Lock()
+        self._snapshot: KnowledgeSnapshot | None = None
 
-    # --- index lifecycle --------------------------------------------------------------------------
+    # --- the knowledge it answers from --------------------------------------------------------------
+
+    def load(self, snapshot: KnowledgeSnapshot) -> None:
+        """Answer from ``snapshot`` from now on (called by the knowledge refresher)."""
+        self._snapshot = snapshot
 
     @property
-    def index(self) -> KnowledgeIndex | None:
-        return self._snapshot.index if self._snapshot else None
+    def snapshot(self) -> KnowledgeSnapshot | None:
+        return self._snapshot
 
-    async def refresh(self) -> bool:
-        """Rebuild the index when the knowledge base changed; True when it was rebuilt."""
-        async with self._refresh_lock:
-            fingerprint = await knowledge.fingerprint(self.db)
-            if self._snapshot is not None and self._snapshot.fingerprint == fingerprint:
-                return False
-            entries = await knowledge.published_entries(self.db)
-            docs = []
-            for e in entries:
-                # a bilingual title: the first version is the title, the others also count as questions
-                first, *others = title_parts(e.title)
-                docs.append(
-                    KBDoc(
-                        id=e.key,
-                        title=first,
-                        answer=e.answer,
-                        questions=tuple(dict.fromkeys((*(e.questions or ()), *others))),
-                        locale=e.locale,
-                        tags=tuple(e.tags or ()),
-                    )
-                )
-            store = DatabaseVectorStore(self.vector_db, asyncio.get_running_loop())
-            cached = CachedEmbedder(self.embedder, store, cache_queries=True)
-            started = time.perf_counter()
-            index = await asyncio.to_thread(KnowledgeIndex.build, docs, cached)
-            self._snapshot = _Snapshot(index, fingerprint, {e.key: e.title for e in entries})
-            log.info(
-                "knowledge index built",
-                entries=len(docs),
-                seconds=round(time.perf_counter() - started, 2),
-                new_vectors=store.written,
-            )
-            return True
+    def operating_point(self, snapshot: KnowledgeSnapshot | None = None) -> OperatingPoint | None:
+        """Where the engine answers on ``snapshot`` (default: the loaded one): the override when
+        set, else the snapshot's own point; None before the first snapshot."""
+        snapshot = snapshot or self._snapshot
+        if snapshot is None:
+            return None
+        fitted = snapshot.operating_point
+        if self.answer_threshold is None:
+            return fitted
+        # nothing was fitted or measured for an override (the KB's own point: knowledge_status)
+        return OperatingPoint(threshold=self.answer_threshold, source="override")
+
+    def thresholds(self, snapshot: KnowledgeSnapshot | None = None) -> policy.Thresholds:
+        """The policy's thresholds on ``snapshot`` (default: the loaded one)."""
+        point = self.operating_point(snapshot)
+        answer = point.threshold if point is not None else policy.DEFAULT_ANSWER_THRESHOLD
+        return policy.Thresholds(
+            answer_threshold=max(answer, self.clarify_threshold),
+            clarify_threshold=self.clarify_threshold,
+            max_low_confidence_turns=self.max_low_confidence_turns,
+        )
+
+    def knowledge_status(self) -> KnowledgeStatus:
+        snapshot = self._snapshot
+        if snapshot is None:
+            return KnowledgeStatus("LOADING")
+        point = self.operating_point(snapshot)
+        fitted = snapshot.operating_point if point is not snapshot.operating_point else None
+        return KnowledgeStatus("UP", len(snapshot.index), point, fitted)
+
+    def llm_status(self) -> dict[str, Any] | None:
+        return self.llm.status() if self.llm is not None else None
+
+    async def aclose(self) -> None:
+        if self.llm is not None:
+            await self.llm.aclose()
 
     # --- the DialogEngine port ------------------------------------------------------------------------
 
-    async def analyze(self, text: str, content_type: str) -> KnowledgeAnalysis:
+    async def analyze(self, text: str, content_type: str) -> Analysis:
         started = time.perf_counter()
         language = detect_language(text)
         if content_type != "text":
-            return KnowledgeAnalysis(text, content_type, language, None)
+            return Analysis(text, content_type, language, None)
         rule = match_rules(text)
         candidates: tuple[Candidate, ...] = ()
         generated = None
@@ -165,7 +182,7 @@ class KnowledgeDialog:
                 rule is None
                 and self.llm is not None
                 and candidates
-                and candidates[0].confidence >= self.thresholds.answer_threshold
+                and candidates[0].confidence >= self.thresholds(snapshot).answer_threshold
             ):
                 generated = await self.llm.answer(
                     text,
@@ -175,14 +192,14 @@ class KnowledgeDialog:
                     chosen=candidates[0].entry_id,
                 )
         latency_ms = (time.perf_counter() - started) * 1000
-        return KnowledgeAnalysis(text, content_type, language, rule, candidates, latency_ms, generated)
+        return Analysis(text, content_type, language, rule, candidates, latency_ms, generated)
 
     def _rank(self, index: KnowledgeIndex, text: str) -> list[Candidate]:
         vector = self.embedder.embed_queries([text])[0]
         return index.rank(text, k=5, query_vector=vector)
 
     @staticmethod
-    def _sources(snapshot: _Snapshot, candidates: Sequence[Candidate], language: str) -> list[Source]:
+    def _sources(snapshot: KnowledgeSnapshot, candidates: Sequence[Candidate], language: str) -> list[Source]:
         """The chosen entry and the runners-up, in the customer's language only."""
         sources = []
         for c in candidates[:3]:
@@ -207,7 +224,7 @@ class KnowledgeDialog:
                 intent="clarify",
                 confidence=0.0,
             )
-        outcome = policy.decide(analysis.candidates, low_confidence_streak, self.thresholds)
+        outcome = policy.decide(analysis.candidates, low_confidence_streak, self.thresholds(self._snapshot))
         return self._reply(analysis, outcome)
 
     def _rule_handoff(self, analysis: Analysis, rule: RuleMatch) -> Decision:
@@ -227,7 +244,7 @@ class KnowledgeDialog:
             not kb_answer_allowed(rule.rule)
             or snapshot is None
             or best is None
-            or best.confidence < self.thresholds.answer_threshold
+            or best.confidence < self.thresholds(snapshot).answer_threshold
         ):
             return handoff
         doc = snapshot.index.get(best.entry_id)
@@ -241,13 +258,13 @@ class KnowledgeDialog:
             entry=doc.id,
         )
 
-    def _reply(self, analysis: Analysis, outcome: policy.Decision) -> Decision:
+    def _reply(self, analysis: Analysis, outcome: policy.Outcome) -> Decision:
         language = analysis.language
         snapshot = self._snapshot
         confidence = round(float(outcome.confidence), 4)
-        if outcome.kind is policy.DecisionKind.ANSWER and outcome.entry_id and snapshot is not None:
+        if outcome.kind is DecisionKind.ANSWER and outcome.entry_id and snapshot is not None:
             doc = snapshot.index.get(outcome.entry_id)
-            generated = getattr(analysis, "generated", None)
+            generated = analysis.generated
             if doc is not None:
                 # the gate accepted it, and it cites the chosen entry; every cited entry must still
                 # be published (the index may have changed since), else [n] would point nowhere
@@ -276,7 +293,7 @@ class KnowledgeDialog:
                     confidence=confidence,
                     citations=[snapshot.citation(doc.id, language, doc.title)],
                 )
-        if outcome.kind is policy.DecisionKind.HANDOFF:
+        if outcome.kind is DecisionKind.HANDOFF:
             return Decision(
                 DecisionKind.HANDOFF,
                 replies.text(language, "low_confidence_handoff"),
@@ -332,6 +349,7 @@ class KnowledgeDialog:
             },
             "citations": decision.citations,
             "reply": decision.reply,
-            "answer_threshold": self.thresholds.answer_threshold,
+            "answer_threshold": self.thresholds(snapshot).answer_threshold,
+            "operating_point": point.as_dict() if (point := self.operating_point(snapshot)) else None,
             "latency_ms": round(analysis.latency_ms, 2),
         }

@@ -4,9 +4,11 @@ Rules for sensitive topics and explicit requests for a human run *before* this p
 ``dialog/rules.py``); they are the only way to hand off on the first message. Here, low confidence
 hands off only after ``max_low_confidence_turns`` low-confidence turns in a row.
 
-Default thresholds come from the evaluation in ``docs/evaluation.md``: ``answer_threshold`` (0.37)
-is the most cautious confidence cut whose in-scope accuracy + out-of-scope recall is within 0.02 of
-the best on the validation split of the multi-domain out-of-scope proxy
+The answer threshold is the knowledge base's operating point (``dialog/calibration.py``: fitted on the
+KB when its index is built, or an operator's override); its one default, :data:`FALLBACK_THRESHOLD`
+(0.37, used when a KB is too small to fit its own), is the most cautious confidence cut whose
+in-scope accuracy + out-of-scope recall is within 0.02 of the best on the validation split of the
+multi-domain out-of-scope proxy
 (``bench/quality/multidomain.py``, ``bench/quality/calibrate.py``), with the calibration fitted as
 described in ``dialog/index.py``.
 ``clarify_threshold`` drops suggestions whose confidence is below it (a runner-up's confidence is the
@@ -21,7 +23,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
-DEFAULT_ANSWER_THRESHOLD = 0.37
+from ai_customer_service.dialog.calibration import FALLBACK_THRESHOLD
+
+# the one answer-threshold default (kept under this name for the bench scripts)
+DEFAULT_ANSWER_THRESHOLD = FALLBACK_THRESHOLD
 DEFAULT_CLARIFY_THRESHOLD = 0.0
 DEFAULT_MAX_LOW_CONFIDENCE_TURNS = 2
 MAX_SUGGESTIONS = 3
@@ -38,6 +43,8 @@ class RankedCandidate(Protocol):
 
 
 class DecisionKind(StrEnum):
+    """What the bot does with a message (the policy's outcome, and every engine's decision)."""
+
     ANSWER = "answer"
     CLARIFY = "clarify"
     HANDOFF = "handoff"
@@ -67,8 +74,8 @@ class Thresholds:
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
-    """The outcome for one message.
+class Outcome:
+    """The policy's outcome for one message (the engine turns it into a reply: ``engine.Decision``).
 
     ``low_confidence_streak`` is the session's new count of consecutive low-confidence turns (0 after
     an answer); the caller stores it on the session.
@@ -86,7 +93,7 @@ def decide(
     candidates: Sequence[RankedCandidate],
     low_confidence_streak: int = 0,
     thresholds: Thresholds | None = None,
-) -> Decision:
+) -> Outcome:
     """Decide what to do with a message given its ranked candidates (best first).
 
     ``low_confidence_streak`` is the number of low-confidence turns in a row *before* this message.
@@ -95,12 +102,12 @@ def decide(
     best = candidates[0] if candidates else None
     confidence = best.confidence if best is not None else 0.0
     if best is not None and confidence >= t.answer_threshold:
-        return Decision(DecisionKind.ANSWER, Reason.KB_MATCH, best.entry_id, confidence, 0)
+        return Outcome(DecisionKind.ANSWER, Reason.KB_MATCH, best.entry_id, confidence, 0)
 
     streak = max(0, low_confidence_streak) + 1
     reason = Reason.EMPTY_KB if best is None else Reason.LOW_CONFIDENCE
     if streak >= t.max_low_confidence_turns:
-        return Decision(
+        return Outcome(
             DecisionKind.HANDOFF,
             Reason.EMPTY_KB if best is None else Reason.LOW_CONFIDENCE_STREAK,
             None,
@@ -110,4 +117,4 @@ def decide(
     suggestions = tuple(
         c.entry_id for c in candidates[:MAX_SUGGESTIONS] if c.confidence >= t.clarify_threshold
     )
-    return Decision(DecisionKind.CLARIFY, reason, None, confidence, streak, suggestions)
+    return Outcome(DecisionKind.CLARIFY, reason, None, confidence, streak, suggestions)

@@ -71,24 +71,21 @@ def refresh_pool_metrics(ctx: AppContext) -> None:
 
 
 def knowledge_status(ctx: AppContext) -> dict[str, Any]:
-    """The bot's knowledge index in this process: ``LOADING`` until its first build (the bot then
-    says it is still loading), else ``UP`` with the number of published entries it answers from."""
-    if not hasattr(ctx.dialog, "index"):  # a dialog without a knowledge base
-        return {}
-    index = ctx.dialog.index
-    if index is None:
-        return {"knowledge": {"status": "LOADING"}}
-    return {"knowledge": {"status": "UP", "entries": len(index)}}
+    """The bot's knowledge in this process: ``LOADING`` until its first index build (the bot then
+    says it is still loading), else ``UP`` with the number of published entries it answers from and
+    the operating point it answers at (threshold, source, expected precision and answer rate, and how
+    many held-out questions it was fitted on; ``dialog/calibration.py``). Absent for an engine
+    without a knowledge base."""
+    status = ctx.dialog.knowledge_status()
+    return {} if status is None else {"knowledge": status.as_dict()}
 
 
 def llm_status(ctx: AppContext) -> dict[str, Any]:
     """The optional LLM: ``UP`` while its circuit breaker lets calls through, ``DOWN`` while it is
     open (the bot answers offline meanwhile). Informational: readiness never depends on it, since
     the bot answers without it. Absent when no LLM is configured."""
-    llm = getattr(ctx.dialog, "llm", None)
-    if llm is None:
-        return {}
-    return {"llm": llm.status()}
+    status = ctx.dialog.llm_status()
+    return {} if status is None else {"llm": status}
 
 
 async def outbox_status(ctx: AppContext) -> dict[str, Any]:

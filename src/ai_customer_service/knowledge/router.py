@@ -16,7 +16,7 @@ from ai_customer_service.http.deps import app_context
 from ai_customer_service.http.validation import Page, Storable
 from ai_customer_service.knowledge import importing, queries, service
 from ai_customer_service.knowledge.models import EntryStatus
-from ai_customer_service.knowledge.schemas import EntryCreate, EntryUpdate, SearchRequest
+from ai_customer_service.knowledge.schemas import EntryCreate, EntryUpdate, SearchRequest, SearchResponse
 from ai_customer_service.values import unstorable_reason
 
 router = APIRouter(prefix="/kb", tags=["knowledge base"])
@@ -77,7 +77,7 @@ async def create_entry(
     return await service.create(ctx.db, body, actor_id=str(actor.id))
 
 
-@router.post("/search")
+@router.post("/search", response_model=SearchResponse)
 async def search(
     body: SearchRequest, ctx: AppContext = Depends(app_context), actor: Actor = Depends(staff)
 ) -> dict[str, Any]:

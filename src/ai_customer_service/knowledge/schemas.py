@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from ai_customer_service.http.validation import RequestModel
@@ -70,6 +70,66 @@ class EntryUpdate(EntryFields):
 class SearchRequest(RequestModel):
     query: str = Field(min_length=1, max_length=2000)
     top_k: int = Field(default=5, ge=1, le=20)
+
+
+class OperatingPointView(BaseModel):
+    """Where the bot answers on this KB: ``confidence >= threshold`` (``dialog/calibration.py``)."""
+
+    threshold: float
+    source: Literal["self-calibrated", "fallback", "override"] = Field(
+        description="fitted on the KB itself, the documented fallback (a KB too small to fit), or the "
+        "operator's AI_CS_DIALOG_ANSWER_THRESHOLD"
+    )
+    target_precision: float | None = Field(description="the answer precision the point was fitted for")
+    expected_precision: float | None = Field(description="on the KB's own held-out questions (fitted only)")
+    expected_answer_rate: float | None = Field(description="on the KB's own held-out questions (fitted only)")
+    positives: int = Field(description="held-out answerable questions the fit used")
+    negatives: int = Field(description="held-out unanswerable questions the fit used")
+    expected_in_scope_accuracy: float | None = Field(
+        default=None, description="answered with their own entry, of the held-out answerable questions"
+    )
+    expected_out_of_scope_recall: float | None = Field(
+        default=None, description="declined, of the held-out unanswerable questions"
+    )
+
+
+class SearchCandidate(BaseModel):
+    id: str
+    title: str
+    confidence: float
+    score: float
+    components: dict[str, float]
+
+
+class SearchDecision(BaseModel):
+    kind: Literal["answer", "clarify", "handoff"]
+    reason: str
+    intent: str | None
+    entry: str | None
+    confidence: float | None
+    suggestions: list[str]
+
+
+class Citation(BaseModel):
+    id: str
+    title: str
+
+
+class SearchResponse(BaseModel):
+    """``POST /kb/search``: what the bot would do with the message on a fresh conversation."""
+
+    query: str
+    language: str
+    rule: str | None = Field(description="the handoff rule that matched, if any")
+    candidates: list[SearchCandidate]
+    decision: SearchDecision
+    citations: list[Citation]
+    reply: str
+    answer_threshold: float
+    operating_point: OperatingPointView | None = Field(
+        description="the operating point the bot answers at (null while the index is still loading)"
+    )
+    latency_ms: float
 
 
 def entry_view(entry: KBEntry) -> dict[str, Any]:

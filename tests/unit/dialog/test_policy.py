@@ -3,8 +3,8 @@ from dataclasses import dataclass
 import pytest
 
 from ai_customer_service.dialog.policy import (
-    Decision,
     DecisionKind,
+    Outcome,
     Reason,
     Thresholds,
     decide,
@@ -22,7 +22,7 @@ T = Thresholds(answer_threshold=0.5, clarify_threshold=0.1, max_low_confidence_t
 
 def test_answer_when_confident_and_resets_streak() -> None:
     d = decide([Cand("a", 0.9), Cand("b", 0.05)], low_confidence_streak=1, thresholds=T)
-    assert d == Decision(DecisionKind.ANSWER, Reason.KB_MATCH, "a", 0.9, 0)
+    assert d == Outcome(DecisionKind.ANSWER, Reason.KB_MATCH, "a", 0.9, 0)
 
 
 def test_answer_at_exact_threshold() -> None:
