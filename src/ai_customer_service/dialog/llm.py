@@ -29,8 +29,8 @@ import httpx
 from ai_customer_service.dialog import gate
 from ai_customer_service.dialog.breaker import STATE_VALUE, BreakerState, CircuitBreaker
 from ai_customer_service.dialog.text import cjk_ratio
-from ai_customer_service.http.metrics import Metrics
 from ai_customer_service.logs import get_logger
+from ai_customer_service.metrics import Metrics
 
 log = get_logger(__name__)
 

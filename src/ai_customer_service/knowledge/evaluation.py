@@ -387,7 +387,7 @@ async def run_eval(
     folds: int = DEFAULT_FOLDS,
 ) -> dict[str, Any]:
     """Evaluate the KB in ``kb_path`` on ``cases_path``, or on its own questions (``self_test``)."""
-    from ai_customer_service.http.metrics import Metrics
+    from ai_customer_service.metrics import Metrics
 
     if (cases_path is None) == (not self_test):
         raise ValueError("give either a cases file (--cases) or --self-test")

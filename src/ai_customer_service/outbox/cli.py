@@ -52,8 +52,8 @@ def worker(
 
 
 async def _run_worker(settings: Settings, *, once: bool) -> None:
-    from ai_customer_service.http.metrics import Metrics
     from ai_customer_service.logs import get_logger
+    from ai_customer_service.metrics import Metrics
     from ai_customer_service.outbox.worker import OutboxWorker
     from ai_customer_service.server import prepare_database
 

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 
 from ai_customer_service.audit import repository as audit
 from ai_customer_service.db.engine import Database
-from ai_customer_service.http.metrics import Metrics
 from ai_customer_service.logs import get_logger
+from ai_customer_service.metrics import Metrics
 
 log = get_logger(__name__)
 _SAMPLES = 5
