@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
@@ -54,11 +54,17 @@ def json_safe(data: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def rfc3339(value: datetime) -> str:
+    """The one wire format of an instant: RFC 3339 in UTC with ``Z``; a naive value is taken as UTC."""
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value.isoformat().replace("+00:00", "Z")
+
+
 def _json_default(value: object) -> Any:
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
+        return rfc3339(value)
     if isinstance(value, Enum):
         return value.value
     raise TypeError(f"event data is not JSON-serialisable: {type(value).__name__}")

@@ -22,6 +22,7 @@ from ai_customer_service.dialog.index import KBDoc
 from ai_customer_service.errors import Conflict, NotFound
 from ai_customer_service.knowledge.models import EntryStatus, KBEntry
 from ai_customer_service.knowledge.schemas import EntryCreate, EntryUpdate, entry_view
+from ai_customer_service.pagination import Page, offset
 
 
 def slug(title: str) -> str:
@@ -219,7 +220,7 @@ async def _import(
 
 async def list_entries(
     tx: AsyncSession, *, status: str | None, query: str | None, page: int, page_size: int
-) -> dict[str, Any]:
+) -> Page[dict[str, Any]]:
     stmt = select(KBEntry)
     count = select(func.count()).select_from(KBEntry)
     if status:
@@ -232,9 +233,10 @@ async def list_entries(
         count = count.where(cond)
     total = (await tx.execute(count)).scalar_one()
     rows = (
-        await tx.execute(stmt.order_by(KBEntry.title).offset((page - 1) * page_size).limit(page_size))
+        await tx.execute(stmt.order_by(KBEntry.title).offset(offset(page, page_size)).limit(page_size))
     ).scalars()
-    return {"items": [entry_view(e) for e in rows], "total": int(total), "page": page, "page_size": page_size}
+    items = [entry_view(e) for e in rows]
+    return Page[dict[str, Any]](items=items, total=int(total), page=page, page_size=page_size)
 
 
 async def get_entry(tx: AsyncSession, entry_id: uuid.UUID) -> dict[str, Any]:

@@ -110,7 +110,7 @@ def list_events(
     from ai_customer_service.outbox import service
 
     result = _run(_with_db(settings, lambda db: service.list_events(db, flt, page=page, page_size=page_size)))
-    typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
+    typer.echo(json.dumps(result.model_dump(mode="json"), indent=2, ensure_ascii=False))
 
 
 @outbox_app.command("replay")

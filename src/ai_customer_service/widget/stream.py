@@ -19,6 +19,7 @@ from fastapi.responses import StreamingResponse
 
 from ai_customer_service.errors import BadRequest
 from ai_customer_service.live import RESET, LiveHub, StreamClosed
+from ai_customer_service.values import rfc3339
 from ai_customer_service.widget.service import TYPING, visitor_event
 
 KEEP_ALIVE_SECONDS = 15.0
@@ -61,7 +62,7 @@ def session_stream(
                 if event.type == RESET:
                     yield _frame("reset", {}, event.seq)
                     continue
-                shown = visitor_event(event.type, event.data, event.created_at.isoformat())
+                shown = visitor_event(event.type, event.data, rfc3339(event.created_at))
                 if shown is None:
                     continue
                 name, data = shown
