@@ -10,7 +10,9 @@
 from __future__ import annotations
 
 import json
+import math
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
@@ -68,3 +70,13 @@ def _json_default(value: object) -> Any:
     if isinstance(value, Enum):
         return value.value
     raise TypeError(f"event data is not JSON-serialisable: {type(value).__name__}")
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """The ``q`` quantile (0..1) by linear interpolation between closest ranks (numpy's default,
+    ``statistics.quantiles(method="inclusive")``); ``sorted_values`` must be sorted and not empty."""
+    if not sorted_values:
+        raise ValueError("no values")
+    pos = (len(sorted_values) - 1) * q
+    low, high = math.floor(pos), math.ceil(pos)
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (pos - low)

@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from ai_customer_service import __version__
 from ai_customer_service.context import AppContext
-from ai_customer_service.errors import NotFound, Unauthenticated
+from ai_customer_service.errors import AUTH_REQUIRED, NotFound, Unauthenticated
 from ai_customer_service.health.schemas import Health, Live, Readiness
 from ai_customer_service.health.service import (
     knowledge_status,
@@ -82,7 +82,7 @@ async def metrics(request: Request, ctx: AppContext = Depends(app_context)) -> R
     if not metrics_token_ok(ctx.settings.metrics_token, request.headers.get("authorization")):
         raise Unauthenticated(
             "metrics require Authorization: Bearer <AI_CS_METRICS_TOKEN>",
-            "CS_AUTH_4011",
+            AUTH_REQUIRED,
             headers={"WWW-Authenticate": "Bearer"},
         )
     refresh_pool_metrics(ctx)

@@ -24,6 +24,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from ai_customer_service.config import Settings
+from ai_customer_service.errors import REQ_INVALID
 
 _ENVELOPE_REF = {"$ref": "#/components/schemas/ErrorEnvelope"}
 _RETRY_AFTER = {
@@ -118,10 +119,15 @@ def document(app: FastAPI, settings: Settings, api_prefix: str) -> dict[str, Any
                     "type": "object",
                     "required": ["code", "message", "request_id"],
                     "properties": {
-                        "code": {"type": "string", "example": "CS_REQ_4001"},
+                        "code": {"type": "string", "example": REQ_INVALID},
                         "message": {"type": "string"},
                         "request_id": {"type": "string"},
                         "details": {"type": "array", "items": {"type": "object"}},
+                        "aliases": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "description": "older spellings of `code` (`CS_TKT_4003` of `CS_TICKET_4003`)",
+                        },
                     },
                 }
             },

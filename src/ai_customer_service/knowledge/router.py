@@ -11,7 +11,7 @@ from ai_customer_service.auth.deps import Actor, require_roles
 from ai_customer_service.auth.models import Role
 from ai_customer_service.context import AppContext
 from ai_customer_service.dialog.index import KBDoc
-from ai_customer_service.errors import BadRequest
+from ai_customer_service.errors import KB_IMPORT_INVALID, BadRequest
 from ai_customer_service.http.deps import app_context
 from ai_customer_service.knowledge import importing, queries, service
 from ai_customer_service.knowledge.models import EntryStatus
@@ -59,7 +59,7 @@ def _check_storable(records: list[KBDoc]) -> None:
                 if reason is not None:
                     raise BadRequest(
                         f"invalid import file: entry {number} ({record.id!r}): {name} {reason}",
-                        "CS_KB_4004",
+                        KB_IMPORT_INVALID,
                         details=[{"field": f"{number}.{name}", "message": reason}],
                     )
 

@@ -10,15 +10,15 @@ from ai_customer_service.audit import repository as audit
 from ai_customer_service.db.base import utcnow
 from ai_customer_service.db.batches import delete_in_batches
 from ai_customer_service.db.engine import Database
-from ai_customer_service.errors import Conflict, NotFound
+from ai_customer_service.errors import OUTBOX_EVENT_NOT_FOUND, OUTBOX_NOT_DEAD, Conflict, NotFound
 from ai_customer_service.outbox import repository
 from ai_customer_service.outbox.models import OutboxAttempt, OutboxEvent, OutboxStatus
 from ai_customer_service.outbox.repository import EventFilter
 from ai_customer_service.pagination import Page, offset
 from ai_customer_service.values import rfc3339
 
-EVENT_NOT_FOUND = "CS_OUTBOX_4041"
-NOT_DEAD = "CS_OUTBOX_4091"
+EVENT_NOT_FOUND = OUTBOX_EVENT_NOT_FOUND
+NOT_DEAD = OUTBOX_NOT_DEAD
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from ai_customer_service.config import PlatformSettings
 from ai_customer_service.context import AppContext
-from ai_customer_service.errors import NotFound
+from ai_customer_service.errors import PLATFORM_NOT_FOUND, NotFound
 from ai_customer_service.http.deps import app_context, request_id
 from ai_customer_service.webhook.router import BODY_DOC, receive
 
@@ -32,7 +32,7 @@ def _profile(ctx: AppContext, name: str) -> PlatformSettings:
     for profile in ctx.settings.enabled_platforms:
         if profile.name == name.lower():
             return profile
-    raise NotFound(f"platform adapter {name!r} not found or not enabled", "CS_PLATFORM_4041")
+    raise NotFound(f"platform adapter {name!r} not found or not enabled", PLATFORM_NOT_FOUND)
 
 
 async def _receive(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,11 +15,12 @@ from ai_customer_service.auth.actor import Actor
 from ai_customer_service.auth.models import Principal, Role
 from ai_customer_service.conversation.models import Feedback, Message
 from ai_customer_service.db.engine import Database
-from ai_customer_service.errors import NotFound
+from ai_customer_service.errors import TICKET_NOT_FOUND, NotFound
 from ai_customer_service.pagination import Page, offset
 from ai_customer_service.ticket.models import ACTIVE_SQL, Ticket, TicketNote
 from ai_customer_service.ticket.service import require_visible
 from ai_customer_service.ticket.states import ACTIVE_STATUSES, Priority, TicketStatus
+from ai_customer_service.values import percentile
 
 # stats are for supervisors and admins: no per-agent visibility filter
 _EVERYONE = Actor(uuid.UUID(int=0), "stats", Role.ADMIN)
@@ -98,7 +98,7 @@ async def get_ticket(db: Database, ticket_id: uuid.UUID, *, actor: Actor) -> Tic
     async with db.sessionmaker() as tx:  # a plain read: no write lock on SQLite
         ticket = await tx.get(Ticket, ticket_id)
         if ticket is None:
-            raise NotFound("ticket not found", "CS_TICKET_4001")
+            raise NotFound("ticket not found", TICKET_NOT_FOUND)
         require_visible(actor, ticket)
         return TicketDetail(ticket, await _messages(tx, ticket.session_id), await _notes(tx, ticket.id))
 
@@ -118,15 +118,6 @@ async def _notes(tx: AsyncSession, ticket_id: uuid.UUID) -> list[TicketNote]:
 
 
 # --- stats ----------------------------------------------------------------------------------------
-
-
-def percentile(sorted_values: Sequence[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default); values must be sorted."""
-    if not sorted_values:
-        raise ValueError("no values")
-    pos = (len(sorted_values) - 1) * q
-    low, high = math.floor(pos), math.ceil(pos)
-    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (pos - low)
 
 
 def summarise(durations: list[float]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from ai_customer_service.auth.deps import Actor, require_roles
 from ai_customer_service.auth.models import Role
 from ai_customer_service.context import AppContext
-from ai_customer_service.errors import BadRequest
+from ai_customer_service.errors import REQ_INVALID, BadRequest
 from ai_customer_service.http.deps import app_context, request_id_of
 from ai_customer_service.pagination import PageNumber
 from ai_customer_service.ticket import queries, service
@@ -48,7 +48,7 @@ def _enum_list(raw: str | None, enum: type[TicketStatus] | type[Priority], name:
         return [enum(part.strip()) for part in raw.split(",") if part.strip()]
     except ValueError:
         allowed = ", ".join(m.value for m in enum)
-        raise BadRequest(f"{name} must be one or more of: {allowed}", "CS_REQ_4001") from None
+        raise BadRequest(f"{name} must be one or more of: {allowed}", REQ_INVALID) from None
 
 
 @router.get("", response_model=TicketList)

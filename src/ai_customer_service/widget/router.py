@@ -18,7 +18,14 @@ from ai_customer_service.auth.models import Role
 from ai_customer_service.context import AppContext
 from ai_customer_service.conversation import queries as conversation_queries
 from ai_customer_service.conversation.service import parse_session_id
-from ai_customer_service.errors import BadRequest, Forbidden, NotFound
+from ai_customer_service.errors import (
+    HTTP_NOT_FOUND,
+    REQ_FEEDBACK_SCORE,
+    WGT_ORIGIN,
+    BadRequest,
+    Forbidden,
+    NotFound,
+)
 from ai_customer_service.http.deps import app_context, request_id
 from ai_customer_service.widget import tokens
 from ai_customer_service.widget.cors import ALLOWED_HEADERS, STATE_KEY
@@ -77,11 +84,11 @@ def request_origin(request: Request) -> str:
     if not origin and request.headers.get("sec-fetch-site") == "same-origin":
         origin = f"{request.url.scheme}://{request.url.netloc}"
     if not origin or origin == "null":
-        raise Forbidden("the Origin header is required", "CS_WGT_4032")
+        raise Forbidden("the Origin header is required", WGT_ORIGIN)
     try:
         return normalize_origin(origin)
     except ValueError as exc:
-        raise Forbidden("the Origin header is not a valid origin", "CS_WGT_4032") from exc
+        raise Forbidden("the Origin header is not a valid origin", WGT_ORIGIN) from exc
 
 
 async def widget_site(site_key: str, request: Request) -> Site:
@@ -89,7 +96,7 @@ async def widget_site(site_key: str, request: Request) -> Site:
     site = await widget_service(request).site(site_key)
     origin = request_origin(request)
     if origin not in site.origins:
-        raise Forbidden(f"origin {origin} may not use this site's widget", "CS_WGT_4032")
+        raise Forbidden(f"origin {origin} may not use this site's widget", WGT_ORIGIN)
     setattr(request.state, STATE_KEY, request.headers.get("origin") or origin)
     return site
 
@@ -164,7 +171,7 @@ async def feedback(
 ) -> Rated:
     """CSAT of one of the visitor's conversations (a new rating replaces the previous one)."""
     if not 1 <= body.score <= 5:
-        raise BadRequest("feedback score must be between 1 and 5", "CS_REQ_4009")
+        raise BadRequest("feedback score must be between 1 and 5", REQ_FEEDBACK_SCORE)
     rated = await widget_service(request).feedback(
         site, visitor, session_id=body.session_id, score=body.score, comment=body.comment, request_id=rid
     )
@@ -232,6 +239,6 @@ async def widget_js() -> FileResponse:
 @assets.get("/demo/", include_in_schema=False)
 async def demo(ctx: AppContext = Depends(app_context)) -> HTMLResponse:
     if ctx.settings.is_production or not ctx.settings.demo_kb:
-        raise NotFound("the demo page is served in development with AI_CS_DEMO_KB=true", "CS_HTTP_404")
+        raise NotFound("the demo page is served in development with AI_CS_DEMO_KB=true", HTTP_NOT_FOUND)
     html = (STATIC / "demo.html").read_text("utf-8").replace("{{SITE_KEY}}", DEMO_SITE_KEY)
     return HTMLResponse(html)

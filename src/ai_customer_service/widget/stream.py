@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import StreamingResponse
 
-from ai_customer_service.errors import BadRequest
+from ai_customer_service.errors import REQ_INVALID, BadRequest
 from ai_customer_service.live import RESET, LiveHub, StreamClosed
 from ai_customer_service.values import rfc3339
 from ai_customer_service.widget.service import TYPING, visitor_event
@@ -34,9 +34,9 @@ def parse_last_event_id(raw: str | None) -> int | None:
     try:
         value = int(raw.strip())
     except ValueError as exc:
-        raise BadRequest("Last-Event-ID must be an event id from this stream", "CS_REQ_4001") from exc
+        raise BadRequest("Last-Event-ID must be an event id from this stream", REQ_INVALID) from exc
     if value < 0:
-        raise BadRequest("Last-Event-ID must be an event id from this stream", "CS_REQ_4001")
+        raise BadRequest("Last-Event-ID must be an event id from this stream", REQ_INVALID)
     return value
 
 
