@@ -144,13 +144,14 @@ def _principal_ref(raw: str) -> uuid.UUID | str:
         return raw.strip()
 
 
-def _resolution(body: ResolveBody | None, query: str | None) -> str | None:
+async def _resolution(
+    body: Annotated[ResolveBody | None, Body()] = None,
+    resolution: Annotated[str | None, Query(max_length=4000), Storable] = None,
+) -> str | None:
+    """The resolution text from the JSON body, else from ``?resolution=`` (the original's form)."""
     if body is not None and body.resolution is not None:
         return body.resolution
-    return query
-
-
-Resolution = Annotated[str | None, Query(max_length=4000), Storable]
+    return resolution
 
 
 @router.post("/{ticket_id}/assign", response_model=TicketOut)
@@ -176,12 +177,10 @@ async def assign(
 async def resolve(
     ticket_id: str,
     request: Request,
-    body: Annotated[ResolveBody | None, Body()] = None,
-    resolution: Resolution = None,
+    text: str | None = Depends(_resolution),
     actor: Actor = Depends(anyone),
     ctx: AppContext = Depends(app_context),
 ) -> TicketOut:
-    text = _resolution(body, resolution)
     handback = ctx.settings.ticket_handback_on
     return await _transition(
         Action.RESOLVE, ticket_id, request, actor, ctx, resolution=text, handback_on=handback
@@ -192,12 +191,10 @@ async def resolve(
 async def close(
     ticket_id: str,
     request: Request,
-    body: Annotated[ResolveBody | None, Body()] = None,
-    resolution: Resolution = None,
+    text: str | None = Depends(_resolution),
     actor: Actor = Depends(staff),
     ctx: AppContext = Depends(app_context),
 ) -> TicketOut:
-    text = _resolution(body, resolution)
     return await _transition(Action.CLOSE, ticket_id, request, actor, ctx, resolution=text)
 
 
