@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
@@ -21,6 +20,7 @@ from ai_customer_service.conversation.schemas import (
 )
 from ai_customer_service.errors import BadRequest
 from ai_customer_service.http.deps import app_context, request_id
+from ai_customer_service.http.openapi import raw_json_body
 from ai_customer_service.pagination import PageNumber
 from ai_customer_service.ticket.states import Priority
 from ai_customer_service.values import unstorable_reason
@@ -89,24 +89,13 @@ async def handoff_session(
     return HandoffOut.model_validate(result)
 
 
-_FEEDBACK_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["score"],
-                    "properties": {
-                        "score": {"type": "integer", "minimum": 1, "maximum": 5},
-                        "comment": {"type": "string", "maxLength": 2000},
-                    },
-                }
-            }
-        },
-    }
-}
+_FEEDBACK_BODY = raw_json_body(
+    {
+        "score": {"type": "integer", "minimum": 1, "maximum": 5},
+        "comment": {"type": "string", "maxLength": 2000},
+    },
+    required=["score"],
+)
 
 
 @router.post("/{session_id}/feedback", response_model=FeedbackOut, openapi_extra=_FEEDBACK_BODY)

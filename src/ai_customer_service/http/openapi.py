@@ -43,6 +43,13 @@ _ERRORS: dict[str, tuple[str, bool]] = {
 _SIGNED_MARKERS = ("/webhook", "/feedback")
 
 
+def raw_json_body(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    """``openapi_extra`` of a route that reads its raw bytes (a signature covers them): the JSON
+    object it expects, documented as if FastAPI had parsed it (no other fields allowed)."""
+    schema = {"type": "object", "additionalProperties": False, "required": required, "properties": properties}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
 def _error(status: str) -> dict[str, Any]:
     description, retry = _ERRORS[status]
     response: dict[str, Any] = {

@@ -2,44 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Depends, Request
 
 from ai_customer_service.context import AppContext
 from ai_customer_service.errors import BadRequest
 from ai_customer_service.http.deps import app_context, request_id
+from ai_customer_service.http.openapi import raw_json_body
 from ai_customer_service.webhook.schemas import WebhookResponse, parse_inbound
 from ai_customer_service.webhook.service import IngestResult
 from ai_customer_service.webhook.signature import verify_request
 
 router = APIRouter(tags=["webhook"])
 
-BODY_DOC: dict[str, Any] = {
-    # the message body, declared here because the route reads the raw bytes (the signature covers them)
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["open_id", "content"],
-                    "properties": {
-                        "message_id": {"type": "string", "maxLength": 128},
-                        "channel": {"type": "string", "maxLength": 32},
-                        "open_id": {"type": "string", "maxLength": 128},
-                        "user_id": {"type": "string", "maxLength": 64},
-                        "content": {"type": "string"},
-                        "content_type": {"type": "string", "default": "text"},
-                        "timestamp": {"type": "string", "format": "date-time"},
-                        "reply_to": {"type": "string", "maxLength": 128},
-                    },
-                }
-            }
-        },
-    }
-}
+# the message body, declared here because the route reads the raw bytes (the signature covers them)
+BODY_DOC = raw_json_body(
+    {
+        "message_id": {"type": "string", "maxLength": 128},
+        "channel": {"type": "string", "maxLength": 32},
+        "open_id": {"type": "string", "maxLength": 128},
+        "user_id": {"type": "string", "maxLength": 64},
+        "content": {"type": "string"},
+        "content_type": {"type": "string", "default": "text"},
+        "timestamp": {"type": "string", "format": "date-time"},
+        "reply_to": {"type": "string", "maxLength": 128},
+    },
+    required=["open_id", "content"],
+)
 
 
 async def receive(
