@@ -38,6 +38,7 @@ from ai_customer_service.db.engine import Database
 from ai_customer_service.errors import AUTH_SIGN_IN_BLOCKED, AUTH_SIGNATURE_PREFIX
 from ai_customer_service.logs import get_logger
 from ai_customer_service.metrics import Metrics
+from ai_customer_service.values import rfc3339
 
 log = get_logger(__name__)
 
@@ -150,7 +151,7 @@ class AuthThrottle:
                         "blocks": total,
                         "clients": [{"client": k, "failures": v} for k, v in pending.items()],
                         "block_seconds": self.block_seconds,
-                        "at": datetime.now(UTC).isoformat(),
+                        "at": rfc3339(datetime.now(UTC)),
                     },
                 )
         except Exception:
