@@ -7,7 +7,11 @@ import ast
 import re
 from pathlib import Path
 
+import httpx
+from fastapi import FastAPI
+
 from ai_customer_service import errors
+from ai_customer_service.http.errors import install_error_handlers
 
 SRC = Path(errors.__file__).parent
 CODE = re.compile(r"CS_[A-Z]+_\d{3,4}")
@@ -64,3 +68,19 @@ def test_every_code_literal_in_the_source_is_declared() -> None:
                     if code not in known:
                         stray.append(f"{path.relative_to(SRC)}:{node.lineno} {code}")
     assert stray == []
+
+
+async def test_the_envelope_carries_a_renamed_codes_old_spelling() -> None:
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/{code}")
+    async def fail(code: str) -> None:
+        raise errors.Conflict("no", code)
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        assigned = (await client.get(f"/{errors.TICKET_ASSIGN_CONFLICT}")).json()["error"]
+        resolved = (await client.get(f"/{errors.TICKET_RESOLVE_CONFLICT}")).json()["error"]
+    assert assigned["code"] == "CS_TKT_4002" and assigned["aliases"] == ["CS_TICKET_4091"]
+    assert resolved["code"] == "CS_TICKET_4092" and "aliases" not in resolved
