@@ -7,10 +7,11 @@ It reads every module's imports with ``ast`` (also those inside functions and un
 - **no upward arrows**: a component imports only components of its own layer or of layers below.
 
 A component is a top-level package or module (``ticket``, ``config``), except that a package's HTTP
-edge (``router.py``, ``deps.py``) and the few modules named in :data:`PLACED` are components of their
-own, placed where they belong: ``ticket.router`` parses HTTP and calls ``ticket``'s services, so it
-sits in the edge layer while ``ticket`` sits in the domain layer. A package's ``cli.py`` (its command
-group) belongs to the one command-line component ``cli``. ``docs/architecture.md`` draws the result.
+edge (``router.py``, ``deps.py``) and the few modules named in :data:`PLACED` (``db.dsn``, the
+schema as a whole, the ``eval`` command) are components of their own, placed where they belong:
+``ticket.router`` parses HTTP and calls ``ticket``'s services, so it sits in the edge layer while
+``ticket`` sits in the domain layer. A package's ``cli.py`` (its command group) belongs to the one
+command-line component ``cli``. ``docs/architecture.md`` draws the result.
 
 :data:`KNOWN_TO_FIX` lists what is being removed right now (issue 11, items 1-4). It may only
 shrink: the test also fails when a listed exception no longer occurs, so whoever removes one
@@ -74,7 +75,9 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "*.deps",
     ),
     # the application: the factory, the server, the command line
-    "app": ("main", "server", "cli", "__main__", "doctor"),
+    # (knowledge/evaluation.py is the `eval` command: it migrates a throw-away store and runs the
+    # engine over labelled cases, as the app does)
+    "app": ("main", "server", "cli", "__main__", "doctor", "knowledge.evaluation"),
 }
 
 # modules placed in a component of their own (the others belong to their top-level package)
@@ -83,6 +86,7 @@ PLACED = {
     **dict.fromkeys(
         ("db.models", "db.adopt", "db.migrate", "db.migrations", "db.schema_versions"), "db.schema"
     ),
+    "knowledge.evaluation": "knowledge.evaluation",
 }
 EDGE_MODULES = frozenset({"router", "deps"})
 
@@ -92,16 +96,10 @@ KNOWN_CYCLES: frozenset[frozenset[str]] = frozenset(
     {
         frozenset({"conversation", "ticket"}),  # the ticket service writes cs_sessions (item 1)
         frozenset({"outbox", "ticket"}),  # outbox/publisher.py reads ticket.models (item 3)
-        frozenset({"dialog", "knowledge"}),  # the engine loads the KB itself (item 4)
     }
 )
-KNOWN_UPWARD: frozenset[tuple[str, str]] = frozenset(
-    {
-        # `eval` builds the dialog through the app factory and migrates its store (item 4)
-        ("knowledge.evaluation", "main"),
-        ("knowledge.evaluation", "db.schema"),
-    }
-)
+# (knowledge/evaluation.py -> main.py, and dialog <-> knowledge: gone with the pure dialog engine)
+KNOWN_UPWARD: frozenset[tuple[str, str]] = frozenset()
 KNOWN_TO_FIX = KNOWN_CYCLES | KNOWN_UPWARD
 
 
