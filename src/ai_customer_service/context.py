@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from ai_customer_service.config import Settings
 from ai_customer_service.db.engine import Database
 from ai_customer_service.dialog.engine import DialogEngine
-from ai_customer_service.http.metrics import Metrics
 from ai_customer_service.knowledge.refresher import KnowledgeRefresher
 from ai_customer_service.live import LiveHub
+from ai_customer_service.metrics import Metrics
 from ai_customer_service.outbox.publisher import EventPublisher
 from ai_customer_service.webhook.rejections import RejectionLog
 from ai_customer_service.webhook.service import IngestService

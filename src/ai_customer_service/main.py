@@ -26,13 +26,13 @@ from ai_customer_service.http.auth_throttle import AuthThrottle, AuthThrottleMid
 from ai_customer_service.http.deadline import RequestDeadlineMiddleware
 from ai_customer_service.http.docs import install_docs
 from ai_customer_service.http.errors import install_error_handlers
-from ai_customer_service.http.metrics import Metrics
 from ai_customer_service.http.middleware import RequestContextMiddleware
 from ai_customer_service.http.openapi import document
 from ai_customer_service.knowledge.refresher import KnowledgeRefresher, build_engine
 from ai_customer_service.knowledge.router import router as kb_router
 from ai_customer_service.live import LiveHub, purge_live_events
 from ai_customer_service.logs import get_logger
+from ai_customer_service.metrics import Metrics
 from ai_customer_service.outbox.publisher import EventPublisher
 from ai_customer_service.outbox.router import router as outbox_router
 from ai_customer_service.outbox.service import purge_delivered

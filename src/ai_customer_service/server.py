@@ -26,11 +26,11 @@ from ai_customer_service.db.engine import Database
 from ai_customer_service.db.migrate import upgrade
 from ai_customer_service.errors import StartupError
 from ai_customer_service.health.service import refresh_pool_metrics
-from ai_customer_service.http.metrics import enable_multiprocess, process_exited, use_single_process
 from ai_customer_service.http.metrics_listener import start_metrics_listener
 from ai_customer_service.http.slowclients import guarded_protocol
 from ai_customer_service.logs import get_logger
 from ai_customer_service.main import create_app
+from ai_customer_service.metrics import enable_multiprocess, process_exited, use_single_process
 
 log = get_logger(__name__)
 

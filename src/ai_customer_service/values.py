@@ -10,8 +10,10 @@
 from __future__ import annotations
 
 import json
+import math
 import uuid
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
@@ -54,11 +56,27 @@ def json_safe(data: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def rfc3339(value: datetime) -> str:
+    """The one wire format of an instant: RFC 3339 in UTC with ``Z``; a naive value is taken as UTC."""
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value.isoformat().replace("+00:00", "Z")
+
+
 def _json_default(value: object) -> Any:
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
+        return rfc3339(value)
     if isinstance(value, Enum):
         return value.value
     raise TypeError(f"event data is not JSON-serialisable: {type(value).__name__}")
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """The ``q`` quantile (0..1) by linear interpolation between closest ranks (numpy's default,
+    ``statistics.quantiles(method="inclusive")``); ``sorted_values`` must be sorted and not empty."""
+    if not sorted_values:
+        raise ValueError("no values")
+    pos = (len(sorted_values) - 1) * q
+    low, high = math.floor(pos), math.ceil(pos)
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (pos - low)

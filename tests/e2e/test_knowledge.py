@@ -194,10 +194,10 @@ async def test_health_and_search_show_the_operating_point(app: FastAPI, client: 
 
 async def test_the_refresher_builds_snapshots_and_hands_them_to_the_engine(settings: Any, db: Any) -> None:
     """The engine never reads the database: the refresher rebuilds only when the KB changed."""
-    from ai_customer_service.http.metrics import Metrics
     from ai_customer_service.knowledge import importing
     from ai_customer_service.knowledge import service as knowledge
     from ai_customer_service.knowledge.refresher import build_engine
+    from ai_customer_service.metrics import Metrics
 
     engine, refresher = build_engine(settings, db, Metrics())
     assert engine.knowledge_status().status == "LOADING"

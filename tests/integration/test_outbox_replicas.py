@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from ai_customer_service.config import Settings, load_settings
 from ai_customer_service.db.engine import Database
 from ai_customer_service.doctor import run_doctor
-from ai_customer_service.http.metrics import Metrics
+from ai_customer_service.metrics import Metrics
 from ai_customer_service.outbox.models import OutboxAttempt, OutboxEvent
 from ai_customer_service.outbox.worker import OutboxWorker
 from tests.support.outbox import CALLBACK_SECRET, emit_one, outbox_settings, run_until_idle

@@ -10,7 +10,7 @@ import textwrap
 SCRIPT = textwrap.dedent(
     """
     import os, re
-    from ai_customer_service.http import metrics as m
+    from ai_customer_service import metrics as m
 
     os.environ[m.MULTIPROC_ENV] = "/nonexistent"  # inherited by a single-process server: ignored
     single = m.Metrics()

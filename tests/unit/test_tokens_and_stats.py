@@ -5,7 +5,8 @@ import pytest
 from ai_customer_service.config import check_production_rules, load_settings
 from ai_customer_service.errors import ConfigError
 from ai_customer_service.security.tokens import generate_token, hash_token, same_secret
-from ai_customer_service.ticket.queries import percentile, summarise
+from ai_customer_service.ticket.queries import summarise
+from ai_customer_service.values import percentile
 
 
 def test_tokens_are_random_prefixed_and_hashed() -> None:

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 from sqlalchemy import ColumnElement, func, select
 
 from ai_customer_service.audit.models import AuditLog
 from ai_customer_service.db.engine import Database
+from ai_customer_service.pagination import Page, offset
 
 Order = Literal["asc", "desc"]
-
-
-@dataclass(frozen=True)
-class AuditPage:
-    items: list[AuditLog]
-    total: int
-    page: int
-    page_size: int
 
 
 async def list_audit(
@@ -29,7 +21,7 @@ async def list_audit(
     order: Order = "desc",
     page: int = 1,
     page_size: int = 200,
-) -> AuditPage:
+) -> Page[AuditLog]:
     """One page of rows, newest first (``order="asc"``: oldest first), optionally for one object
     type / object."""
     conds: list[ColumnElement[bool]] = []
@@ -41,8 +33,8 @@ async def list_audit(
         ordering = (AuditLog.created_at.asc(), AuditLog.id.asc())
     else:
         ordering = (AuditLog.created_at.desc(), AuditLog.id.desc())
-    stmt = select(AuditLog).where(*conds).order_by(*ordering).offset((page - 1) * page_size).limit(page_size)
+    stmt = select(AuditLog).where(*conds).order_by(*ordering).offset(offset(page, page_size)).limit(page_size)
     async with db.transaction() as tx:
         total = (await tx.execute(select(func.count()).select_from(AuditLog).where(*conds))).scalar_one()
         rows = list((await tx.execute(stmt)).scalars())
-    return AuditPage(rows, int(total), page, page_size)
+    return Page[AuditLog](items=rows, total=int(total), page=page, page_size=page_size)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -14,7 +13,8 @@ from ai_customer_service.auth.deps import Actor, require_roles
 from ai_customer_service.auth.models import Role
 from ai_customer_service.context import AppContext
 from ai_customer_service.http.deps import app_context
-from ai_customer_service.http.validation import Page, Storable
+from ai_customer_service.pagination import Page, PageNumber
+from ai_customer_service.wire import Storable, Timestamp
 
 MAX_PAGE_SIZE = 1000
 
@@ -36,14 +36,11 @@ class AuditOut(BaseModel):
     details: dict[str, Any] | None
     tenant_id: str = "default"
     source_ip: str | None = None
-    created_at: datetime
+    created_at: Timestamp
 
 
-class AuditList(BaseModel):
-    items: list[AuditOut]
-    total: int
-    page: int
-    page_size: int
+class AuditList(Page[AuditOut]):
+    """One page of audit rows."""
 
 
 @router.get("/audit", response_model=AuditList)
@@ -53,7 +50,7 @@ async def audit(
     object_type: Annotated[str | None, Query(max_length=32), Storable] = None,
     object_id: Annotated[str | None, Query(max_length=64), Storable] = None,
     order: Annotated[Order, Query(description="desc: newest first (default); asc: oldest first")] = "desc",
-    page: Page = 1,
+    page: PageNumber = 1,
     page_size: Annotated[int | None, Query(ge=1, le=MAX_PAGE_SIZE, description="default 200")] = None,
     limit: Annotated[
         int | None, Query(ge=1, le=MAX_PAGE_SIZE, description="older name of page_size", deprecated=True)
@@ -63,9 +60,5 @@ async def audit(
     result = await list_audit(
         ctx.db, object_type=object_type, object_id=object_id, order=order, page=page, page_size=size
     )
-    return AuditList(
-        items=[AuditOut.model_validate(r, from_attributes=True) for r in result.items],
-        total=result.total,
-        page=result.page,
-        page_size=result.page_size,
-    )
+    items = result.map(lambda row: AuditOut.model_validate(row, from_attributes=True))
+    return AuditList(items=items, total=result.total, page=result.page, page_size=result.page_size)

@@ -23,7 +23,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ai_customer_service.auth.actor import Actor
 from ai_customer_service.auth.models import Role
 from ai_customer_service.auth.service import authenticate_token, authenticate_trusted_headers
-from ai_customer_service.errors import Forbidden, Unauthenticated
+from ai_customer_service.errors import AUTH_DENIED, AUTH_REQUIRED, Forbidden, Unauthenticated
 from ai_customer_service.http.deps import context_of
 
 __all__ = ["ALL_ROLES", "Actor", "Role", "current_actor", "require_roles"]
@@ -44,7 +44,7 @@ BEARER = HTTPBearer(
 
 
 def _unauthenticated(message: str) -> Unauthenticated:
-    return Unauthenticated(message, "CS_AUTH_4011", headers={"WWW-Authenticate": "Bearer"})
+    return Unauthenticated(message, AUTH_REQUIRED, headers={"WWW-Authenticate": "Bearer"})
 
 
 async def current_actor(request: Request) -> Actor:
@@ -87,7 +87,7 @@ def require_roles(*roles: Role) -> Callable[[Request], Awaitable[Actor]]:
     ) -> Actor:
         actor = await current_actor(request)
         if actor.role not in allowed:
-            raise Forbidden("access denied: role not allowed", "CS_AUTH_4001")
+            raise Forbidden("access denied: role not allowed", AUTH_DENIED)
         return actor
 
     return dependency

@@ -18,7 +18,7 @@ from ai_customer_service.auth.schemas import (
     PrincipalOut,
 )
 from ai_customer_service.context import AppContext
-from ai_customer_service.errors import NotFound
+from ai_customer_service.errors import AUTH_PRINCIPAL_NOT_FOUND, NotFound
 from ai_customer_service.http.deps import app_context
 from ai_customer_service.values import parse_uuid
 
@@ -31,7 +31,7 @@ def _principal_id(raw: str) -> uuid.UUID:
     """A path's principal id; a malformed one names no principal (404, like an unknown one)."""
     principal_id = parse_uuid(raw)
     if principal_id is None:
-        raise NotFound("principal not found", "CS_AUTH_4041")
+        raise NotFound("principal not found", AUTH_PRINCIPAL_NOT_FOUND)
     return principal_id
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from ai_customer_service.auth.models import Principal, Role
-from ai_customer_service.http.validation import RequestModel
+from ai_customer_service.wire import RequestModel
 
 
 class PrincipalOut(BaseModel):

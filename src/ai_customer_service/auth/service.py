@@ -17,7 +17,17 @@ from ai_customer_service.auth.actor import BOOTSTRAP_ADMIN_ID, Actor
 from ai_customer_service.auth.models import Principal, Role
 from ai_customer_service.db.base import utcnow
 from ai_customer_service.db.engine import Database
-from ai_customer_service.errors import BadRequest, Conflict, Forbidden, NotFound
+from ai_customer_service.errors import (
+    AUTH_DENIED,
+    AUTH_PRINCIPAL_EXISTS,
+    AUTH_PRINCIPAL_NOT_FOUND,
+    AUTH_PRINCIPAL_REVOKED,
+    REQ_INVALID,
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+)
 from ai_customer_service.security.tokens import display_prefix, generate_token, hash_token, same_secret
 
 # last_used_at is written at most this often per principal, so authentication stays a read.
@@ -37,14 +47,14 @@ def _check_name(name: str) -> str:
     if not NAME_RE.match(name):
         raise BadRequest(
             "name must be 1-64 characters: letters, digits and . _ @ -, starting with a letter or digit",
-            "CS_REQ_4001",
+            REQ_INVALID,
         )
     return name
 
 
 def _check_capacity(capacity: int) -> int:
     if not 0 <= capacity <= MAX_CAPACITY:
-        raise BadRequest(f"capacity must be between 0 and {MAX_CAPACITY}", "CS_REQ_4001")
+        raise BadRequest(f"capacity must be between 0 and {MAX_CAPACITY}", REQ_INVALID)
     return capacity
 
 
@@ -76,7 +86,7 @@ async def create_principal(
     try:
         async with db.transaction() as tx:
             if (await tx.execute(select(Principal.id).where(Principal.name == name))).first():
-                raise Conflict(f"a principal named {name!r} already exists", "CS_AUTH_4091")
+                raise Conflict(f"a principal named {name!r} already exists", AUTH_PRINCIPAL_EXISTS)
             tx.add(principal)
             await tx.flush()
             record(
@@ -90,7 +100,7 @@ async def create_principal(
                 details={"name": name, "role": role.value, "password": password_hash is not None},
             )
     except IntegrityError as exc:  # a concurrent create with the same name
-        raise Conflict(f"a principal named {name!r} already exists", "CS_AUTH_4091") from exc
+        raise Conflict(f"a principal named {name!r} already exists", AUTH_PRINCIPAL_EXISTS) from exc
     return CreatedPrincipal(principal, token)
 
 
@@ -110,20 +120,12 @@ async def _find(tx: AsyncSession, id_or_name: str) -> Principal | None:
     return (await tx.execute(stmt)).scalars().first()
 
 
-async def get_principal(db: Database, id_or_name: str) -> Principal:
-    async with db.transaction() as tx:
-        principal = await _find(tx, id_or_name)
-    if principal is None:
-        raise NotFound("principal not found", "CS_AUTH_4041")
-    return principal
-
-
 async def revoke_principal(db: Database, id_or_name: str, *, actor: Actor | None = None) -> Principal:
     """Revoke a principal's token for good (idempotent); it also stops being auto-assigned work."""
     async with db.transaction() as tx:
         principal = await _find(tx, id_or_name)
         if principal is None:
-            raise NotFound("principal not found", "CS_AUTH_4041")
+            raise NotFound("principal not found", AUTH_PRINCIPAL_NOT_FOUND)
         if principal.active:
             now = utcnow()
             principal.active = False
@@ -148,15 +150,15 @@ async def set_availability(
     """Agents set themselves available/away; supervisors and admins may set anyone's, and capacity."""
     if not actor.is_staff:
         if principal_id != actor.id:
-            raise Forbidden("agents may only change their own availability", "CS_AUTH_4001")
+            raise Forbidden("agents may only change their own availability", AUTH_DENIED)
         if capacity is not None:
-            raise Forbidden("only supervisors and admins may change capacity", "CS_AUTH_4001")
+            raise Forbidden("only supervisors and admins may change capacity", AUTH_DENIED)
     async with db.transaction() as tx:
         principal = await tx.get(Principal, principal_id)
         if principal is None:
-            raise NotFound("principal not found", "CS_AUTH_4041")
+            raise NotFound("principal not found", AUTH_PRINCIPAL_NOT_FOUND)
         if not principal.active and available:
-            raise Conflict("a revoked principal cannot become available", "CS_AUTH_4092")
+            raise Conflict("a revoked principal cannot become available", AUTH_PRINCIPAL_REVOKED)
         before = "available" if principal.available else "away"
         if available is not None:
             principal.available = available

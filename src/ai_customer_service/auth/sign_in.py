@@ -25,7 +25,16 @@ from ai_customer_service.auth.service import _find
 from ai_customer_service.config import Settings
 from ai_customer_service.db.base import utcnow
 from ai_customer_service.db.engine import Database
-from ai_customer_service.errors import BadRequest, NotFound, RateLimited, Unauthenticated
+from ai_customer_service.errors import (
+    AUTH_PRINCIPAL_NOT_FOUND,
+    AUTH_SIGN_IN_BLOCKED,
+    AUTH_SIGN_IN_FAILED,
+    REQ_INVALID,
+    BadRequest,
+    NotFound,
+    RateLimited,
+    Unauthenticated,
+)
 from ai_customer_service.security.passwords import hash_password, password_problem, verify_password
 from ai_customer_service.security.tokens import hash_token
 
@@ -33,8 +42,8 @@ from ai_customer_service.security.tokens import hash_token
 FAILURE_DELAY_SECONDS = 0.5
 MAX_BLOCK_SECONDS = 3600
 SESSION_TOKEN_PREFIX = "css_"  # noqa: S105 - a recognisable prefix, not a secret
-BAD_CREDENTIALS = "CS_AUTH_4012"
-TOO_MANY_ATTEMPTS = "CS_AUTH_4291"
+BAD_CREDENTIALS = AUTH_SIGN_IN_FAILED
+TOO_MANY_ATTEMPTS = AUTH_SIGN_IN_BLOCKED
 
 
 @dataclass(frozen=True)
@@ -55,7 +64,7 @@ async def hash_new_password(password: str) -> str:
     """Check and hash a new password (in a worker thread: argon2id is deliberately slow)."""
     problem = password_problem(password)
     if problem is not None:
-        raise BadRequest(problem, "CS_REQ_4001")
+        raise BadRequest(problem, REQ_INVALID)
     return await asyncio.to_thread(hash_password, password)
 
 
@@ -67,7 +76,7 @@ async def set_password(
     async with db.transaction() as tx:
         principal = await _find(tx, id_or_name)
         if principal is None:
-            raise NotFound("principal not found", "CS_AUTH_4041")
+            raise NotFound("principal not found", AUTH_PRINCIPAL_NOT_FOUND)
         had = principal.password_hash is not None
         principal.password_hash = encoded
         principal.failed_sign_ins = 0

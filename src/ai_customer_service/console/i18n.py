@@ -8,6 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ai_customer_service.errors import (
+    AUTH_DENIED,
+    KB_TITLE_EXISTS,
+    KB_VERSION_CONFLICT,
+    REQ_CLOSE_RESOLUTION_REQUIRED,
+    REQ_RESOLUTION_REQUIRED,
+    TICKET_AGENT_NOT_ACTIVE,
+    TICKET_ASSIGN_CONFLICT,
+    TICKET_CLOSE_CONFLICT,
+    TICKET_NOT_FOUND,
+    TICKET_REOPEN_CONFLICT,
+    TICKET_REPLY_CONFLICT,
+    TICKET_RESOLVE_CONFLICT,
+)
+
 LANGUAGES = ("en", "zh")
 LANG_COOKIE = "cs_console_lang"
 
@@ -176,31 +191,34 @@ TEXTS: dict[str, tuple[str, str]] = {
 
 # plain sentences for the errors an agent meets in the console, by CS_* code
 ERROR_SENTENCES: dict[str, tuple[str, str]] = {
-    "CS_TKT_4002": (
+    TICKET_ASSIGN_CONFLICT: (
         "This ticket is already assigned, or cannot be assigned now.",
         "该工单已被分配，或当前无法分配。",
     ),
-    "CS_TKT_4003": ("That agent is not active.", "该客服人员不可用。"),
-    "CS_TICKET_4092": ("This ticket cannot be resolved in its current state.", "该工单当前状态下无法解决。"),
-    "CS_TICKET_4093": ("Only a resolved ticket can be closed.", "只有已解决的工单才能关闭。"),
-    "CS_TICKET_4094": (
+    TICKET_AGENT_NOT_ACTIVE: ("That agent is not active.", "该客服人员不可用。"),
+    TICKET_RESOLVE_CONFLICT: (
+        "This ticket cannot be resolved in its current state.",
+        "该工单当前状态下无法解决。",
+    ),
+    TICKET_CLOSE_CONFLICT: ("Only a resolved ticket can be closed.", "只有已解决的工单才能关闭。"),
+    TICKET_REOPEN_CONFLICT: (
         "This ticket cannot be reopened now (it is not resolved or closed, "
         "or the conversation already has an open ticket).",
         "该工单现在无法重新打开（未解决或未关闭，或该会话已有进行中的工单）。",
     ),
-    "CS_TICKET_4095": (
+    TICKET_REPLY_CONFLICT: (
         "You can reply once the ticket is assigned and until it is resolved.",
         "工单分配后、解决前才能回复客户。",
     ),
-    "CS_TICKET_4001": ("This ticket does not exist.", "该工单不存在。"),
-    "CS_REQ_4006": ("Write a resolution first.", "请先填写解决说明。"),
-    "CS_REQ_4007": ("Write a resolution first.", "请先填写解决说明。"),
-    "CS_AUTH_4001": ("You are not allowed to do this.", "您无权执行此操作。"),
-    "CS_KB_4091": (
+    TICKET_NOT_FOUND: ("This ticket does not exist.", "该工单不存在。"),
+    REQ_RESOLUTION_REQUIRED: ("Write a resolution first.", "请先填写解决说明。"),
+    REQ_CLOSE_RESOLUTION_REQUIRED: ("Write a resolution first.", "请先填写解决说明。"),
+    AUTH_DENIED: ("You are not allowed to do this.", "您无权执行此操作。"),
+    KB_VERSION_CONFLICT: (
         "Someone else changed this entry meanwhile. Reload it and apply your change again.",
         "该条目已被他人修改。请刷新后重新修改。",
     ),
-    "CS_KB_4002": ("An entry with this title already exists.", "已存在同名条目。"),
+    KB_TITLE_EXISTS: ("An entry with this title already exists.", "已存在同名条目。"),
 }
 
 

@@ -40,7 +40,16 @@ from ai_customer_service.console.web import (
     redirect,
     render,
 )
-from ai_customer_service.errors import BadRequest, Forbidden, NotFound, RateLimited, ServiceError
+from ai_customer_service.errors import (
+    AUTH_PRINCIPAL_NOT_FOUND,
+    REQ_AGENT_REQUIRED,
+    REQ_INVALID,
+    BadRequest,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    ServiceError,
+)
 from ai_customer_service.http.deps import context_of, request_id_of
 from ai_customer_service.knowledge import queries as kb_queries
 from ai_customer_service.knowledge import service as kb
@@ -394,7 +403,7 @@ async def assign(ticket_id: str, request: Request, who: ConsoleIdentity = Depend
     async def work(form: Any, tid: uuid.UUID) -> object:
         agent_id = parse_uuid(_form_text(form, "agent_id"))
         if agent_id is None:
-            raise BadRequest("choose an agent", "CS_REQ_4005")
+            raise BadRequest("choose an agent", REQ_AGENT_REQUIRED)
         return await tickets.assign(
             ctx.db,
             tid,
@@ -414,7 +423,7 @@ async def reply(ticket_id: str, request: Request, who: ConsoleIdentity = Depends
     async def work(form: Any, tid: uuid.UUID) -> object:
         content = _form_text(form, "content")
         if len(content) > 4000:
-            raise BadRequest("a reply is at most 4000 characters", "CS_REQ_4001")
+            raise BadRequest("a reply is at most 4000 characters", REQ_INVALID)
         return await tickets.reply(
             ctx.db,
             tid,
@@ -434,7 +443,7 @@ async def note(ticket_id: str, request: Request, who: ConsoleIdentity = Depends(
     async def work(form: Any, tid: uuid.UUID) -> object:
         body = _form_text(form, "body")
         if len(body) > 10_000:
-            raise BadRequest("a note is at most 10000 characters", "CS_REQ_4001")
+            raise BadRequest("a note is at most 10000 characters", REQ_INVALID)
         return await tickets.add_note(ctx.db, tid, actor=who.actor, body=body)
 
     return await _ticket_action(request, who, ticket_id, work)
@@ -561,8 +570,8 @@ def _validation_error(exc: Exception) -> BadRequest:
     if isinstance(exc, ValidationError):
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first.get("loc", ()))
-        return BadRequest(f"{field}: {first.get('msg', 'invalid')}", "CS_REQ_4001")
-    return BadRequest(str(exc), "CS_REQ_4001")
+        return BadRequest(f"{field}: {first.get('msg', 'invalid')}", REQ_INVALID)
+    return BadRequest(str(exc), REQ_INVALID)
 
 
 @router.post("/kb")
@@ -633,7 +642,7 @@ async def availability(
     form = await _form(request, who)
     target = parse_uuid(principal_id)
     if target is None:
-        return _error_page(request, who, NotFound("principal not found", "CS_AUTH_4041"))
+        return _error_page(request, who, NotFound("principal not found", AUTH_PRINCIPAL_NOT_FOUND))
     try:
         await principals.set_availability(
             context_of(request).db,

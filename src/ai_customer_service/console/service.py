@@ -22,6 +22,7 @@ from ai_customer_service.db.engine import Database
 from ai_customer_service.dialog.engine import DialogEngine
 from ai_customer_service.knowledge import service as kb
 from ai_customer_service.knowledge.models import KBEntry
+from ai_customer_service.pagination import Page
 from ai_customer_service.ticket import queries as tickets
 from ai_customer_service.ticket.models import Ticket
 from ai_customer_service.ticket.states import ACTIVE_STATUSES, Priority, TicketStatus
@@ -254,7 +255,7 @@ async def log_sign_in_hint(db: Database, settings: Settings) -> None:
 # --- knowledge base -------------------------------------------------------------------------------
 
 
-async def kb_list(db: Database, *, query: str | None, page: int) -> dict[str, Any]:
+async def kb_list(db: Database, *, query: str | None, page: int) -> Page[dict[str, Any]]:
     async with db.sessionmaker() as read:
         return await kb.list_entries(read, status=None, query=query or None, page=page, page_size=PAGE_SIZE)
 

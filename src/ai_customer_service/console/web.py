@@ -23,13 +23,13 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from ai_customer_service.auth import sign_in
 from ai_customer_service.auth.sign_in import ConsoleIdentity
 from ai_customer_service.console.i18n import LANG_COOKIE, choose_language, translator, value_labeller
-from ai_customer_service.errors import Forbidden
+from ai_customer_service.errors import AUTH_CSRF, Forbidden
 from ai_customer_service.http.deps import context_of
 
 SESSION_COOKIE = "cs_console_session"
 PRESIGN_COOKIE = "cs_console_presign"
 CSRF_FIELD = "csrf_token"
-CSRF_CODE = "CS_AUTH_4036"
+CSRF_CODE = AUTH_CSRF
 PATH = "/console"
 HERE = Path(__file__).parent
 

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import Field
 
 from ai_customer_service import safejson
 from ai_customer_service.auth.deps import Actor, require_roles
 from ai_customer_service.auth.models import Role
 from ai_customer_service.context import AppContext
 from ai_customer_service.conversation import queries, service
+from ai_customer_service.conversation.schemas import (
+    FeedbackOut,
+    HandoffOut,
+    HandoffRequest,
+    MessagePage,
+    SessionOut,
+)
 from ai_customer_service.errors import BadRequest
 from ai_customer_service.http.deps import app_context, request_id
-from ai_customer_service.http.validation import Page, RequestModel
+from ai_customer_service.http.openapi import raw_json_body
+from ai_customer_service.pagination import PageNumber
 from ai_customer_service.ticket.states import Priority
 from ai_customer_service.values import unstorable_reason
 from ai_customer_service.webhook.signature import verify_request
@@ -24,53 +30,52 @@ router = APIRouter(prefix="/sessions", tags=["sessions"])
 staff = require_roles(Role.AGENT, Role.SUPERVISOR, Role.ADMIN)
 
 
-class HandoffRequest(RequestModel):
-    reason: str = Field(default="", max_length=500)
-    priority: Priority = Priority.P2
-
-
-@router.get("/{session_id}")
+@router.get("/{session_id}", response_model=SessionOut)
 async def get_session(
     session_id: str, ctx: AppContext = Depends(app_context), actor: Actor = Depends(staff)
-) -> dict[str, Any]:
+) -> SessionOut:
     async with ctx.db.sessionmaker() as tx:
-        return await queries.session_detail(tx, service.parse_session_id(session_id))
-
-
-@router.get("/{session_id}/messages")
-async def get_messages(
-    session_id: str,
-    page: Page = 1,
-    page_size: int = Query(50, ge=1, le=200),
-    ctx: AppContext = Depends(app_context),
-    actor: Actor = Depends(staff),
-) -> dict[str, Any]:
-    async with ctx.db.sessionmaker() as tx:
-        return await queries.list_messages(
-            tx, service.parse_session_id(session_id), page=page, page_size=page_size
+        return SessionOut.model_validate(
+            await queries.session_detail(tx, service.parse_session_id(session_id))
         )
 
 
-@router.post("/{session_id}/close")
+@router.get("/{session_id}/messages", response_model=MessagePage)
+async def get_messages(
+    session_id: str,
+    page: PageNumber = 1,
+    page_size: int = Query(50, ge=1, le=200),
+    ctx: AppContext = Depends(app_context),
+    actor: Actor = Depends(staff),
+) -> MessagePage:
+    async with ctx.db.sessionmaker() as tx:
+        result = await queries.list_messages(
+            tx, service.parse_session_id(session_id), page=page, page_size=page_size
+        )
+    return MessagePage.model_validate(result)
+
+
+@router.post("/{session_id}/close", response_model=SessionOut)
 async def close_session(
     session_id: str,
     ctx: AppContext = Depends(app_context),
     actor: Actor = Depends(staff),
     rid: str = Depends(request_id),
-) -> dict[str, Any]:
-    return await service.close(
+) -> SessionOut:
+    closed = await service.close(
         ctx.db, service.parse_session_id(session_id), actor_id=str(actor.id), request_id=rid
     )
+    return SessionOut.model_validate(closed)
 
 
-@router.post("/{session_id}/handoff")
+@router.post("/{session_id}/handoff", response_model=HandoffOut)
 async def handoff_session(
     session_id: str,
     body: HandoffRequest | None = None,
     ctx: AppContext = Depends(app_context),
     actor: Actor = Depends(staff),
     rid: str = Depends(request_id),
-) -> dict[str, Any]:
+) -> HandoffOut:
     result = await service.handoff(
         ctx.db,
         service.parse_session_id(session_id),
@@ -81,36 +86,25 @@ async def handoff_session(
         events=ctx.events,
     )
     ctx.metrics.handoffs.labels("manual").inc()
-    return result
+    return HandoffOut.model_validate(result)
 
 
-_FEEDBACK_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["score"],
-                    "properties": {
-                        "score": {"type": "integer", "minimum": 1, "maximum": 5},
-                        "comment": {"type": "string", "maxLength": 2000},
-                    },
-                }
-            }
-        },
-    }
-}
+_FEEDBACK_BODY = raw_json_body(
+    {
+        "score": {"type": "integer", "minimum": 1, "maximum": 5},
+        "comment": {"type": "string", "maxLength": 2000},
+    },
+    required=["score"],
+)
 
 
-@router.post("/{session_id}/feedback", openapi_extra=_FEEDBACK_BODY)
+@router.post("/{session_id}/feedback", response_model=FeedbackOut, openapi_extra=_FEEDBACK_BODY)
 async def session_feedback(
     session_id: str,
     request: Request,
     ctx: AppContext = Depends(app_context),
     rid: str = Depends(request_id),
-) -> dict[str, Any]:
+) -> FeedbackOut:
     """CSAT from the channel gateway: signed like the webhook. A v1-signed rating is bound to the
     session it was first sent for: the same signed bytes for another session are 403
     ``CS_AUTH_4035``."""
@@ -129,9 +123,10 @@ async def session_feedback(
         rated_at = datetime.fromtimestamp(int(request.headers[ctx.settings.webhook_timestamp_header]), UTC)
     target = service.parse_session_id(session_id)
     score, comment = _parse_feedback(raw)
-    return await service.feedback(
+    stored = await service.feedback(
         ctx.db, target, score=score, comment=comment, request_id=rid, rated_at=rated_at, signature=binding
     )
+    return FeedbackOut.model_validate(stored)
 
 
 def _parse_feedback(raw: bytes) -> tuple[int, str | None]:

@@ -29,8 +29,9 @@ import httpx
 from ai_customer_service.dialog import gate
 from ai_customer_service.dialog.breaker import STATE_VALUE, BreakerState, CircuitBreaker
 from ai_customer_service.dialog.text import cjk_ratio
-from ai_customer_service.http.metrics import Metrics
+from ai_customer_service.errors import LLM_BREAKER_OPEN, LLM_TIMEOUT, LLM_UNAVAILABLE
 from ai_customer_service.logs import get_logger
+from ai_customer_service.metrics import Metrics
 
 log = get_logger(__name__)
 
@@ -47,10 +48,10 @@ class Outcome(StrEnum):
 
 
 _FAILURE_CODE = {
-    Outcome.REJECTED: "CS_LLM_5001",
-    Outcome.ERROR: "CS_LLM_5001",
-    Outcome.TIMEOUT: "CS_LLM_5002",
-    Outcome.BREAKER_OPEN: "CS_LLM_5003",
+    Outcome.REJECTED: LLM_UNAVAILABLE,
+    Outcome.ERROR: LLM_UNAVAILABLE,
+    Outcome.TIMEOUT: LLM_TIMEOUT,
+    Outcome.BREAKER_OPEN: LLM_BREAKER_OPEN,
 }
 
 

@@ -11,7 +11,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from ai_customer_service import __version__
 from ai_customer_service.context import AppContext
-from ai_customer_service.errors import NotFound, Unauthenticated
+from ai_customer_service.errors import AUTH_REQUIRED, NotFound, Unauthenticated
+from ai_customer_service.health.schemas import Health, Live, Readiness
 from ai_customer_service.health.service import (
     knowledge_status,
     llm_status,
@@ -25,13 +26,17 @@ from ai_customer_service.http.deps import app_context
 router = APIRouter(tags=["health"])
 
 
-async def live() -> dict[str, str]:
-    return {"status": "UP"}
+def _answer(body: Readiness) -> JSONResponse:
+    """200 when UP, else 503 with the same body (a typed body in a response of its own status)."""
+    return JSONResponse(body.model_dump(mode="json"), status_code=200 if body.status == "UP" else 503)
+
+
+async def live() -> Live:
+    return Live()
 
 
 async def ready(ctx: AppContext = Depends(app_context)) -> JSONResponse:
-    body = await readiness(ctx)
-    return JSONResponse(body, status_code=200 if body["status"] == "UP" else 503)
+    return _answer(Readiness.model_validate(await readiness(ctx)))
 
 
 async def health(ctx: AppContext = Depends(app_context)) -> JSONResponse:
@@ -43,7 +48,7 @@ async def health(ctx: AppContext = Depends(app_context)) -> JSONResponse:
     body["components"].update(llm_status(ctx))  # informational too: the bot answers without the LLM
     if body["status"] == "UP":
         body["components"].update(await outbox_status(ctx))  # informational too
-    return JSONResponse(body, status_code=200 if body["status"] == "UP" else 503)
+    return _answer(Health.model_validate(body))
 
 
 # GET and HEAD as two operations with their own ids (one route with both methods gave both the same
@@ -51,10 +56,10 @@ async def health(ctx: AppContext = Depends(app_context)) -> JSONResponse:
 _DOWN: dict[int | str, dict[str, Any]] = {
     503: {"description": "DOWN: the database is unreachable or the service is draining (same body)"}
 }
-for _path, _endpoint, _summary, _responses in (
-    ("/actuator/health/live", live, "Liveness", {}),
-    ("/actuator/health/ready", ready, "Readiness", _DOWN),
-    ("/actuator/health", health, "Health with components, version and environment", _DOWN),
+for _path, _endpoint, _model, _summary, _responses in (
+    ("/actuator/health/live", live, Live, "Liveness", {}),
+    ("/actuator/health/ready", ready, Readiness, "Readiness", _DOWN),
+    ("/actuator/health", health, Health, "Health with components, version and environment", _DOWN),
 ):
     for _method in ("GET", "HEAD"):
         router.add_api_route(
@@ -62,6 +67,7 @@ for _path, _endpoint, _summary, _responses in (
             _endpoint,
             methods=[_method],
             operation_id=f"{_endpoint.__name__}_{_method.lower()}",
+            response_model=_model,
             summary=_summary,
             responses=_responses,
         )
@@ -76,7 +82,7 @@ async def metrics(request: Request, ctx: AppContext = Depends(app_context)) -> R
     if not metrics_token_ok(ctx.settings.metrics_token, request.headers.get("authorization")):
         raise Unauthenticated(
             "metrics require Authorization: Bearer <AI_CS_METRICS_TOKEN>",
-            "CS_AUTH_4011",
+            AUTH_REQUIRED,
             headers={"WWW-Authenticate": "Bearer"},
         )
     refresh_pool_metrics(ctx)

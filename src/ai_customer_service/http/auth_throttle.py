@@ -35,8 +35,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ai_customer_service.audit import repository as audit
 from ai_customer_service.db.engine import Database
-from ai_customer_service.http.metrics import Metrics
+from ai_customer_service.errors import AUTH_SIGN_IN_BLOCKED, AUTH_SIGNATURE_PREFIX
 from ai_customer_service.logs import get_logger
+from ai_customer_service.metrics import Metrics
+from ai_customer_service.values import rfc3339
 
 log = get_logger(__name__)
 
@@ -44,7 +46,7 @@ MAX_CLIENTS = 10_000
 """Clients tracked at once; the least recently seen is forgotten first."""
 AUDIT_SAMPLE = 20
 """Clients named in one audit row."""
-THROTTLE_CODE = "CS_AUTH_4291"
+THROTTLE_CODE = AUTH_SIGN_IN_BLOCKED
 
 
 @dataclass
@@ -149,7 +151,7 @@ class AuthThrottle:
                         "blocks": total,
                         "clients": [{"client": k, "failures": v} for k, v in pending.items()],
                         "block_seconds": self.block_seconds,
-                        "at": datetime.now(UTC).isoformat(),
+                        "at": rfc3339(datetime.now(UTC)),
                     },
                 )
         except Exception:
@@ -162,7 +164,7 @@ class AuthThrottle:
 
 
 def _is_auth_failure(status: int, code: str | None) -> bool:
-    return status == 401 or (status == 403 and bool(code) and str(code).startswith("CS_AUTH_403"))
+    return status == 401 or (status == 403 and bool(code) and str(code).startswith(AUTH_SIGNATURE_PREFIX))
 
 
 class AuthThrottleMiddleware:

@@ -19,12 +19,13 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ai_customer_service.errors import SYS_UNAVAILABLE
 from ai_customer_service.http.errors import UNAVAILABLE_RETRY_AFTER
 from ai_customer_service.logs import get_logger
 
 log = get_logger(__name__)
 
-DEADLINE_CODE = "CS_SYS_5031"
+DEADLINE_CODE = SYS_UNAVAILABLE
 # how long a cancelled handler may take to unwind before the 503 goes out anyway (its cleanup then
 # finishes in the background)
 CANCEL_GRACE_SECONDS = 0.5

@@ -1,4 +1,5 @@
-"""Maps every error to the JSON envelope ``{"error": {"code", "message", "request_id", "details"?}}``."""
+"""Maps every error to the JSON envelope ``{"error": {"code", "message", "request_id", "details"?,
+"aliases"?}}`` (``aliases``: a renamed code's older spellings, ``errors.ALIASES``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,18 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlch
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ai_customer_service.errors import ServiceError
+from ai_customer_service.errors import (
+    ALIASES,
+    AUTH_DENIED,
+    AUTH_REQUIRED,
+    HTTP_METHOD_NOT_ALLOWED,
+    HTTP_NOT_FOUND,
+    REQ_INVALID,
+    REQ_MEDIA_TYPE,
+    REQ_TOO_LARGE,
+    SYS_UNAVAILABLE,
+    ServiceError,
+)
 from ai_customer_service.logs import get_logger
 
 log = get_logger(__name__)
@@ -21,14 +33,14 @@ log = get_logger(__name__)
 UNAVAILABLE_RETRY_AFTER = "2"
 
 _HTTP_CODES = {
-    400: ("CS_REQ_4001", "invalid request"),
-    401: ("CS_AUTH_4011", "authentication required"),
-    403: ("CS_AUTH_4001", "access denied"),
-    404: ("CS_HTTP_404", "resource not found"),
-    405: ("CS_HTTP_405", "method not allowed"),
-    413: ("CS_REQ_4131", "request body too large"),
-    415: ("CS_REQ_4151", "unsupported media type"),
-    422: ("CS_REQ_4001", "invalid request"),
+    400: (REQ_INVALID, "invalid request"),
+    401: (AUTH_REQUIRED, "authentication required"),
+    403: (AUTH_DENIED, "access denied"),
+    404: (HTTP_NOT_FOUND, "resource not found"),
+    405: (HTTP_METHOD_NOT_ALLOWED, "method not allowed"),
+    413: (REQ_TOO_LARGE, "request body too large"),
+    415: (REQ_MEDIA_TYPE, "unsupported media type"),
+    422: (REQ_INVALID, "invalid request"),
 }
 
 
@@ -48,6 +60,8 @@ def error_response(
     body: dict[str, Any] = {"code": code, "message": message, "request_id": request_id_of(request)}
     if details:
         body["details"] = details
+    if code in ALIASES:
+        body["aliases"] = list(ALIASES[code])
     request.state.error_code = code
     return JSONResponse({"error": body}, status_code=status, headers=headers)
 
@@ -91,7 +105,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         details = _validation_details(exc)
-        return error_response(request, 400, "CS_REQ_4001", _summary(details), details=details)
+        return error_response(request, 400, REQ_INVALID, _summary(details), details=details)
 
     async def _storage_unavailable(request: Request, exc: Exception) -> JSONResponse:
         if not _is_unavailable(exc):
@@ -100,7 +114,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(
             request,
             503,
-            "CS_SYS_5031",
+            SYS_UNAVAILABLE,
             "storage temporarily unavailable; retry later",
             headers={"Retry-After": UNAVAILABLE_RETRY_AFTER},
         )

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from ai_customer_service.errors import AUTH_REQUIRED, HTTP_METHOD_NOT_ALLOWED, HTTP_NOT_FOUND
 from ai_customer_service.health.router import metrics_token_ok
 from ai_customer_service.logs import get_logger
 
@@ -58,13 +59,15 @@ async def start_metrics_listener(
                     headers[name.strip().lower()] = value.strip()
             head_only = method == "HEAD"
             if target.split("?", 1)[0] != "/metrics":
-                answer = _error(404, "CS_HTTP_404", "resource not found", head_only)
+                answer = _error(404, HTTP_NOT_FOUND, "resource not found", head_only)
             elif method not in ("GET", "HEAD"):
-                answer = _error(405, "CS_HTTP_405", "method not allowed", head_only, "allow: GET, HEAD\r\n")
+                answer = _error(
+                    405, HTTP_METHOD_NOT_ALLOWED, "method not allowed", head_only, "allow: GET, HEAD\r\n"
+                )
             elif not metrics_token_ok(token, headers.get("authorization")):
                 answer = _error(
                     401,
-                    "CS_AUTH_4011",
+                    AUTH_REQUIRED,
                     "metrics require Authorization: Bearer <AI_CS_METRICS_TOKEN>",
                     head_only,
                     "www-authenticate: Bearer\r\n",

@@ -17,8 +17,9 @@ import structlog
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ai_customer_service.http.metrics import Metrics
+from ai_customer_service.errors import REQ_TOO_LARGE, SYS_INTERNAL
 from ai_customer_service.logs import get_logger
+from ai_customer_service.metrics import Metrics
 
 log = get_logger("ai_customer_service.access")
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")  # fits cs_audit_logs.request_id
@@ -76,17 +77,17 @@ class RequestContextMiddleware:
             declared = headers.get(b"content-length")
             if declared is not None and declared.isdigit() and int(declared) > limit:
                 status = 413
-                state["error_code"] = "CS_REQ_4131"
+                state["error_code"] = REQ_TOO_LARGE
                 await _send_error(
-                    send_wrapper, 413, "CS_REQ_4131", f"request body exceeds {limit} bytes", request_id
+                    send_wrapper, 413, REQ_TOO_LARGE, f"request body exceeds {limit} bytes", request_id
                 )
             else:
                 await self.app(scope, receive_wrapper, send_wrapper)
         except Exception as exc:  # last resort: never leak a traceback to the client
             log.error("unhandled error", exc_info=exc, path=scope.get("path"))
-            state["error_code"] = "CS_SYS_5001"
+            state["error_code"] = SYS_INTERNAL
             if not response_started:
-                await _send_error(send_wrapper, 500, "CS_SYS_5001", "internal server error", request_id)
+                await _send_error(send_wrapper, 500, SYS_INTERNAL, "internal server error", request_id)
         finally:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
@@ -96,7 +97,7 @@ class RequestContextMiddleware:
             code = state.get("error_code")
             if code:
                 self.metrics.http_errors.labels(code).inc()
-            if code == "CS_REQ_4131" and "/webhook" in str(scope.get("path", "")):
+            if code == REQ_TOO_LARGE and "/webhook" in str(scope.get("path", "")):
                 # refused before the route ran: count and log it like the route's own rejections
                 self.metrics.webhook_rejections.labels(code).inc()
                 log.warning("webhook rejected", code=code, path=scope.get("path"), reason="body too large")

@@ -24,6 +24,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from ai_customer_service.config import Settings
+from ai_customer_service.errors import REQ_INVALID
 
 _ENVELOPE_REF = {"$ref": "#/components/schemas/ErrorEnvelope"}
 _RETRY_AFTER = {
@@ -40,6 +41,13 @@ _ERRORS: dict[str, tuple[str, bool]] = {
     "503": ("Storage temporarily unavailable: `CS_SYS_5031`", True),
 }
 _SIGNED_MARKERS = ("/webhook", "/feedback")
+
+
+def raw_json_body(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    """``openapi_extra`` of a route that reads its raw bytes (a signature covers them): the JSON
+    object it expects, documented as if FastAPI had parsed it (no other fields allowed)."""
+    schema = {"type": "object", "additionalProperties": False, "required": required, "properties": properties}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
 def _error(status: str) -> dict[str, Any]:
@@ -118,10 +126,15 @@ def document(app: FastAPI, settings: Settings, api_prefix: str) -> dict[str, Any
                     "type": "object",
                     "required": ["code", "message", "request_id"],
                     "properties": {
-                        "code": {"type": "string", "example": "CS_REQ_4001"},
+                        "code": {"type": "string", "example": REQ_INVALID},
                         "message": {"type": "string"},
                         "request_id": {"type": "string"},
                         "details": {"type": "array", "items": {"type": "object"}},
+                        "aliases": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "description": "older spellings of `code` (`CS_TKT_4003` of `CS_TICKET_4003`)",
+                        },
                     },
                 }
             },

@@ -51,6 +51,7 @@ from ai_customer_service.knowledge.refresher import (
     stored_docs,
 )
 from ai_customer_service.knowledge.vectors import DatabaseVectorStore
+from ai_customer_service.values import percentile
 
 DEFAULT_FOLDS = 5
 SWEEP_STEP = 0.05
@@ -81,11 +82,8 @@ class CaseResult:
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
-    if not values:
-        return 0.0
-    if len(values) == 1:
-        return round(values[0], 2)
-    return round(statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1], 2)
+    """The ``q``-th percentile (0..100) in milliseconds, rounded; 0.0 without values."""
+    return round(percentile(sorted(values), q / 100), 2) if values else 0.0
 
 
 def compute_metrics(results: Sequence[CaseResult]) -> dict[str, Any]:
@@ -387,7 +385,7 @@ async def run_eval(
     folds: int = DEFAULT_FOLDS,
 ) -> dict[str, Any]:
     """Evaluate the KB in ``kb_path`` on ``cases_path``, or on its own questions (``self_test``)."""
-    from ai_customer_service.http.metrics import Metrics
+    from ai_customer_service.metrics import Metrics
 
     if (cases_path is None) == (not self_test):
         raise ValueError("give either a cases file (--cases) or --self-test")

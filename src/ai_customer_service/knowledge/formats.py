@@ -51,9 +51,10 @@ class EvalCase:
     expected: str | None
 
 
-def _slug(text: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-    return slug[:64] or "entry"
+def slug(text: str, max_length: int = 64) -> str:
+    """The lowercase ASCII words of ``text`` joined by ``-``, at most ``max_length`` characters
+    ("" when it has none): the key of an entry given without one."""
+    return "-".join(re.findall(r"[a-z0-9]+", text.lower()))[:max_length]
 
 
 def _str_list(value: Any, field: str, where: str) -> tuple[str, ...]:
@@ -79,7 +80,7 @@ def doc_from_mapping(data: Mapping[str, Any], where: str, default_id: str | None
         raise ValueError(f"{where}: 'answer' is required and must be a non-empty string")
     raw_id = data.get("id")
     if raw_id is None or raw_id == "":
-        raw_id = default_id or _slug(title)
+        raw_id = default_id or slug(title) or "entry"
     if not isinstance(raw_id, str) or not _ID_RE.match(raw_id):
         raise ValueError(f"{where}: 'id' must match {_ID_RE.pattern}, got {raw_id!r}")
     locale = data.get("locale")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ai_customer_service import safejson
 from ai_customer_service.dialog.index import KBDoc
-from ai_customer_service.errors import BadRequest
+from ai_customer_service.errors import KB_IMPORT_INVALID, BadRequest
 from ai_customer_service.knowledge import formats
 
 DEMO_KB = Path(__file__).with_name("demo") / "kb.jsonl"
@@ -17,7 +17,7 @@ def parse_upload(raw: bytes, content_type: str) -> list[KBDoc]:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise BadRequest("import file must be UTF-8", "CS_KB_4004") from exc
+        raise BadRequest("import file must be UTF-8", KB_IMPORT_INVALID) from exc
     kind = content_type.split(";")[0].strip().lower()
     try:
         if kind == "text/csv":
@@ -33,9 +33,9 @@ def parse_upload(raw: bytes, content_type: str) -> list[KBDoc]:
         else:
             docs = formats.parse_kb_jsonl(text, "<upload>")
     except (ValueError, TypeError, AttributeError) as exc:
-        raise BadRequest(f"invalid import file: {exc}", "CS_KB_4004") from exc
+        raise BadRequest(f"invalid import file: {exc}", KB_IMPORT_INVALID) from exc
     if not docs:
-        raise BadRequest("the import file holds no entries", "CS_KB_4004")
+        raise BadRequest("the import file holds no entries", KB_IMPORT_INVALID)
     return docs
 
 

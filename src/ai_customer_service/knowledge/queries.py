@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy import case, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ai_customer_service.errors import NotFound
+from ai_customer_service.errors import KB_NOT_FOUND, NotFound
 from ai_customer_service.knowledge.models import KBEntry
 from ai_customer_service.values import parse_uuid, unstorable_reason
 
@@ -15,7 +15,7 @@ KEY_MAX_LENGTH = 128
 
 
 def not_found() -> NotFound:
-    return NotFound("knowledge-base entry not found", "CS_KB_4001")
+    return NotFound("knowledge-base entry not found", KB_NOT_FOUND)
 
 
 async def entry_id_for(tx: AsyncSession, ref: str) -> uuid.UUID:

@@ -37,7 +37,7 @@ from ai_customer_service.knowledge.vectors import DatabaseVectorStore
 from ai_customer_service.logs import get_logger
 
 if TYPE_CHECKING:
-    from ai_customer_service.http.metrics import Metrics
+    from ai_customer_service.metrics import Metrics
 
 log = get_logger(__name__)
 

@@ -11,13 +11,22 @@ from ai_customer_service.auth.deps import Actor, require_roles
 from ai_customer_service.auth.models import Role
 from ai_customer_service.context import AppContext
 from ai_customer_service.dialog.index import KBDoc
-from ai_customer_service.errors import BadRequest
+from ai_customer_service.errors import KB_IMPORT_INVALID, BadRequest
 from ai_customer_service.http.deps import app_context
-from ai_customer_service.http.validation import Page, Storable
 from ai_customer_service.knowledge import importing, queries, service
 from ai_customer_service.knowledge.models import EntryStatus
-from ai_customer_service.knowledge.schemas import EntryCreate, EntryUpdate, SearchRequest, SearchResponse
+from ai_customer_service.knowledge.schemas import (
+    EntryCreate,
+    EntryList,
+    EntryOut,
+    EntryUpdate,
+    ImportOut,
+    SearchRequest,
+    SearchResponse,
+)
+from ai_customer_service.pagination import PageNumber
 from ai_customer_service.values import unstorable_reason
+from ai_customer_service.wire import Storable
 
 router = APIRouter(prefix="/kb", tags=["knowledge base"])
 staff = require_roles(Role.AGENT, Role.SUPERVISOR, Role.ADMIN)
@@ -50,39 +59,40 @@ def _check_storable(records: list[KBDoc]) -> None:
                 if reason is not None:
                     raise BadRequest(
                         f"invalid import file: entry {number} ({record.id!r}): {name} {reason}",
-                        "CS_KB_4004",
+                        KB_IMPORT_INVALID,
                         details=[{"field": f"{number}.{name}", "message": reason}],
                     )
 
 
-@router.get("")
+@router.get("", response_model=EntryList)
 async def list_entries(
     status: EntryStatus | None = None,
     q: Annotated[str | None, Query(max_length=200, description="substring of title or key"), Storable] = None,
-    page: Page = 1,
+    page: PageNumber = 1,
     page_size: int = Query(50, ge=1, le=200),
     ctx: AppContext = Depends(app_context),
     actor: Actor = Depends(staff),
-) -> dict[str, Any]:
+) -> EntryList:
     async with ctx.db.sessionmaker() as tx:
-        return await service.list_entries(
+        result = await service.list_entries(
             tx, status=status.value if status else None, query=q, page=page, page_size=page_size
         )
+    return EntryList.model_validate(result.model_dump())
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=EntryOut)
 async def create_entry(
     body: EntryCreate, ctx: AppContext = Depends(app_context), actor: Actor = Depends(editors)
-) -> dict[str, Any]:
-    return await service.create(ctx.db, body, actor_id=str(actor.id))
+) -> EntryOut:
+    return EntryOut.model_validate(await service.create(ctx.db, body, actor_id=str(actor.id)))
 
 
 @router.post("/search", response_model=SearchResponse)
 async def search(
     body: SearchRequest, ctx: AppContext = Depends(app_context), actor: Actor = Depends(staff)
-) -> dict[str, Any]:
+) -> SearchResponse:
     """What the bot would do with this message: the ranked entries with their scores, and the decision."""
-    return await ctx.dialog.explain(body.query, top_k=body.top_k)
+    return SearchResponse.model_validate(await ctx.dialog.explain(body.query, top_k=body.top_k))
 
 
 _ENTRY_SCHEMA: dict[str, Any] = {
@@ -110,34 +120,35 @@ _IMPORT_BODY: dict[str, Any] = {
 }
 
 
-@router.post("/import", openapi_extra=_IMPORT_BODY)
+@router.post("/import", response_model=ImportOut, openapi_extra=_IMPORT_BODY)
 async def import_entries(
     request: Request, ctx: AppContext = Depends(app_context), actor: Actor = Depends(editors)
-) -> dict[str, Any]:
+) -> ImportOut:
     """Bulk load: a JSONL body (one entry a line, the eval KB format), CSV (``text/csv``) or a JSON array."""
     raw = await request.body()
     records = importing.parse_upload(raw, request.headers.get("content-type", ""))
     _check_storable(records)
-    return await service.import_entries(ctx.db, records, actor_id=str(actor.id))
+    return ImportOut.model_validate(await service.import_entries(ctx.db, records, actor_id=str(actor.id)))
 
 
-@router.get("/{id_or_key}")
+@router.get("/{id_or_key}", response_model=EntryOut)
 async def get_entry(
     id_or_key: EntryRef, ctx: AppContext = Depends(app_context), actor: Actor = Depends(staff)
-) -> dict[str, Any]:
+) -> EntryOut:
     """One entry, by id or by key; unknown or malformed → 404 ``CS_KB_4001``."""
     async with ctx.db.sessionmaker() as tx:
-        return await service.get_entry(tx, await queries.entry_id_for(tx, id_or_key))
+        return EntryOut.model_validate(await service.get_entry(tx, await queries.entry_id_for(tx, id_or_key)))
 
 
-@router.put("/{id_or_key}")
+@router.put("/{id_or_key}", response_model=EntryOut)
 async def update_entry(
     id_or_key: EntryRef,
     body: EntryUpdate,
     ctx: AppContext = Depends(app_context),
     actor: Actor = Depends(editors),
-) -> dict[str, Any]:
-    return await service.update_entry(ctx.db, await _entry_id(ctx, id_or_key), body, actor_id=str(actor.id))
+) -> EntryOut:
+    entry_id = await _entry_id(ctx, id_or_key)
+    return EntryOut.model_validate(await service.update_entry(ctx.db, entry_id, body, actor_id=str(actor.id)))
 
 
 @router.delete("/{id_or_key}", status_code=204)
@@ -148,8 +159,10 @@ async def delete_entry(
     return Response(status_code=204)
 
 
-@router.post("/{id_or_key}/publish")
+@router.post("/{id_or_key}/publish", response_model=EntryOut)
 async def publish_entry(
     id_or_key: EntryRef, ctx: AppContext = Depends(app_context), actor: Actor = Depends(editors)
-) -> dict[str, Any]:
-    return await service.publish(ctx.db, await _entry_id(ctx, id_or_key), actor_id=str(actor.id))
+) -> EntryOut:
+    return EntryOut.model_validate(
+        await service.publish(ctx.db, await _entry_id(ctx, id_or_key), actor_id=str(actor.id))
+    )

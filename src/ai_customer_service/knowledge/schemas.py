@@ -7,8 +7,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from ai_customer_service.http.validation import RequestModel
 from ai_customer_service.knowledge.models import EntryStatus, KBEntry
+from ai_customer_service.pagination import Page
+from ai_customer_service.values import rfc3339
+from ai_customer_service.wire import RequestModel, Timestamp
 
 MAX_VERSION = 2**31 - 2
 """``version`` is a 32-bit column and an update stores ``version + 1``."""
@@ -143,7 +145,32 @@ def entry_view(entry: KBEntry) -> dict[str, Any]:
         "locale": entry.locale,
         "status": entry.status,
         "version": entry.version,
-        "created_at": entry.created_at.isoformat(),
-        "updated_at": entry.updated_at.isoformat(),
-        "published_at": entry.published_at.isoformat() if entry.published_at else None,
+        "created_at": rfc3339(entry.created_at),
+        "updated_at": rfc3339(entry.updated_at),
+        "published_at": rfc3339(entry.published_at) if entry.published_at else None,
     }
+
+
+class EntryOut(BaseModel):
+    id: str
+    key: str
+    title: str
+    answer: str
+    questions: list[str]
+    tags: list[str]
+    locale: str | None
+    status: str
+    version: int
+    created_at: Timestamp
+    updated_at: Timestamp
+    published_at: Timestamp | None
+
+
+class EntryList(Page[EntryOut]):
+    """One page of entries, by title."""
+
+
+class ImportOut(BaseModel):
+    created: int
+    updated: int
+    unchanged: int

@@ -6,7 +6,6 @@ seconds: the dialog index polls :func:`fingerprint` and rebuilds when it changes
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -19,21 +18,29 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ai_customer_service.audit import repository as audit
 from ai_customer_service.db.engine import Database
 from ai_customer_service.dialog.index import KBDoc
-from ai_customer_service.errors import Conflict, NotFound
+from ai_customer_service.errors import (
+    KB_KEY_EXISTS,
+    KB_NOT_FOUND,
+    KB_TITLE_EXISTS,
+    KB_VERSION_CONFLICT,
+    Conflict,
+    NotFound,
+)
+from ai_customer_service.knowledge.formats import slug
 from ai_customer_service.knowledge.models import EntryStatus, KBEntry
 from ai_customer_service.knowledge.schemas import EntryCreate, EntryUpdate, entry_view
+from ai_customer_service.pagination import Page, offset
 
 
-def slug(title: str) -> str:
-    words = re.findall(r"[a-z0-9]+", title.lower())
-    base = "-".join(words)[:80]
-    return base or f"kb-{uuid.uuid4().hex[:10]}"
+def key_for(title: str) -> str:
+    """The key of a new entry given without one: its title's slug, else a random one."""
+    return slug(title, 80) or f"kb-{uuid.uuid4().hex[:10]}"
 
 
 async def _get(tx: AsyncSession, entry_id: uuid.UUID) -> KBEntry:
     entry = await tx.get(KBEntry, entry_id)
     if entry is None:
-        raise NotFound("knowledge-base entry not found", "CS_KB_4001")
+        raise NotFound("knowledge-base entry not found", KB_NOT_FOUND)
     return entry
 
 
@@ -42,25 +49,25 @@ async def _unique_checks(tx: AsyncSession, *, title: str, key: str | None, exclu
     if exclude is not None:
         stmt = stmt.where(KBEntry.id != exclude)
     if (await tx.execute(stmt)).first() is not None:
-        raise Conflict(f"an entry titled {title!r} already exists", "CS_KB_4002")
+        raise Conflict(f"an entry titled {title!r} already exists", KB_TITLE_EXISTS)
     if key is not None:
         stmt = select(KBEntry.id).where(KBEntry.key == key)
         if exclude is not None:
             stmt = stmt.where(KBEntry.id != exclude)
         if (await tx.execute(stmt)).first() is not None:
-            raise Conflict(f"an entry with key {key!r} already exists", "CS_KB_4003")
+            raise Conflict(f"an entry with key {key!r} already exists", KB_KEY_EXISTS)
 
 
 def _translate_integrity(exc: IntegrityError) -> Conflict:
     text = str(exc.orig)
     if "key" in text and "title" not in text:
-        return Conflict("an entry with that key already exists", "CS_KB_4003")
-    return Conflict("an entry with that title already exists", "CS_KB_4002")
+        return Conflict("an entry with that key already exists", KB_KEY_EXISTS)
+    return Conflict("an entry with that title already exists", KB_TITLE_EXISTS)
 
 
 async def create(db: Database, data: EntryCreate, *, actor_id: str) -> dict[str, Any]:
     now = datetime.now(UTC)
-    key = data.key or slug(data.title)
+    key = data.key or key_for(data.title)
     try:
         async with db.transaction() as tx:
             await _unique_checks(tx, title=data.title, key=key, exclude=None)
@@ -118,7 +125,7 @@ async def update_entry(
                 current = entry.version
                 raise Conflict(
                     f"entry was changed by someone else (your version {data.version}, current {current})",
-                    "CS_KB_4091",
+                    KB_VERSION_CONFLICT,
                 )
             await tx.refresh(entry)
             _audit(tx, entry, "update", actor_id, before)
@@ -169,7 +176,7 @@ async def _import(
         existing = {e.key: e for e in (await tx.execute(select(KBEntry))).scalars()}
         by_title = {e.title: e for e in existing.values()}
         for record in records:
-            key = record.id or slug(record.title)
+            key = record.id or key_for(record.title)
             entry = existing.get(key) or by_title.get(record.title.strip()[:200])
             fields = {
                 "title": record.title.strip()[:200],
@@ -219,7 +226,7 @@ async def _import(
 
 async def list_entries(
     tx: AsyncSession, *, status: str | None, query: str | None, page: int, page_size: int
-) -> dict[str, Any]:
+) -> Page[dict[str, Any]]:
     stmt = select(KBEntry)
     count = select(func.count()).select_from(KBEntry)
     if status:
@@ -232,9 +239,10 @@ async def list_entries(
         count = count.where(cond)
     total = (await tx.execute(count)).scalar_one()
     rows = (
-        await tx.execute(stmt.order_by(KBEntry.title).offset((page - 1) * page_size).limit(page_size))
+        await tx.execute(stmt.order_by(KBEntry.title).offset(offset(page, page_size)).limit(page_size))
     ).scalars()
-    return {"items": [entry_view(e) for e in rows], "total": int(total), "page": page, "page_size": page_size}
+    items = [entry_view(e) for e in rows]
+    return Page[dict[str, Any]](items=items, total=int(total), page=page, page_size=page_size)
 
 
 async def get_entry(tx: AsyncSession, entry_id: uuid.UUID) -> dict[str, Any]:

@@ -52,8 +52,8 @@ def worker(
 
 
 async def _run_worker(settings: Settings, *, once: bool) -> None:
-    from ai_customer_service.http.metrics import Metrics
     from ai_customer_service.logs import get_logger
+    from ai_customer_service.metrics import Metrics
     from ai_customer_service.outbox.worker import OutboxWorker
     from ai_customer_service.server import prepare_database
 
@@ -110,7 +110,7 @@ def list_events(
     from ai_customer_service.outbox import service
 
     result = _run(_with_db(settings, lambda db: service.list_events(db, flt, page=page, page_size=page_size)))
-    typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
+    typer.echo(json.dumps(result.model_dump(mode="json"), indent=2, ensure_ascii=False))
 
 
 @outbox_app.command("replay")

@@ -22,6 +22,7 @@ from ai_customer_service import __version__
 from ai_customer_service.config import Settings
 from ai_customer_service.outbox.events import CHANNEL_DESTINATION_PREFIX
 from ai_customer_service.security import signing, standard_webhooks
+from ai_customer_service.values import rfc3339
 
 EXCERPT_BYTES = 2048
 
@@ -93,7 +94,7 @@ def payload(event: ClaimedEvent, platform: str | None) -> dict[str, Any]:
     return {
         "id": str(event.id),
         "type": event.type,
-        "occurred_at": event.created_at.isoformat().replace("+00:00", "Z"),
+        "occurred_at": rfc3339(event.created_at),
         "platform": platform,
         "session_id": None if event.session_id is None else str(event.session_id),
         "ticket_id": None if event.ticket_id is None else str(event.ticket_id),

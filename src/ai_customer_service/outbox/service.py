@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from ai_customer_service.audit import repository as audit
 from ai_customer_service.db.base import utcnow
 from ai_customer_service.db.batches import delete_in_batches
 from ai_customer_service.db.engine import Database
-from ai_customer_service.errors import Conflict, NotFound
+from ai_customer_service.errors import OUTBOX_EVENT_NOT_FOUND, OUTBOX_NOT_DEAD, Conflict, NotFound
 from ai_customer_service.outbox import repository
 from ai_customer_service.outbox.models import OutboxAttempt, OutboxEvent, OutboxStatus
 from ai_customer_service.outbox.repository import EventFilter
+from ai_customer_service.pagination import Page, offset
+from ai_customer_service.values import rfc3339
 
-EVENT_NOT_FOUND = "CS_OUTBOX_4041"
-NOT_DEAD = "CS_OUTBOX_4091"
+EVENT_NOT_FOUND = OUTBOX_EVENT_NOT_FOUND
+NOT_DEAD = OUTBOX_NOT_DEAD
 
 
-def _iso(value: Any) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else rfc3339(value)
 
 
 def event_view(event: OutboxEvent) -> dict[str, Any]:
@@ -60,15 +62,11 @@ def attempt_view(attempt: OutboxAttempt) -> dict[str, Any]:
     }
 
 
-async def list_events(db: Database, flt: EventFilter, *, page: int, page_size: int) -> dict[str, Any]:
+async def list_events(db: Database, flt: EventFilter, *, page: int, page_size: int) -> Page[dict[str, Any]]:
     async with db.transaction() as tx:
-        rows, total = await repository.list_events(tx, flt, offset=(page - 1) * page_size, limit=page_size)
-        return {
-            "items": [event_view(r) for r in rows],
-            "total": total,
-            "page": page,
-            "page_size": page_size,
-        }
+        rows, total = await repository.list_events(tx, flt, offset=offset(page, page_size), limit=page_size)
+        items = [event_view(r) for r in rows]
+        return Page[dict[str, Any]](items=items, total=total, page=page, page_size=page_size)
 
 
 async def get_event(db: Database, event_id: uuid.UUID) -> dict[str, Any]:

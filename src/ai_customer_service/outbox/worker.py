@@ -38,8 +38,8 @@ import httpx
 from ai_customer_service.config import Settings
 from ai_customer_service.db.base import utcnow
 from ai_customer_service.db.engine import Database
-from ai_customer_service.http.metrics import Metrics
 from ai_customer_service.logs import get_logger
+from ai_customer_service.metrics import Metrics
 from ai_customer_service.outbox import repository
 from ai_customer_service.outbox.delivery import (
     ClaimedEvent,

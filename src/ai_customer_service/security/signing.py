@@ -15,6 +15,14 @@ import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ai_customer_service.errors import (
+    AUTH_SIGNATURE_INVALID,
+    AUTH_SIGNATURE_MISSING,
+    AUTH_SIGNATURE_REUSED,
+    AUTH_STALE_REQUEST,
+    AUTH_TIMESTAMP_INVALID,
+)
+
 SIGNATURE_PREFIX = "sha256="
 
 
@@ -46,17 +54,17 @@ class SignatureFailure:
     message: str
 
 
-MISSING = SignatureFailure("CS_AUTH_4031", "missing webhook signature")
-BAD_TIMESTAMP = SignatureFailure("CS_AUTH_4032", "invalid webhook timestamp")
-STALE = SignatureFailure("CS_AUTH_4033", "stale webhook request")
-MISMATCH = SignatureFailure("CS_AUTH_4034", "invalid webhook signature")
-BAD_VERSION = SignatureFailure("CS_AUTH_4034", "unsupported webhook signature version (use 1 or 2)")
+MISSING = SignatureFailure(AUTH_SIGNATURE_MISSING, "missing webhook signature")
+BAD_TIMESTAMP = SignatureFailure(AUTH_TIMESTAMP_INVALID, "invalid webhook timestamp")
+STALE = SignatureFailure(AUTH_STALE_REQUEST, "stale webhook request")
+MISMATCH = SignatureFailure(AUTH_SIGNATURE_INVALID, "invalid webhook signature")
+BAD_VERSION = SignatureFailure(AUTH_SIGNATURE_INVALID, "unsupported webhook signature version (use 1 or 2)")
 OLD_VERSION = SignatureFailure(
-    "CS_AUTH_4034", "webhook signature version 1 is not accepted here: sign with version 2"
+    AUTH_SIGNATURE_INVALID, "webhook signature version 1 is not accepted here: sign with version 2"
 )
 # the same v1-signed bytes already accepted on another path (see ai_customer_service.security.replay)
 OTHER_PATH = SignatureFailure(
-    "CS_AUTH_4035",
+    AUTH_SIGNATURE_REUSED,
     "this signed request was already used on another path; sign each request for its own path "
     "(a retry must go to the same path)",
 )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,10 +15,12 @@ from ai_customer_service.auth.actor import Actor
 from ai_customer_service.auth.models import Principal, Role
 from ai_customer_service.conversation.models import Feedback, Message
 from ai_customer_service.db.engine import Database
-from ai_customer_service.errors import NotFound
+from ai_customer_service.errors import TICKET_NOT_FOUND, NotFound
+from ai_customer_service.pagination import Page, offset
 from ai_customer_service.ticket.models import ACTIVE_SQL, Ticket, TicketNote
 from ai_customer_service.ticket.service import require_visible
 from ai_customer_service.ticket.states import ACTIVE_STATUSES, Priority, TicketStatus
+from ai_customer_service.values import percentile
 
 # stats are for supervisors and admins: no per-agent visibility filter
 _EVERYONE = Actor(uuid.UUID(int=0), "stats", Role.ADMIN)
@@ -35,14 +36,6 @@ class TicketFilter:
     channel: str | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
-
-
-@dataclass(frozen=True)
-class TicketPage:
-    items: list[Ticket]
-    total: int
-    page: int
-    page_size: int
 
 
 @dataclass(frozen=True)
@@ -85,7 +78,7 @@ def _conditions(f: TicketFilter, actor: Actor) -> list[ColumnElement[bool]]:
 
 async def list_tickets(
     db: Database, *, actor: Actor, filters: TicketFilter, page: int, page_size: int
-) -> TicketPage:
+) -> Page[Ticket]:
     """Sorted by priority (P1 first), then age (oldest first)."""
     conds = _conditions(filters, actor)
     async with db.sessionmaker() as tx:  # a plain read: no write lock on SQLite
@@ -94,10 +87,10 @@ async def list_tickets(
             select(Ticket)
             .where(*conds)
             .order_by(Ticket.priority, Ticket.created_at, Ticket.id)
-            .offset((page - 1) * page_size)
+            .offset(offset(page, page_size))
             .limit(page_size)
         )
-        return TicketPage(list(rows.scalars()), int(total), page, page_size)
+        return Page[Ticket](items=list(rows.scalars()), total=int(total), page=page, page_size=page_size)
 
 
 async def get_ticket(db: Database, ticket_id: uuid.UUID, *, actor: Actor) -> TicketDetail:
@@ -105,7 +98,7 @@ async def get_ticket(db: Database, ticket_id: uuid.UUID, *, actor: Actor) -> Tic
     async with db.sessionmaker() as tx:  # a plain read: no write lock on SQLite
         ticket = await tx.get(Ticket, ticket_id)
         if ticket is None:
-            raise NotFound("ticket not found", "CS_TICKET_4001")
+            raise NotFound("ticket not found", TICKET_NOT_FOUND)
         require_visible(actor, ticket)
         return TicketDetail(ticket, await _messages(tx, ticket.session_id), await _notes(tx, ticket.id))
 
@@ -125,15 +118,6 @@ async def _notes(tx: AsyncSession, ticket_id: uuid.UUID) -> list[TicketNote]:
 
 
 # --- stats ----------------------------------------------------------------------------------------
-
-
-def percentile(sorted_values: Sequence[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default); values must be sorted."""
-    if not sorted_values:
-        raise ValueError("no values")
-    pos = (len(sorted_values) - 1) * q
-    low, high = math.floor(pos), math.ceil(pos)
-    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (pos - low)
 
 
 def summarise(durations: list[float]) -> dict[str, Any]:

@@ -20,12 +20,6 @@ async def active_for_session(tx: AsyncSession, session_id: uuid.UUID) -> Ticket 
     return (await tx.execute(stmt)).scalar_one_or_none()
 
 
-async def latest_for_session(tx: AsyncSession, session_id: uuid.UUID) -> Ticket | None:
-    """The session's most recent ticket, whatever its state."""
-    stmt = select(Ticket).where(Ticket.session_id == session_id).order_by(Ticket.created_at.desc()).limit(1)
-    return (await tx.execute(stmt)).scalar_one_or_none()
-
-
 async def create_for_handoff(
     tx: AsyncSession,
     *,

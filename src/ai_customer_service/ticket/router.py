@@ -7,6 +7,7 @@ Action parameters come as a JSON body or, for compatibility with the original, a
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
@@ -14,9 +15,9 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from ai_customer_service.auth.deps import Actor, require_roles
 from ai_customer_service.auth.models import Role
 from ai_customer_service.context import AppContext
-from ai_customer_service.errors import BadRequest
+from ai_customer_service.errors import REQ_INVALID, BadRequest
 from ai_customer_service.http.deps import app_context, request_id_of
-from ai_customer_service.http.validation import Page, Storable, UtcDateTime
+from ai_customer_service.pagination import PageNumber
 from ai_customer_service.ticket import queries, service
 from ai_customer_service.ticket.models import Ticket
 from ai_customer_service.ticket.schemas import (
@@ -30,8 +31,10 @@ from ai_customer_service.ticket.schemas import (
     TicketDetailOut,
     TicketList,
     TicketOut,
+    TicketStats,
 )
 from ai_customer_service.ticket.states import Action, Priority, TicketStatus
+from ai_customer_service.wire import Storable, UtcDateTime
 
 router = APIRouter(prefix="/tickets", tags=["tickets"])
 anyone = require_roles()
@@ -45,12 +48,7 @@ def _enum_list(raw: str | None, enum: type[TicketStatus] | type[Priority], name:
         return [enum(part.strip()) for part in raw.split(",") if part.strip()]
     except ValueError:
         allowed = ", ".join(m.value for m in enum)
-        raise BadRequest(f"{name} must be one or more of: {allowed}", "CS_REQ_4001") from None
-
-
-def _done(ctx: AppContext, action: Action, ticket: Ticket) -> TicketOut:
-    ctx.metrics.ticket_transitions.labels(action.value).inc()
-    return TicketOut.of(ticket)
+        raise BadRequest(f"{name} must be one or more of: {allowed}", REQ_INVALID) from None
 
 
 @router.get("", response_model=TicketList)
@@ -65,7 +63,7 @@ async def list_tickets(
     channel: Annotated[str | None, Query(max_length=32), Storable] = None,
     created_from: UtcDateTime | None = None,
     created_to: UtcDateTime | None = None,
-    page: Page = 1,
+    page: PageNumber = 1,
     page_size: Annotated[int, Query(ge=1, le=200)] = 20,
 ) -> TicketList:
     assignee_id: uuid.UUID | None = None
@@ -87,21 +85,19 @@ async def list_tickets(
     )
     result = await queries.list_tickets(ctx.db, actor=actor, filters=filters, page=page, page_size=page_size)
     return TicketList(
-        items=[TicketOut.of(t) for t in result.items],
-        total=result.total,
-        page=result.page,
-        page_size=result.page_size,
+        items=result.map(TicketOut.of), total=result.total, page=result.page, page_size=result.page_size
     )
 
 
-@router.get("/stats")
+@router.get("/stats", response_model=TicketStats)
 async def ticket_stats(
     _: Actor = Depends(staff),
     ctx: AppContext = Depends(app_context),
     created_from: UtcDateTime | None = None,
     created_to: UtcDateTime | None = None,
-) -> dict[str, Any]:
-    return await queries.ticket_stats(ctx.db, created_from=created_from, created_to=created_to)
+) -> TicketStats:
+    stats = await queries.ticket_stats(ctx.db, created_from=created_from, created_to=created_to)
+    return TicketStats.model_validate(stats)
 
 
 @router.get("/{ticket_id}", response_model=TicketDetailOut)
@@ -114,6 +110,48 @@ async def get_ticket(
         messages=[MessageOut.of(m) for m in detail.messages],
         notes=[NoteOut.of(n) for n in detail.notes],
     )
+
+
+# one helper for the four workflow actions: the change (one service call), its metric, the ticket
+_CHANGES: dict[Action, Callable[..., Awaitable[Ticket]]] = {
+    Action.ASSIGN: service.assign,
+    Action.RESOLVE: service.resolve,
+    Action.CLOSE: service.close,
+    Action.REOPEN: service.reopen,
+}
+
+
+async def _transition(
+    action: Action, ticket_id: str, request: Request, actor: Actor, ctx: AppContext, **params: Any
+) -> TicketOut:
+    ticket = await _CHANGES[action](
+        ctx.db,
+        service.parse_ticket_id(ticket_id),
+        actor=actor,
+        request_id=request_id_of(request),
+        events=ctx.events,
+        **params,
+    )
+    ctx.metrics.ticket_transitions.labels(action.value).inc()
+    return TicketOut.of(ticket)
+
+
+def _principal_ref(raw: str) -> uuid.UUID | str:
+    """A principal named by its id (a UUID) or by its name / the gateway's actor id."""
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        return raw.strip()
+
+
+async def _resolution(
+    body: Annotated[ResolveBody | None, Body()] = None,
+    resolution: Annotated[str | None, Query(max_length=4000), Storable] = None,
+) -> str | None:
+    """The resolution text from the JSON body, else from ``?resolution=`` (the original's form)."""
+    if body is not None and body.resolution is not None:
+        return body.resolution
+    return resolution
 
 
 @router.post("/{ticket_id}/assign", response_model=TicketOut)
@@ -132,87 +170,39 @@ async def assign(
     target = body.agent_id if body is not None and body.agent_id is not None else None
     if target is None and agent_id:
         target = _principal_ref(agent_id)
-    ticket = await service.assign(
-        ctx.db,
-        service.parse_ticket_id(ticket_id),
-        actor=actor,
-        agent_id=target,
-        request_id=request_id_of(request),
-        events=ctx.events,
-    )
-    return _done(ctx, Action.ASSIGN, ticket)
-
-
-def _principal_ref(raw: str) -> uuid.UUID | str:
-    """A principal named by its id (a UUID) or by its name / the gateway's actor id."""
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        return raw.strip()
-
-
-def _resolution(body: ResolveBody | None, query: str | None) -> str | None:
-    if body is not None and body.resolution is not None:
-        return body.resolution
-    return query
+    return await _transition(Action.ASSIGN, ticket_id, request, actor, ctx, agent_id=target)
 
 
 @router.post("/{ticket_id}/resolve", response_model=TicketOut)
 async def resolve(
     ticket_id: str,
     request: Request,
-    body: Annotated[ResolveBody | None, Body()] = None,
-    resolution: Annotated[str | None, Query(max_length=4000), Storable] = None,
+    text: str | None = Depends(_resolution),
     actor: Actor = Depends(anyone),
     ctx: AppContext = Depends(app_context),
 ) -> TicketOut:
-    ticket = await service.resolve(
-        ctx.db,
-        service.parse_ticket_id(ticket_id),
-        actor=actor,
-        resolution=_resolution(body, resolution),
-        request_id=request_id_of(request),
-        events=ctx.events,
-        handback_on=ctx.settings.ticket_handback_on,
+    handback = ctx.settings.ticket_handback_on
+    return await _transition(
+        Action.RESOLVE, ticket_id, request, actor, ctx, resolution=text, handback_on=handback
     )
-    return _done(ctx, Action.RESOLVE, ticket)
 
 
 @router.post("/{ticket_id}/close", response_model=TicketOut)
 async def close(
     ticket_id: str,
     request: Request,
-    body: Annotated[ResolveBody | None, Body()] = None,
-    resolution: Annotated[str | None, Query(max_length=4000), Storable] = None,
+    text: str | None = Depends(_resolution),
     actor: Actor = Depends(staff),
     ctx: AppContext = Depends(app_context),
 ) -> TicketOut:
-    ticket = await service.close(
-        ctx.db,
-        service.parse_ticket_id(ticket_id),
-        actor=actor,
-        resolution=_resolution(body, resolution),
-        request_id=request_id_of(request),
-        events=ctx.events,
-    )
-    return _done(ctx, Action.CLOSE, ticket)
+    return await _transition(Action.CLOSE, ticket_id, request, actor, ctx, resolution=text)
 
 
 @router.post("/{ticket_id}/reopen", response_model=TicketOut)
 async def reopen(
-    ticket_id: str,
-    request: Request,
-    actor: Actor = Depends(staff),
-    ctx: AppContext = Depends(app_context),
+    ticket_id: str, request: Request, actor: Actor = Depends(staff), ctx: AppContext = Depends(app_context)
 ) -> TicketOut:
-    ticket = await service.reopen(
-        ctx.db,
-        service.parse_ticket_id(ticket_id),
-        actor=actor,
-        request_id=request_id_of(request),
-        events=ctx.events,
-    )
-    return _done(ctx, Action.REOPEN, ticket)
+    return await _transition(Action.REOPEN, ticket_id, request, actor, ctx)
 
 
 @router.post("/{ticket_id}/reply", response_model=ReplyOut)

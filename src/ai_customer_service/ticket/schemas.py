@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
 from ai_customer_service.conversation.models import Message
-from ai_customer_service.http.validation import RequestModel
+from ai_customer_service.pagination import Page
 from ai_customer_service.ticket.models import Ticket, TicketNote
+from ai_customer_service.wire import RequestModel, Timestamp
 
 
 class AssignBody(RequestModel):
@@ -43,23 +43,20 @@ class TicketOut(BaseModel):
     assignee_id: uuid.UUID | None
     resolution: str | None
     version: int
-    created_at: datetime
-    updated_at: datetime
-    first_assigned_at: datetime | None
-    first_agent_reply_at: datetime | None
-    resolved_at: datetime | None
-    closed_at: datetime | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    first_assigned_at: Timestamp | None
+    first_agent_reply_at: Timestamp | None
+    resolved_at: Timestamp | None
+    closed_at: Timestamp | None
 
     @classmethod
     def of(cls, t: Ticket) -> TicketOut:
         return cls.model_validate(t, from_attributes=True)
 
 
-class TicketList(BaseModel):
-    items: list[TicketOut]
-    total: int
-    page: int
-    page_size: int
+class TicketList(Page[TicketOut]):
+    """One page of tickets, by priority then age."""
 
 
 class MessageOut(BaseModel):
@@ -71,7 +68,7 @@ class MessageOut(BaseModel):
     content_type: str
     intent: str | None
     confidence: float | None
-    created_at: datetime
+    created_at: Timestamp
 
     @classmethod
     def of(cls, m: Message) -> MessageOut:
@@ -83,7 +80,7 @@ class NoteOut(BaseModel):
     ticket_id: uuid.UUID
     author_id: uuid.UUID | None
     body: str
-    created_at: datetime
+    created_at: Timestamp
 
     @classmethod
     def of(cls, n: TicketNote) -> NoteOut:
@@ -98,3 +95,29 @@ class TicketDetailOut(TicketOut):
 class ReplyOut(BaseModel):
     ticket: TicketOut
     message: MessageOut
+
+
+class DurationSummary(BaseModel):
+    """Seconds from ticket creation: how many, mean, p50, p90 (null without values)."""
+
+    count: int
+    mean: float | None
+    p50: float | None
+    p90: float | None
+
+
+class Csat(BaseModel):
+    average: float | None
+    count: int
+
+
+class TicketStats(BaseModel):
+    total: int
+    by_status: dict[str, int]
+    by_priority: dict[str, int]
+    by_channel: dict[str, int]
+    handoffs_by_reason: dict[str, int]
+    time_to_first_assignment_seconds: DurationSummary
+    time_to_first_agent_reply_seconds: DurationSummary
+    time_to_resolution_seconds: DurationSummary
+    csat: Csat

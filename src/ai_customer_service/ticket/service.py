@@ -222,7 +222,7 @@ async def assign(
         else:
             target = await resolve_principal(tx, agent_id, provision=actor.auth == "trusted_headers")
             if target is None:
-                raise BadRequest("agent_id is not an active principal", "CS_TKT_4003")
+                raise BadRequest("agent_id is not an active principal", "CS_TICKET_4003")
         if actor.is_agent and target != actor.id:
             raise Forbidden("agents may only assign tickets to themselves", "CS_AUTH_4001")
         ticket = await _load_for_change(tx, ticket_id)
@@ -234,7 +234,7 @@ async def assign(
             raise Conflict("ticket is already assigned to that agent", "CS_TKT_4002")
         agent = await tx.get(Principal, target)
         if agent is None or not agent.active:
-            raise BadRequest("agent_id is not an active principal", "CS_TKT_4003")
+            raise BadRequest("agent_id is not an active principal", "CS_TICKET_4003")
         now = utcnow()
         return await _transition(
             tx,

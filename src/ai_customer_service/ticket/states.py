@@ -5,7 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from ai_customer_service.errors import Conflict
+from ai_customer_service.errors import (
+    TICKET_ASSIGN_CONFLICT,
+    TICKET_CLOSE_CONFLICT,
+    TICKET_REOPEN_CONFLICT,
+    TICKET_REPLY_CONFLICT,
+    TICKET_RESOLVE_CONFLICT,
+    Conflict,
+)
 
 
 class TicketStatus(StrEnum):
@@ -47,21 +54,25 @@ class Transition:
 # The whole state machine (contract §8). Anything not listed here is a 409 with the action's code.
 TRANSITIONS: dict[Action, Transition] = {
     Action.ASSIGN: Transition(
-        frozenset({TicketStatus.OPEN, TicketStatus.ASSIGNED}), TicketStatus.ASSIGNED, "CS_TKT_4002"
+        frozenset({TicketStatus.OPEN, TicketStatus.ASSIGNED}), TicketStatus.ASSIGNED, TICKET_ASSIGN_CONFLICT
     ),
-    Action.START: Transition(frozenset({TicketStatus.ASSIGNED}), TicketStatus.PROCESSING, "CS_TICKET_4095"),
+    Action.START: Transition(
+        frozenset({TicketStatus.ASSIGNED}), TicketStatus.PROCESSING, TICKET_REPLY_CONFLICT
+    ),
     Action.RESOLVE: Transition(
-        frozenset({TicketStatus.ASSIGNED, TicketStatus.PROCESSING}), TicketStatus.RESOLVED, "CS_TICKET_4092"
+        frozenset({TicketStatus.ASSIGNED, TicketStatus.PROCESSING}),
+        TicketStatus.RESOLVED,
+        TICKET_RESOLVE_CONFLICT,
     ),
-    Action.CLOSE: Transition(frozenset({TicketStatus.RESOLVED}), TicketStatus.CLOSED, "CS_TICKET_4093"),
+    Action.CLOSE: Transition(frozenset({TicketStatus.RESOLVED}), TicketStatus.CLOSED, TICKET_CLOSE_CONFLICT),
     Action.REOPEN: Transition(
-        frozenset({TicketStatus.RESOLVED, TicketStatus.CLOSED}), TicketStatus.OPEN, "CS_TICKET_4094"
+        frozenset({TicketStatus.RESOLVED, TicketStatus.CLOSED}), TicketStatus.OPEN, TICKET_REOPEN_CONFLICT
     ),
 }
 
 # Where an agent may reply to the customer (the first reply on an assigned ticket starts it).
 REPLYABLE_STATUSES: frozenset[TicketStatus] = frozenset({TicketStatus.ASSIGNED, TicketStatus.PROCESSING})
-REPLY_CONFLICT_CODE = "CS_TICKET_4095"
+REPLY_CONFLICT_CODE = TICKET_REPLY_CONFLICT
 
 _MESSAGES = {
     Action.ASSIGN: "ticket cannot be assigned in state {state}",

@@ -13,8 +13,9 @@ from datetime import UTC, datetime
 
 from ai_customer_service.audit import repository as audit
 from ai_customer_service.db.engine import Database
-from ai_customer_service.http.metrics import Metrics
 from ai_customer_service.logs import get_logger
+from ai_customer_service.metrics import Metrics
+from ai_customer_service.values import rfc3339
 
 log = get_logger(__name__)
 _SAMPLES = 5
@@ -53,7 +54,7 @@ class RejectionLog:
                         code=code,
                         details={
                             "count": count,
-                            "since": since.isoformat(),
+                            "since": rfc3339(since),
                             "sample_request_ids": samples[code],
                         },
                     )

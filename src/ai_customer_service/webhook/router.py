@@ -2,55 +2,51 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Depends, Request
 
 from ai_customer_service.context import AppContext
 from ai_customer_service.errors import BadRequest
 from ai_customer_service.http.deps import app_context, request_id
+from ai_customer_service.http.openapi import raw_json_body
 from ai_customer_service.webhook.schemas import WebhookResponse, parse_inbound
+from ai_customer_service.webhook.service import IngestResult
 from ai_customer_service.webhook.signature import verify_request
 
 router = APIRouter(tags=["webhook"])
 
-BODY_DOC: dict[str, Any] = {
-    # the message body, declared here because the route reads the raw bytes (the signature covers them)
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["open_id", "content"],
-                    "properties": {
-                        "message_id": {"type": "string", "maxLength": 128},
-                        "channel": {"type": "string", "maxLength": 32},
-                        "open_id": {"type": "string", "maxLength": 128},
-                        "user_id": {"type": "string", "maxLength": 64},
-                        "content": {"type": "string"},
-                        "content_type": {"type": "string", "default": "text"},
-                        "timestamp": {"type": "string", "format": "date-time"},
-                        "reply_to": {"type": "string", "maxLength": 128},
-                    },
-                }
-            }
-        },
-    }
-}
+# the message body, declared here because the route reads the raw bytes (the signature covers them)
+BODY_DOC = raw_json_body(
+    {
+        "message_id": {"type": "string", "maxLength": 128},
+        "channel": {"type": "string", "maxLength": 32},
+        "open_id": {"type": "string", "maxLength": 128},
+        "user_id": {"type": "string", "maxLength": 64},
+        "content": {"type": "string"},
+        "content_type": {"type": "string", "default": "text"},
+        "timestamp": {"type": "string", "format": "date-time"},
+        "reply_to": {"type": "string", "maxLength": 128},
+    },
+    required=["open_id", "content"],
+)
 
 
-async def _handle(request: Request, ctx: AppContext, channel: str | None, rid: str) -> dict[str, Any]:
+async def receive(
+    request: Request,
+    ctx: AppContext,
+    rid: str,
+    *,
+    channel: str | None,
+    secrets: tuple[str, str] | None,
+    platform: str = "",
+) -> IngestResult:
+    """One inbound message, for the generic webhook and for a platform's: verify the signature (when
+    ``secrets`` are given), parse the body (a 400 is recorded as a rejection), ingest it once.
+    ``platform`` is the platform's name (its default channel and the conversation's source)."""
     body = await request.body()
     verified = None
-    if ctx.settings.webhook_secret:
+    if secrets is not None:
         verified = verify_request(
-            request,
-            body,
-            secret=(ctx.settings.webhook_secret, ctx.settings.webhook_secret_previous),
-            settings=ctx.settings,
-            rejections=ctx.rejections,
+            request, body, secret=secrets, settings=ctx.settings, rejections=ctx.rejections
         )
     try:
         message = parse_inbound(
@@ -58,28 +54,35 @@ async def _handle(request: Request, ctx: AppContext, channel: str | None, rid: s
             path_channel=channel,
             channels=ctx.settings.channel_names,
             max_content_chars=ctx.settings.max_content_chars,
+            default_channel=platform or None,
             replay_key=verified.replay_key if verified else None,
         )
     except BadRequest as exc:
         ctx.rejections.record(exc.code, request_id=rid, path=request.url.path, reason=exc.message)
         raise
-    result = await ctx.ingest.ingest(
-        message, request_id=rid, signature=verified.binding if verified else None
+    return await ctx.ingest.ingest(
+        message, source=platform, request_id=rid, signature=verified.binding if verified else None
     )
-    return result.response
+
+
+def _secrets(ctx: AppContext) -> tuple[str, str] | None:
+    settings = ctx.settings
+    return (settings.webhook_secret, settings.webhook_secret_previous) if settings.webhook_secret else None
 
 
 @router.post("/webhook", response_model=WebhookResponse, openapi_extra=BODY_DOC)
 async def webhook(
     request: Request, ctx: AppContext = Depends(app_context), rid: str = Depends(request_id)
-) -> dict[str, Any]:
+) -> WebhookResponse:
     """Receive one signed customer message from a channel gateway and answer it."""
-    return await _handle(request, ctx, None, rid)
+    result = await receive(request, ctx, rid, channel=None, secrets=_secrets(ctx))
+    return WebhookResponse.model_validate(result.response)
 
 
 @router.post("/webhook/{channel}", response_model=WebhookResponse, openapi_extra=BODY_DOC)
 async def webhook_for_channel(
     channel: str, request: Request, ctx: AppContext = Depends(app_context), rid: str = Depends(request_id)
-) -> dict[str, Any]:
+) -> WebhookResponse:
     """The same, with the channel in the path (the path wins over the body)."""
-    return await _handle(request, ctx, channel, rid)
+    result = await receive(request, ctx, rid, channel=channel, secrets=_secrets(ctx))
+    return WebhookResponse.model_validate(result.response)

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ai_customer_service import safejson
-from ai_customer_service.errors import BadRequest
+from ai_customer_service.errors import REQ_CHANNEL, REQ_INVALID, REQ_REQUIRED, BadRequest
 
 _FIELDS = ("message_id", "channel", "open_id", "user_id", "content", "content_type", "timestamp", "reply_to")
 _MAX_LENGTHS = {
@@ -58,14 +58,14 @@ def parse_inbound(
     try:
         body = safejson.loads(raw)
     except safejson.JsonInputError as exc:
-        raise BadRequest(f"request body {exc}", "CS_REQ_4001") from exc
+        raise BadRequest(f"request body {exc}", REQ_INVALID) from exc
     if not isinstance(body, dict):
-        raise BadRequest("request body must be a JSON object", "CS_REQ_4001")
+        raise BadRequest("request body must be a JSON object", REQ_INVALID)
     unknown = sorted(set(body) - set(_FIELDS))
     if unknown:
         raise BadRequest(
             f"unknown field: {', '.join(unknown)}",
-            "CS_REQ_4001",
+            REQ_INVALID,
             details=[{"field": name, "message": "unknown field"} for name in unknown],
         )
     values: dict[str, str | None] = {}
@@ -74,13 +74,13 @@ def parse_inbound(
         if value is not None and not isinstance(value, str):
             raise BadRequest(
                 f"{name} must be a string",
-                "CS_REQ_4001",
+                REQ_INVALID,
                 details=[{"field": name, "message": "must be a string"}],
             )
         if isinstance(value, str) and not _storable(value):
             raise BadRequest(
                 f"{name} holds characters that cannot be stored (NUL or unpaired surrogates)",
-                "CS_REQ_4001",
+                REQ_INVALID,
                 details=[{"field": name, "message": "invalid characters"}],
             )
         values[name] = value.strip() if isinstance(value, str) else None
@@ -88,7 +88,7 @@ def parse_inbound(
         if limit is not None and values[name] and len(values[name] or "") > limit:
             raise BadRequest(
                 f"{name} is longer than {limit} characters",
-                "CS_REQ_4001",
+                REQ_INVALID,
                 details=[{"field": name, "message": f"at most {limit} characters"}],
             )
 
@@ -99,13 +99,13 @@ def parse_inbound(
     if missing:
         raise BadRequest(
             "channel, open_id and content are required",
-            "CS_REQ_4002",
+            REQ_REQUIRED,
             details=[{"field": name, "message": "required"} for name in missing],
         )
     if channel not in channels:
         raise BadRequest(
             f"channel {channel!r} is not configured",
-            "CS_REQ_4008",
+            REQ_CHANNEL,
             details=[{"field": "channel", "message": f"one of: {', '.join(sorted(channels))}"}],
         )
 
@@ -149,13 +149,13 @@ def _parse_timestamp(value: str) -> datetime:
     except ValueError as exc:
         raise BadRequest(
             "timestamp must be RFC 3339",
-            "CS_REQ_4001",
+            REQ_INVALID,
             details=[{"field": "timestamp", "message": "RFC 3339"}],
         ) from exc
     if parsed.tzinfo is None:
         raise BadRequest(
             "timestamp must carry a UTC offset (RFC 3339)",
-            "CS_REQ_4001",
+            REQ_INVALID,
             details=[{"field": "timestamp", "message": "RFC 3339 with offset"}],
         )
     try:
@@ -163,7 +163,7 @@ def _parse_timestamp(value: str) -> datetime:
     except (OverflowError, ValueError) as exc:  # e.g. 0001-01-01T00:00:00+14:00 is before year 1 in UTC
         raise BadRequest(
             "timestamp is out of range: it must lie between years 1 and 9999 in UTC",
-            "CS_REQ_4001",
+            REQ_INVALID,
             details=[{"field": "timestamp", "message": "out of range"}],
         ) from exc
 

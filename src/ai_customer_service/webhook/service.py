@@ -41,8 +41,8 @@ from ai_customer_service.conversation.states import AuthorType, Direction, Sessi
 from ai_customer_service.db.engine import Database
 from ai_customer_service.dialog.engine import Analysis, Decision, DecisionKind, DialogEngine
 from ai_customer_service.errors import Conflict, RateLimited
-from ai_customer_service.http.metrics import Metrics
 from ai_customer_service.logs import get_logger
+from ai_customer_service.metrics import Metrics
 from ai_customer_service.outbox.events import EventType, destinations_for
 from ai_customer_service.outbox.publisher import EventPublisher
 from ai_customer_service.security import replay

@@ -12,18 +12,35 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, StreamingResponse
-from pydantic import Field
 
 from ai_customer_service.auth.deps import Actor, require_roles
 from ai_customer_service.auth.models import Role
 from ai_customer_service.context import AppContext
 from ai_customer_service.conversation import queries as conversation_queries
 from ai_customer_service.conversation.service import parse_session_id
-from ai_customer_service.errors import BadRequest, Forbidden, NotFound
+from ai_customer_service.errors import (
+    HTTP_NOT_FOUND,
+    REQ_FEEDBACK_SCORE,
+    WGT_ORIGIN,
+    BadRequest,
+    Forbidden,
+    NotFound,
+)
 from ai_customer_service.http.deps import app_context, request_id
-from ai_customer_service.http.validation import RequestModel
 from ai_customer_service.widget import tokens
 from ai_customer_service.widget.cors import ALLOWED_HEADERS, STATE_KEY
+from ai_customer_service.widget.schemas import (
+    AgentTypingRequest,
+    FeedbackRequest,
+    History,
+    Rated,
+    SendRequest,
+    Sent,
+    Started,
+    StartRequest,
+    TypingRequest,
+    TypingSent,
+)
 from ai_customer_service.widget.service import DEMO_SITE_KEY, Site, WidgetService, normalize_origin
 from ai_customer_service.widget.stream import TypingThrottle, parse_last_event_id, session_stream, typing
 
@@ -67,11 +84,11 @@ def request_origin(request: Request) -> str:
     if not origin and request.headers.get("sec-fetch-site") == "same-origin":
         origin = f"{request.url.scheme}://{request.url.netloc}"
     if not origin or origin == "null":
-        raise Forbidden("the Origin header is required", "CS_WGT_4032")
+        raise Forbidden("the Origin header is required", WGT_ORIGIN)
     try:
         return normalize_origin(origin)
     except ValueError as exc:
-        raise Forbidden("the Origin header is not a valid origin", "CS_WGT_4032") from exc
+        raise Forbidden("the Origin header is not a valid origin", WGT_ORIGIN) from exc
 
 
 async def widget_site(site_key: str, request: Request) -> Site:
@@ -79,7 +96,7 @@ async def widget_site(site_key: str, request: Request) -> Site:
     site = await widget_service(request).site(site_key)
     origin = request_origin(request)
     if origin not in site.origins:
-        raise Forbidden(f"origin {origin} may not use this site's widget", "CS_WGT_4032")
+        raise Forbidden(f"origin {origin} may not use this site's widget", WGT_ORIGIN)
     setattr(request.state, STATE_KEY, request.headers.get("origin") or origin)
     return site
 
@@ -90,38 +107,6 @@ async def widget_visitor(
     token: str | None = Header(None, alias=TOKEN_HEADER, description="the visitor token from the start"),
 ) -> tokens.Visitor:
     return await widget_service(request).visitor(site, token)
-
-
-class StartRequest(RequestModel):
-    user_id: str | None = Field(None, max_length=64, description="the host site's signed-in user id")
-    user_hash: str | None = Field(
-        None,
-        max_length=128,
-        description="hex HMAC-SHA256(site identity secret, user_id), from the host's server",
-    )
-
-
-class SendRequest(RequestModel):
-    client_message_id: str = Field(
-        max_length=64,
-        description="the browser's id of this message: a retry with the same id is answered once",
-    )
-    content: str = Field(description="the message text (at most AI_CS_MAX_CONTENT_CHARS characters)")
-
-
-class TypingRequest(RequestModel):
-    session_id: str = Field(max_length=64)
-    active: bool = True
-
-
-class AgentTypingRequest(RequestModel):
-    active: bool = True
-
-
-class FeedbackRequest(RequestModel):
-    session_id: str = Field(max_length=64)
-    score: int = Field(description="1 (bad) to 5 (great)")
-    comment: str | None = Field(None, max_length=2000)
 
 
 @router.options("/{path:path}", include_in_schema=False)
@@ -136,58 +121,61 @@ async def preflight(site: Site = Depends(widget_site)) -> Response:
     )
 
 
-@router.post("/conversation")
+@router.post("/conversation", response_model=Started)
 async def start(
     request: Request,
     body: StartRequest | None = None,
     site: Site = Depends(widget_site),
     token: str | None = Header(None, alias=TOKEN_HEADER),
-) -> dict[str, Any]:
+) -> Started:
     """Start or resume: the visitor token (new, or the one sent), the current session and history."""
-    return await widget_service(request).start(
+    started = await widget_service(request).start(
         site,
         token=token,
         user_id=body.user_id if body else None,
         user_hash=body.user_hash if body else None,
     )
+    return Started.model_validate(started)
 
 
-@router.get("/messages")
+@router.get("/messages", response_model=History)
 async def history(
     request: Request, site: Site = Depends(widget_site), visitor: tokens.Visitor = Depends(widget_visitor)
-) -> dict[str, Any]:
+) -> History:
     """The visitor's latest messages (over all their conversations), oldest first."""
-    return await widget_service(request).history(site, visitor)
+    return History.model_validate(await widget_service(request).history(site, visitor))
 
 
-@router.post("/messages")
+@router.post("/messages", response_model=Sent)
 async def send(
     body: SendRequest,
     request: Request,
     site: Site = Depends(widget_site),
     visitor: tokens.Visitor = Depends(widget_visitor),
     rid: str = Depends(request_id),
-) -> dict[str, Any]:
+) -> Sent:
     """Send one message; the bot's answer (if it answers) is in ``messages`` and on the stream."""
-    return await widget_service(request).send(
+    sent = await widget_service(request).send(
         site, visitor, client_message_id=body.client_message_id, content=body.content, request_id=rid
     )
+    return Sent.model_validate(sent)
 
 
-@router.post("/feedback")
+@router.post("/feedback", response_model=Rated)
 async def feedback(
     body: FeedbackRequest,
     request: Request,
     site: Site = Depends(widget_site),
     visitor: tokens.Visitor = Depends(widget_visitor),
     rid: str = Depends(request_id),
-) -> dict[str, Any]:
+) -> Rated:
     """CSAT of one of the visitor's conversations (a new rating replaces the previous one)."""
     if not 1 <= body.score <= 5:
-        raise BadRequest("feedback score must be between 1 and 5", "CS_REQ_4009")
-    return await widget_service(request).feedback(
+        raise BadRequest("feedback score must be between 1 and 5", REQ_FEEDBACK_SCORE)
+    rated = await widget_service(request).feedback(
         site, visitor, session_id=body.session_id, score=body.score, comment=body.comment, request_id=rid
     )
+    return Rated.model_validate(rated)
 
 
 @router.get(
@@ -209,34 +197,34 @@ async def stream(
     return session_stream(request, request.app.state.live, owned, parse_last_event_id(last_event_id))
 
 
-@router.post("/typing", status_code=202)
+@router.post("/typing", status_code=202, response_model=TypingSent)
 async def visitor_typing(
     body: TypingRequest,
     request: Request,
     site: Site = Depends(widget_site),
     visitor: tokens.Visitor = Depends(widget_visitor),
-) -> dict[str, Any]:
+) -> TypingSent:
     """The visitor is typing (shown to the agents' consoles); throttled per session."""
     owned = await widget_service(request).owned_session(site, visitor, body.session_id)
     sent = await typing(request.app.state.live, _typing, owned, author="customer", active=body.active)
-    return {"sent": sent}
+    return TypingSent(sent=sent)
 
 
-@agents.post("/{session_id}/typing", status_code=202)
+@agents.post("/{session_id}/typing", status_code=202, response_model=TypingSent)
 async def agent_typing(
     session_id: str,
     request: Request,
     body: AgentTypingRequest | None = None,
     ctx: AppContext = Depends(app_context),
     actor: Actor = Depends(staff),
-) -> dict[str, Any]:
+) -> TypingSent:
     """An agent is writing to the customer (the widget shows "Agent is writing…"); throttled."""
     target = parse_session_id(session_id)
     async with ctx.db.sessionmaker() as tx:
         await conversation_queries.get_session(tx, target)
     active = body.active if body else True
     sent = await typing(ctx.live, _typing, target, author="agent", active=active, name=actor.name)
-    return {"sent": sent}
+    return TypingSent(sent=sent)
 
 
 @assets.get("/widget.js", include_in_schema=False)
@@ -251,6 +239,6 @@ async def widget_js() -> FileResponse:
 @assets.get("/demo/", include_in_schema=False)
 async def demo(ctx: AppContext = Depends(app_context)) -> HTMLResponse:
     if ctx.settings.is_production or not ctx.settings.demo_kb:
-        raise NotFound("the demo page is served in development with AI_CS_DEMO_KB=true", "CS_HTTP_404")
+        raise NotFound("the demo page is served in development with AI_CS_DEMO_KB=true", HTTP_NOT_FOUND)
     html = (STATIC / "demo.html").read_text("utf-8").replace("{{SITE_KEY}}", DEMO_SITE_KEY)
     return HTMLResponse(html)

@@ -17,8 +17,9 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import StreamingResponse
 
-from ai_customer_service.errors import BadRequest
+from ai_customer_service.errors import REQ_INVALID, BadRequest
 from ai_customer_service.live import RESET, LiveHub, StreamClosed
+from ai_customer_service.values import rfc3339
 from ai_customer_service.widget.service import TYPING, visitor_event
 
 KEEP_ALIVE_SECONDS = 15.0
@@ -33,9 +34,9 @@ def parse_last_event_id(raw: str | None) -> int | None:
     try:
         value = int(raw.strip())
     except ValueError as exc:
-        raise BadRequest("Last-Event-ID must be an event id from this stream", "CS_REQ_4001") from exc
+        raise BadRequest("Last-Event-ID must be an event id from this stream", REQ_INVALID) from exc
     if value < 0:
-        raise BadRequest("Last-Event-ID must be an event id from this stream", "CS_REQ_4001")
+        raise BadRequest("Last-Event-ID must be an event id from this stream", REQ_INVALID)
     return value
 
 
@@ -61,7 +62,7 @@ def session_stream(
                 if event.type == RESET:
                     yield _frame("reset", {}, event.seq)
                     continue
-                shown = visitor_event(event.type, event.data, event.created_at.isoformat())
+                shown = visitor_event(event.type, event.data, rfc3339(event.created_at))
                 if shown is None:
                     continue
                 name, data = shown

@@ -1,5 +1,6 @@
-"""Reusable input checks for request bodies and query parameters (contract §3: a bad value is a 400,
-never a database error turned into a 500).
+"""How values look on the wire, both ways: the input checks of request bodies and query parameters
+(contract §3: a bad value is a 400, never a database error turned into a 500) and the one format of
+timestamps in responses.
 
 - Text both databases can store: PostgreSQL refuses NUL (``\\x00``) in text, and no driver can encode
   an unpaired surrogate (JSON allows ``"\\ud800"``); SQLite would store the first and fail on the
@@ -10,11 +11,12 @@ never a database error turned into a 500).
   ``max_length`` keeps its usual message).
 - :data:`UtcDateTime`: an RFC 3339 instant with a zone that is representable in UTC (e.g.
   ``0001-01-01T00:00:00+14:00`` is not), returned in UTC.
-- :data:`Page`: the 1-based page of list endpoints, at most :data:`MAX_PAGE`, so the offset stays far
-  inside the databases' integer range.
+- :data:`Timestamp`: a response field's instant, always written as RFC 3339 in UTC with ``Z``
+  (:func:`ai_customer_service.values.rfc3339`, the one serializer every timestamp on the wire uses).
 
 Failures are pydantic validation errors, so they reach the client as 400 ``CS_REQ_4001`` with the
-field named in ``details`` (``http/errors.py``), like every other invalid value.
+field named in ``details`` (``http/errors.py``), like every other invalid value. This module sits in
+the foundation layer (domain schemas use it); the page types live in ``pagination.py``.
 """
 
 from __future__ import annotations
@@ -24,22 +26,19 @@ import types
 from datetime import UTC, datetime
 from typing import Annotated, Any, Union, get_args, get_origin
 
-from fastapi import Query
 from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    PlainSerializer,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
-from ai_customer_service.values import NUL_MESSAGE, SURROGATE_MESSAGE, unstorable_reason
-
-MAX_PAGE = 1_000_000
-"""Highest page number of a list endpoint (× a page size ≤ 1000 stays far below 2**31)."""
+from ai_customer_service.values import NUL_MESSAGE, SURROGATE_MESSAGE, rfc3339, unstorable_reason
 
 
 def _first_problem(value: Any) -> str | None:
@@ -158,5 +157,7 @@ def not_a_number(value: Any) -> Any:
 UtcDateTime = Annotated[datetime, BeforeValidator(not_a_number), AfterValidator(to_utc)]
 """A timezone-aware RFC 3339 datetime (never a number) that exists in UTC; converted to UTC."""
 
-Page = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"1-based page number (at most {MAX_PAGE})")]
-"""The ``page`` query parameter of a list endpoint: ``page: Page = 1``."""
+
+Timestamp = Annotated[datetime, PlainSerializer(rfc3339, return_type=str, when_used="json")]
+"""A response field's instant: RFC 3339 in UTC with ``Z`` (e.g. ``2026-01-31T08:00:00.123456Z``); a
+value without a zone is taken as UTC (the databases store UTC)."""
