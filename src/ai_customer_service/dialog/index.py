@@ -430,6 +430,8 @@ class KnowledgeIndex:
         self.build_stats = build_stats
         # the threshold this KB answers at and what it is expected to give (dialog/calibration.py)
         self.operating_point: OperatingPoint = FALLBACK
+        # the held-out results it was fitted on (None: too small a KB, the fallback point)
+        self.calibration_sample: selfcal.Sample | None = None
         self._by_id = {d.id: d for d in self.docs}
 
     # ---- construction -------------------------------------------------------------------------
@@ -511,7 +513,7 @@ class KnowledgeIndex:
             example_langs,
         )
         target = selfcal.DEFAULT_TARGET_PRECISION if target_precision is None else target_precision
-        index.operating_point = _self_calibrate(
+        index.calibration_sample = _self_calibrate(
             docs,
             query_texts,
             examples,
@@ -521,8 +523,14 @@ class KnowledgeIndex:
             references,
             index._scorer.calibration,
             embedder,
-            target,
         )
+        if index.calibration_sample is not None:
+            index.operating_point = selfcal.choose_operating_point(
+                index.calibration_sample.confidence,
+                index.calibration_sample.correct,
+                index.calibration_sample.kind,
+                target,
+            )
         index.build_stats = BuildStats(len(docs), len(examples), time.perf_counter() - started)
         return index
 
@@ -606,9 +614,8 @@ def _self_calibrate(
     references: FloatArray,
     calibration: Calibration,
     embedder: Embedder,
-    target_precision: float,
-) -> OperatingPoint:
-    """Fit the KB's operating point on a held-out fold (see :mod:`ai_customer_service.dialog.selfcal`).
+) -> selfcal.Sample | None:
+    """Score a held-out fold of the KB for its operating point (:mod:`ai_customer_service.dialog.selfcal`).
 
     The fold drops the held-out questions from the kNN examples, retrains the head without them and
     re-indexes BM25 without their text, then scores them (and the near misses and the shipped
@@ -617,7 +624,7 @@ def _self_calibrate(
     """
     fold = selfcal.make_fold(owners, is_question, len(docs))
     if fold is None:
-        return FALLBACK
+        return None
     keep = np.ones(len(examples), dtype=bool)
     keep[fold.held_rows] = False
     absent = np.zeros(len(docs), dtype=bool)
@@ -664,4 +671,4 @@ def _self_calibrate(
         confidence[start : start + len(t)] = part["confidence"][np.arange(len(t)), t]
     correct = np.zeros(len(texts), dtype=bool)
     correct[: fold.positives.size] = top[: fold.positives.size] == owners[fold.positives]
-    return selfcal.choose_operating_point(confidence, correct, kind, target_precision)
+    return selfcal.Sample(confidence, correct, kind)

@@ -112,6 +112,19 @@ def make_fold(
     return Fold(np.sort(pos), np.sort(np.array(near, dtype=np.int64)), near_entries)
 
 
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """The held-out fold's results the operating point was chosen on (kept for reports and sweeps).
+
+    ``kind``: 0 held-out in-scope question, 1 near miss, 2 far out-of-scope question; ``correct``:
+    the question's top entry was its own (positives only).
+    """
+
+    confidence: npt.NDArray[np.float32]
+    correct: npt.NDArray[np.bool_]
+    kind: npt.NDArray[np.int8]
+
+
 @lru_cache(maxsize=1)
 def oos_texts() -> tuple[str, ...]:
     """The shipped far out-of-scope questions (English and Chinese)."""
