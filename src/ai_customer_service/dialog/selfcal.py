@@ -15,7 +15,10 @@ precision with the best answer rate, on one held-out fold of the KB itself:
   written for the project, distinct from the benchmark's out-of-scope set).
 
 Precision counts a wrong entry and an answered negative as a wrong answer, under an assumed traffic
-mix: :data:`OUT_OF_SCOPE_SHARE` of the questions are out of scope (half near misses, half far).
+mix: :data:`OUT_OF_SCOPE_SHARE` of the questions are out of scope (a quarter near misses, the rest
+far). The fitted threshold is shrunk towards the global default as if that had been fitted on
+:data:`PRIOR_QUESTIONS` held-out questions: a KB with few questions moves it a little, a dense one
+a lot.
 A KB with fewer than :data:`MIN_ENTRIES` entries or :data:`MIN_POSITIVES` held-out questions keeps
 the documented fallback (:data:`~ai_customer_service.dialog.calibration.FALLBACK_THRESHOLD`).
 """
@@ -31,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from ai_customer_service.dialog.calibration import FALLBACK, OperatingPoint
+from ai_customer_service.dialog.calibration import FALLBACK, FALLBACK_THRESHOLD, OperatingPoint
 from ai_customer_service.dialog.embedding import Embedder, Matrix
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -39,7 +42,7 @@ OOS_FILE = DATA / "calibration_oos.jsonl"
 
 # The answer precision a KB's threshold is fitted for when the operator does not state one
 # (AI_CS_DIALOG_TARGET_PRECISION; chosen on validation data, docs/evaluation.md).
-DEFAULT_TARGET_PRECISION = 0.9
+DEFAULT_TARGET_PRECISION = 0.8
 
 # Size rule: below either bound the KB answers at the fallback threshold.
 MIN_ENTRIES = 5
@@ -52,15 +55,19 @@ MAX_NEAR_ENTRIES = 40
 NEAR_QUESTIONS = 5
 # The fold's classifier head is retrained on at most this many questions per entry (build time).
 FOLD_HEAD_QUESTIONS = 16
-# The traffic mix the expected precision assumes: this share of questions is out of scope, split
-# evenly between near misses (other topics of the same business) and far ones.
-OUT_OF_SCOPE_SHARE = 0.2
-NEAR_SHARE_OF_OOS = 0.5
+# The traffic mix the expected precision assumes: this share of questions is out of scope, a quarter
+# of them near misses (other topics of the same business), the rest far ones. Chosen with the
+# default target and PRIOR_QUESTIONS on validation splits (bench/quality/selfcal_eval.py).
+OUT_OF_SCOPE_SHARE = 0.3
+NEAR_SHARE_OF_OOS = 0.25
 # Bounds of a fitted threshold; if the target cannot be reached, the most precise threshold that
 # still answers at least this share of the held-out in-scope questions.
 MIN_THRESHOLD = 0.05
 MAX_THRESHOLD = 0.95
 MIN_ANSWER_RATE = 0.2
+# The fitted threshold is shrunk towards FALLBACK_THRESHOLD as if the fallback had been fitted on
+# this many held-out questions: (n * fitted + PRIOR_QUESTIONS * fallback) / (n + PRIOR_QUESTIONS).
+PRIOR_QUESTIONS = 300.0
 
 SEED = 0
 
@@ -157,6 +164,7 @@ def choose_operating_point(
     target_precision: float,
     out_of_scope_share: float = OUT_OF_SCOPE_SHARE,
     near_share_of_oos: float = NEAR_SHARE_OF_OOS,
+    prior_questions: float = PRIOR_QUESTIONS,
 ) -> OperatingPoint:
     """The lowest threshold whose weighted answer precision reaches ``target_precision``.
 
@@ -183,8 +191,8 @@ def choose_operating_point(
     w = weight[order]
     good = (correct[order] & (kind[order] == 0)).astype(np.float64)
     pos = (kind[order] == 0).astype(np.float64)
-    answered = np.cumsum(w)
-    precision = np.cumsum(w * good) / np.maximum(answered, 1e-12)
+    mass = np.cumsum(w)
+    precision = np.cumsum(w * good) / np.maximum(mass, 1e-12)
     answer_rate = np.cumsum(pos) / n_pos
     # a threshold equal to conf[i] answers rows 0..j where j is the last row with that confidence
     last = np.r_[conf[1:] != conf[:-1], True]
@@ -198,17 +206,21 @@ def choose_operating_point(
         usable = cand[answer_rate[cand] >= MIN_ANSWER_RATE]
         pool = usable if usable.size else cand
         i = int(pool[np.argmax(precision[pool])])
-    threshold = float(conf[i])
-    answered_mask = conf >= threshold
+    # a fit on few held-out questions is noisy: shrink it towards the global default
+    fitted = float(conf[i])
+    threshold = (n_pos * fitted + prior_questions * FALLBACK_THRESHOLD) / (n_pos + prior_questions)
+    answered = conf >= threshold
+    n_answered = int(answered.sum())
+    j = n_answered - 1  # the last answered row (rows are sorted by confidence)
     oos = kind[order] != 0
     return OperatingPoint(
         threshold=round(threshold, 4),
         source="self-calibrated",
         target_precision=target_precision,
-        expected_precision=round(float(precision[i]), 4),
-        expected_answer_rate=round(float(answer_rate[i]), 4),
+        expected_precision=round(float(precision[j]), 4) if n_answered else None,
+        expected_answer_rate=round(float(answer_rate[j]), 4) if n_answered else 0.0,
         positives=n_pos,
         negatives=n_near + n_far,
-        expected_in_scope_accuracy=round(float(np.sum(good[answered_mask]) / n_pos), 4),
-        expected_out_of_scope_recall=(round(float(np.mean(~answered_mask[oos])), 4) if np.any(oos) else None),
+        expected_in_scope_accuracy=round(float(np.sum(good[answered]) / n_pos), 4),
+        expected_out_of_scope_recall=(round(float(np.mean(~answered[oos])), 4) if np.any(oos) else None),
     )

@@ -39,13 +39,24 @@ def embedder() -> FakeEmbedder:
 
 
 def test_near_duplicate_entries_get_a_stricter_point_than_distant_ones(embedder: FakeEmbedder) -> None:
-    near = KnowledgeIndex.build(_kb(near_duplicates=True), embedder, target_precision=0.9).operating_point
-    far = KnowledgeIndex.build(_kb(near_duplicates=False), embedder, target_precision=0.9).operating_point
+    near_index = KnowledgeIndex.build(_kb(near_duplicates=True), embedder, target_precision=0.9)
+    far_index = KnowledgeIndex.build(_kb(near_duplicates=False), embedder, target_precision=0.9)
+    near, far = near_index.operating_point, far_index.operating_point
     assert near.source == far.source == "self-calibrated"
     assert near.threshold > far.threshold
-    # the distant KB reaches its target while answering more of its own held-out questions
-    assert far.expected_answer_rate is not None and near.expected_answer_rate is not None
-    assert far.expected_answer_rate > near.expected_answer_rate
+    # before shrinking towards the fallback (28 held-out questions against a prior worth 300) the
+    # fitted thresholds are far apart: near duplicates confuse each other, distant entries do not
+    raw = []
+    for index in (near_index, far_index):
+        sample = index.calibration_sample
+        assert sample is not None
+        point = selfcal.choose_operating_point(
+            sample.confidence, sample.correct, sample.kind, 0.9, prior_questions=0
+        )
+        raw.append(point)
+    assert raw[0].threshold > raw[1].threshold + 0.2
+    assert raw[1].expected_answer_rate is not None and raw[0].expected_answer_rate is not None
+    assert raw[1].expected_answer_rate > raw[0].expected_answer_rate
 
 
 def test_a_higher_target_precision_never_lowers_the_threshold(embedder: FakeEmbedder) -> None:
@@ -102,11 +113,21 @@ def test_choose_operating_point_picks_the_lowest_threshold_reaching_the_target()
     conf = np.array([0.9, 0.8, 0.7, 0.6, 0.75], dtype=np.float32)
     correct = np.array([True, True, False, True, False])
     kind = np.array([0, 0, 0, 0, 2], dtype=np.int8)
-    point = selfcal.choose_operating_point(conf, correct, kind, target_precision=0.99)
+    point = selfcal.choose_operating_point(conf, correct, kind, target_precision=0.99, prior_questions=0)
     assert point.threshold == pytest.approx(0.8)
     assert point.expected_precision == 1.0
     assert point.expected_answer_rate == 0.5
     assert point.expected_out_of_scope_recall == 1.0
-    lenient = selfcal.choose_operating_point(conf, correct, kind, target_precision=0.5)
+    lenient = selfcal.choose_operating_point(conf, correct, kind, target_precision=0.5, prior_questions=0)
     assert lenient.threshold == pytest.approx(0.6)
     assert lenient.expected_answer_rate == 1.0
+
+
+def test_a_fit_on_few_questions_is_shrunk_towards_the_fallback() -> None:
+    conf = np.array([0.9, 0.8, 0.7, 0.6, 0.75], dtype=np.float32)
+    correct = np.array([True, True, False, True, False])
+    kind = np.array([0, 0, 0, 0, 2], dtype=np.int8)
+    point = selfcal.choose_operating_point(conf, correct, kind, target_precision=0.99, prior_questions=4)
+    # four positives against a prior worth four: halfway between the fit (0.8) and the fallback
+    assert point.threshold == pytest.approx((0.8 + FALLBACK_THRESHOLD) / 2, abs=1e-4)
+    assert point.expected_answer_rate == 1.0  # the shrunk threshold answers every positive
