@@ -14,7 +14,8 @@ per query language:
 Both were measured on a parallel set written for the project (``bench/quality/data/parallel_zh_en.jsonl``:
 customer-service questions in topic groups, each in Chinese and English; ``bench/quality/crosslingual.py``)
 as the median gap between same-language and cross-language questions of the same topic, never on a
-test set. Languages other than Chinese and English are detected as English (``dialog/text.py``).
+test set. Languages other than Chinese and English are detected as English (``dialog/text.py``;
+Japanese with many kanji as Chinese) and get no correction: measured in docs/evaluation.md.
 """
 
 from __future__ import annotations
