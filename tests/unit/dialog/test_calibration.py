@@ -131,3 +131,23 @@ def test_a_fit_on_few_questions_is_shrunk_towards_the_fallback() -> None:
     # four positives against a prior worth four: halfway between the fit (0.8) and the fallback
     assert point.threshold == pytest.approx((0.8 + FALLBACK_THRESHOLD) / 2, abs=1e-4)
     assert point.expected_answer_rate == 1.0  # the shrunk threshold answers every positive
+
+
+def test_the_fold_holds_out_questions_and_whole_entries() -> None:
+    n_entries, per_entry = 30, 10
+    owners = np.r_[np.repeat(np.arange(n_entries), per_entry + 1), np.arange(n_entries)]  # + passages
+    is_question = np.r_[
+        np.tile(np.r_[False, np.ones(per_entry, dtype=bool)], n_entries), np.zeros(n_entries, bool)
+    ]
+    fold = selfcal.make_fold(owners, is_question, n_entries)
+    assert fold is not None
+    assert fold.near_entries.size == 3  # a tenth of the entries
+    assert set(owners[fold.near].tolist()) == set(fold.near_entries.tolist())
+    assert not set(owners[fold.positives].tolist()) & set(fold.near_entries.tolist())
+    assert is_question[fold.positives].all() and is_question[fold.near].all()
+    # a fifth of each remaining entry's questions, never its title or passage
+    assert fold.positives.size == (n_entries - 3) * 2
+    assert np.intersect1d(fold.positives, fold.near).size == 0
+    # deterministic
+    again = selfcal.make_fold(owners, is_question, n_entries)
+    assert again is not None and np.array_equal(again.positives, fold.positives)
