@@ -15,6 +15,11 @@ beat, for some entry, the similarity a genuine question of that entry typically 
 reference measured on the KB at build time, :func:`similarity_references`; constants in
 :data:`CALIBRATION`, fitted as documented there), so confidence and fused score give the same order.
 Everything at query time is a handful of vectorised numpy operations plus one embedding call.
+
+Two additions of issue #16: a question in a language an entry lacks gets the cross-lingual offsets of
+:mod:`~ai_customer_service.dialog.crosslingual` on its kNN and fused scores, and every build fits
+the KB's own answer threshold (``index.operating_point``) on a held-out fold of the KB
+(:mod:`~ai_customer_service.dialog.selfcal`), scored by the same batched code as a customer message.
 """
 
 from __future__ import annotations
