@@ -84,6 +84,9 @@ def reference_ceiling(siblings: npt.NDArray[np.int64]) -> FloatArray:
     return np.minimum(bound, 0.97).astype(np.float32)
 
 
+# Queries scored together when the index scores its own held-out fold (self-calibration).
+SCORE_CHUNK = 128
+
 # Characters of the answer embedded as the entry's passage (the encoder's window is 512 tokens).
 ANSWER_CHARS = 1000
 
@@ -284,8 +287,9 @@ class _Scorer:
         # Examples sorted by entry, so the per-entry best similarity is one ``maximum.reduceat``
         # over contiguous runs (``np.maximum.at`` took ~8 ms per query on 10,000 examples).
         order = np.argsort(owners, kind="stable")
-        self.examples = examples[order]
-        self.owners = owners[order]
+        in_order = bool(np.all(order == np.arange(order.size)))
+        self.examples = examples if in_order else examples[order]  # no copy when already sorted
+        self.owners = owners if in_order else owners[order]
         self.n = n_entries
         if self.owners.size:
             starts = np.flatnonzero(np.r_[True, self.owners[1:] != self.owners[:-1]])
@@ -658,10 +662,12 @@ def _self_calibrate(
     rank[order] = counted - counted[first] + sorted_q[first]  # 1-based rank among its entry's questions
     head_rows = np.sort(shuffled[~is_question[shuffled] | (rank <= selfcal.FOLD_HEAD_QUESTIONS)])
     head_w, head_b, mean = _fit_head(examples[head_rows], owners[head_rows], len(docs))
+    kept = np.flatnonzero(keep)
+    kept = kept[np.argsort(owners[kept], kind="stable")]  # sorted by entry: the scorer copies nothing
     scorer = _Scorer(
-        examples[keep],
-        owners[keep],
-        example_langs[keep],
+        examples[kept],
+        owners[kept],
+        example_langs[kept],
         len(docs),
         mean,
         head_w,
@@ -682,8 +688,9 @@ def _self_calibrate(
     ]
     confidence = np.empty(len(texts), dtype=np.float32)
     top = np.empty(len(texts), dtype=np.int64)
-    for start in range(0, len(texts), 256):  # chunks bound the temporary (256 x examples) matrices
-        part = scorer.score(vectors[start : start + 256], texts[start : start + 256])
+    # chunks bound the temporary (chunk x examples) matrices: 128 x 10,000 float32 = 5 MB each
+    for start in range(0, len(texts), SCORE_CHUNK):
+        part = scorer.score(vectors[start : start + SCORE_CHUNK], texts[start : start + SCORE_CHUNK])
         t = part["top"]
         top[start : start + len(t)] = t
         confidence[start : start + len(t)] = part["confidence"][np.arange(len(t)), t]
