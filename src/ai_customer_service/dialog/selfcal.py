@@ -7,10 +7,12 @@ precision with the best answer rate, on one held-out fold of the KB itself:
 
 - **positives** (answerable, correct when the top entry is their own): about a fifth of the example
   questions of every entry with at least two (at most :data:`MAX_POSITIVES`), held out of the kNN
-  examples, the classifier head (retrained once on the fold) and BM25;
-- **near misses** (not answerable): every question of about a tenth of the entries (at most
-  :data:`MAX_NEAR_ENTRIES`, :data:`NEAR_QUESTIONS` questions each), held out whole: questions that
-  resemble the KB but that it cannot answer;
+  examples, the classifier head (retrained once on the fold, on at most
+  :data:`FOLD_HEAD_QUESTIONS` questions per entry: an approximation of leave-one-out that judges
+  the held-out questions with a slightly weaker head) and BM25;
+- **near misses** (not answerable): up to :data:`NEAR_QUESTIONS` questions of each of about a tenth
+  of the entries (at most :data:`MAX_NEAR_ENTRIES`), held out whole: questions that resemble the KB
+  but that it cannot answer;
 - **far negatives**: a shipped bilingual out-of-scope corpus (``data/calibration_oos.jsonl``,
   written for the project, distinct from the benchmark's out-of-scope set).
 
@@ -18,8 +20,7 @@ Precision counts a wrong entry and an answered negative as a wrong answer, under
 mix: :data:`OUT_OF_SCOPE_SHARE` of the questions are out of scope (a quarter near misses, the rest
 far). The fitted threshold is shrunk towards the global default as if that had been fitted on
 :data:`PRIOR_QUESTIONS` held-out questions: a KB with few questions moves it a little, a dense one
-a lot.
-A KB with fewer than :data:`MIN_ENTRIES` entries or :data:`MIN_POSITIVES` held-out questions keeps
+a lot. A KB with fewer than :data:`MIN_ENTRIES` entries or :data:`MIN_POSITIVES` held-out questions keeps
 the documented fallback (:data:`~ai_customer_service.dialog.calibration.FALLBACK_THRESHOLD`).
 """
 
