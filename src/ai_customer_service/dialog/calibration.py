@@ -29,6 +29,10 @@ class OperatingPoint:
     # how many held-out questions the fit used: positives (answerable) and negatives (not)
     positives: int = 0
     negatives: int = 0
+    # on the same held-out questions: answered with their own entry / held-out in-scope questions,
+    # and declined / held-out out-of-scope questions (near misses and the shipped corpus)
+    expected_in_scope_accuracy: float | None = None
+    expected_out_of_scope_recall: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -15,6 +15,11 @@ beat, for some entry, the similarity a genuine question of that entry typically 
 reference measured on the KB at build time, :func:`similarity_references`; constants in
 :data:`CALIBRATION`, fitted as documented there), so confidence and fused score give the same order.
 Everything at query time is a handful of vectorised numpy operations plus one embedding call.
+
+Two additions of issue #16: a question in a language an entry lacks gets the cross-lingual offsets of
+:mod:`~ai_customer_service.dialog.crosslingual` on its kNN and fused scores, and every build fits
+the KB's own answer threshold (``index.operating_point``) on a held-out fold of the KB
+(:mod:`~ai_customer_service.dialog.selfcal`), scored by the same batched code as a customer message.
 """
 
 from __future__ import annotations
@@ -28,9 +33,10 @@ import bm25s
 import numpy as np
 import numpy.typing as npt
 
+from ai_customer_service.dialog import crosslingual, selfcal
 from ai_customer_service.dialog.calibration import FALLBACK, OperatingPoint
 from ai_customer_service.dialog.embedding import Embedder, Matrix
-from ai_customer_service.dialog.text import tokenize
+from ai_customer_service.dialog.text import detect_language, tokenize
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -77,6 +83,9 @@ def reference_ceiling(siblings: npt.NDArray[np.int64]) -> FloatArray:
     bound = 0.90 + 0.02 * np.log2(1.0 + siblings.astype(np.float64))
     return np.minimum(bound, 0.97).astype(np.float32)
 
+
+# Queries scored together when the index scores its own held-out fold (self-calibration).
+SCORE_CHUNK = 128
 
 # Characters of the answer embedded as the entry's passage (the encoder's window is 512 tokens).
 ANSWER_CHARS = 1000
@@ -254,6 +263,141 @@ def entry_text(doc: KBDoc) -> str:
     return "\n".join([doc.title, doc.title, *doc.questions, doc.answer])
 
 
+class _Scorer:
+    """The arrays a KB is scored with, and the batched scoring itself.
+
+    The index has one; self-calibration builds a second one on a held-out fold of the KB and scores
+    the held-out questions with exactly the same code as a customer's message.
+    """
+
+    def __init__(
+        self,
+        examples: FloatArray,
+        owners: npt.NDArray[np.int64],
+        example_langs: npt.NDArray[np.int8],
+        n_entries: int,
+        mean: FloatArray,
+        head_w: FloatArray,
+        head_b: FloatArray,
+        retriever: bm25s.BM25 | None,
+        references: FloatArray,
+        calibration: Calibration,
+        absent: npt.NDArray[np.bool_] | None = None,
+    ) -> None:
+        # Examples sorted by entry, so the per-entry best similarity is one ``maximum.reduceat``
+        # over contiguous runs (``np.maximum.at`` took ~8 ms per query on 10,000 examples).
+        order = np.argsort(owners, kind="stable")
+        in_order = bool(np.all(order == np.arange(order.size)))
+        self.examples = examples if in_order else examples[order]  # no copy when already sorted
+        self.owners = owners if in_order else owners[order]
+        self.n = n_entries
+        if self.owners.size:
+            starts = np.flatnonzero(np.r_[True, self.owners[1:] != self.owners[:-1]])
+        else:
+            starts = np.zeros(0, dtype=np.int64)
+        self.run_starts = starts
+        self.run_entries = self.owners[starts] if starts.size else starts
+        self.dense = starts.size == n_entries
+        self.mean = mean
+        self.head_w = head_w
+        self.head_b = head_b
+        self.retriever = retriever
+        self.references = references
+        self.calibration = calibration
+        # entries that are not part of this scorer (held out whole in a calibration fold)
+        self.absent = absent
+        # cross-lingual correction per query language: an offset on the cosine to examples in
+        # another language, and on the fused score of entries without text in the query's language
+        langs = example_langs[order]
+        present = np.zeros((n_entries, len(crosslingual.LANGUAGES)), dtype=bool)
+        if self.owners.size:
+            present[self.owners, langs] = True
+        self.example_offsets = (
+            np.stack(
+                [
+                    np.where(langs == i, 0.0, crosslingual.knn_offset(lang)).astype(np.float32)
+                    for i, lang in enumerate(crosslingual.LANGUAGES)
+                ]
+            )
+            if langs.size
+            else np.zeros((len(crosslingual.LANGUAGES), 0), dtype=np.float32)
+        )
+        self.entry_offsets = np.stack(
+            [
+                np.where(present[:, i], 0.0, crosslingual.fused_offset(lang)).astype(np.float32)
+                for i, lang in enumerate(crosslingual.LANGUAGES)
+            ]
+        )
+
+    def bm25(self, text: str) -> FloatArray:
+        tokens = tokenize(text)
+        if self.retriever is None or not tokens:
+            return np.zeros(self.n, dtype=np.float32)
+        scores = np.asarray(self.retriever.get_scores(tokens), dtype=np.float32)
+        top = float(scores.max()) if scores.size else 0.0
+        return scores / top if top > 0 else np.zeros(self.n, dtype=np.float32)
+
+    def score(self, q: FloatArray, texts: Sequence[str]) -> dict[str, FloatArray]:
+        """Every signal for every entry, for a batch of queries: arrays of shape (len(texts), n)."""
+        m = len(texts)
+        langs = np.array([crosslingual.language_index(detect_language(t)) for t in texts], dtype=np.int64)
+        sims = q @ self.examples.T
+        if self.example_offsets.shape[1]:
+            sims = sims + (self.example_offsets[langs] if m > 1 else self.example_offsets[langs[0]])
+        if self.dense:  # every entry has at least one example
+            knn = np.maximum.reduceat(sims, self.run_starts, axis=1).astype(np.float32) if m else sims[:, :0]
+        else:
+            knn = np.full((m, self.n), -1.0, dtype=np.float32)
+            if self.run_starts.size:
+                knn[:, self.run_entries] = np.maximum.reduceat(sims, self.run_starts, axis=1)
+
+        centred = _unit_rows(q - self.mean)
+        logits = np.asarray((centred * np.float32(HEAD_SCALE)) @ self.head_w + self.head_b, dtype=np.float32)
+        head = _softmax(logits)
+
+        bm25 = np.stack([self.bm25(t) for t in texts]) if m else np.zeros((0, self.n), dtype=np.float32)
+        fused = (
+            np.log(np.maximum(head, 1e-12))
+            + LEXICAL_WEIGHT * bm25
+            + KNN_WEIGHT * knn
+            + self.entry_offsets[langs]
+        ).astype(np.float32)
+        if self.absent is not None:
+            fused[:, self.absent] = -1e9
+        prob = _softmax(fused)
+        # How far the query beats the typical similarity of a genuine question to some entry (kNN
+        # and fused evidence) says whether it is in scope at all; prob says which entry. Both
+        # margins are per query, which keeps the confidence order identical to the fused order.
+        knn_margin = (knn - self.references).max(axis=1)
+        fused_margin = (fused - KNN_WEIGHT * self.references).max(axis=1)
+        top = np.argmax(fused, axis=1)
+        rows = np.arange(m)
+        calibrated = np.array(
+            [
+                self.calibration(prob[i, top[i] : top[i] + 1], float(knn_margin[i]), float(fused_margin[i]))[
+                    0
+                ]
+                for i in rows
+            ],
+            dtype=np.float32,
+        )
+        # That calibrated confidence belongs to the best entry; a runner-up gets it in proportion to
+        # its share of the fused probability, so that the candidates of /kb/search are not all shown
+        # as equally likely (the order, and the best entry's value, are unchanged).
+        confidence = (calibrated[:, None] * prob / prob[rows, top][:, None]).astype(np.float32)
+        return {
+            "fused": fused,
+            "prob": prob,
+            "confidence": confidence,
+            "head": head,
+            "knn": knn,
+            "bm25": bm25,
+            "knn_margin": knn_margin.astype(np.float32),
+            "fused_margin": fused_margin.astype(np.float32),
+            "top": top,
+        }
+
+
 class KnowledgeIndex:
     """An immutable, thread-safe (read-only after build) search index over KB entries."""
 
@@ -270,30 +414,33 @@ class KnowledgeIndex:
         build_stats: BuildStats,
         calibration: Calibration | None = None,
         references: FloatArray | None = None,
+        example_langs: npt.NDArray[np.int8] | None = None,
     ) -> None:
         self.docs = tuple(docs)
         self.embedder = embedder
-        # Examples sorted by entry, so the per-entry best similarity is one ``maximum.reduceat``
-        # over contiguous runs (``np.maximum.at`` took ~8 ms per query on 10,000 examples).
-        order = np.argsort(owners, kind="stable")
-        self._examples = examples[order]
-        self._owners = owners[order]
-        starts = np.flatnonzero(np.r_[True, self._owners[1:] != self._owners[:-1]]) if owners.size else owners
-        self._run_starts = starts if starts.size == len(docs) else None
-        self._mean = mean
-        self._head_w = head_w
-        self._head_b = head_b
-        self._retriever = retriever
-        self._calibration = calibration or CALIBRATION
         # per entry: a genuine question's typical best cosine to it (see similarity_references)
         self.references = (
             references
             if references is not None
             else np.full(len(docs), DEFAULT_QUESTION_REFERENCE, dtype=np.float32)
         )
+        self._scorer = _Scorer(
+            examples,
+            owners,
+            example_langs if example_langs is not None else np.zeros(owners.size, dtype=np.int8),
+            len(docs),
+            mean,
+            head_w,
+            head_b,
+            retriever,
+            self.references,
+            calibration or CALIBRATION,
+        )
         self.build_stats = build_stats
         # the threshold this KB answers at and what it is expected to give (dialog/calibration.py)
         self.operating_point: OperatingPoint = FALLBACK
+        # the held-out results it was fitted on (None: too small a KB, the fallback point)
+        self.calibration_sample: selfcal.Sample | None = None
         self._by_id = {d.id: d for d in self.docs}
 
     # ---- construction -------------------------------------------------------------------------
@@ -311,7 +458,8 @@ class KnowledgeIndex:
 
         ``calibration`` overrides the shipped :data:`CALIBRATION` (used when refitting it).
         ``target_precision``: the answer precision the KB's operating point is fitted for
-        (``index.operating_point``; not fitted yet: the fallback point).
+        (``index.operating_point``, :mod:`~ai_customer_service.dialog.selfcal`); None uses
+        :data:`~ai_customer_service.dialog.selfcal.DEFAULT_TARGET_PRECISION`.
         """
         started = time.perf_counter()
         docs = list(docs)
@@ -350,29 +498,51 @@ class KnowledgeIndex:
             [embedder.embed_queries(query_texts), embedder.embed_passages(passages)]
         ).astype(np.float32)
         owners = np.array(query_owner + list(range(len(docs))), dtype=np.int64)
-
-        mean = examples.mean(axis=0).astype(np.float32)
-        if len(docs) > 1 and len(examples) * len(docs) <= HEAD_MAX_CELLS:
-            head_w, head_b = train_softmax_head(
-                _unit_rows(examples - mean) * HEAD_SCALE,
-                owners,
-                len(docs),
-                l2=HEAD_L2,
-                steps=HEAD_STEPS,
-                learning_rate=HEAD_LEARNING_RATE,
-            )
-        else:  # one entry, or too large a KB: a uniform head
-            head_w = np.zeros((dim, len(docs)), dtype=np.float32)
-            head_b = np.zeros(len(docs), dtype=np.float32)
-
-        retriever = bm25s.BM25()
-        retriever.index([tokenize(entry_text(d)) or ["\u2400"] for d in docs], show_progress=False)
-        stats = BuildStats(len(docs), len(examples), time.perf_counter() - started)
+        example_langs = np.array(
+            # the first 300 characters say a passage's language (answers run to 1,000)
+            [crosslingual.language_index(detect_language(t[:300])) for t in [*query_texts, *passages]],
+            dtype=np.int8,
+        )
+        head_w, head_b, mean = _fit_head(examples, owners, len(docs))
+        retriever = _bm25_index(docs)
         is_question = np.r_[np.array(query_is_question, dtype=bool), np.zeros(len(docs), dtype=bool)]
         references = similarity_references(examples, owners, is_question, len(docs))
-        return cls(
-            docs, embedder, examples, owners, mean, head_w, head_b, retriever, stats, calibration, references
+        stats = BuildStats(len(docs), len(examples), time.perf_counter() - started)
+        index = cls(
+            docs,
+            embedder,
+            examples,
+            owners,
+            mean,
+            head_w,
+            head_b,
+            retriever,
+            stats,
+            calibration,
+            references,
+            example_langs,
         )
+        target = selfcal.DEFAULT_TARGET_PRECISION if target_precision is None else target_precision
+        index.calibration_sample = _self_calibrate(
+            docs,
+            query_texts,
+            examples,
+            owners,
+            example_langs,
+            is_question,
+            references,
+            index._scorer.calibration,
+            embedder,
+        )
+        if index.calibration_sample is not None:
+            index.operating_point = selfcal.choose_operating_point(
+                index.calibration_sample.confidence,
+                index.calibration_sample.correct,
+                index.calibration_sample.kind,
+                target,
+            )
+        index.build_stats = BuildStats(len(docs), len(examples), time.perf_counter() - started)
+        return index
 
     # ---- queries ------------------------------------------------------------------------------
 
@@ -382,56 +552,13 @@ class KnowledgeIndex:
     def get(self, entry_id: str) -> KBDoc | None:
         return self._by_id.get(entry_id)
 
-    def _bm25(self, text: str) -> FloatArray:
-        n = len(self.docs)
-        tokens = tokenize(text)
-        if self._retriever is None or not tokens:
-            return np.zeros(n, dtype=np.float32)
-        scores = np.asarray(self._retriever.get_scores(tokens), dtype=np.float32)
-        top = float(scores.max()) if scores.size else 0.0
-        return scores / top if top > 0 else np.zeros(n, dtype=np.float32)
-
     def score_all(self, text: str, query_vector: Matrix | None = None) -> dict[str, FloatArray]:
         """Every signal for every entry (arrays aligned with :attr:`docs`)."""
-        n = len(self.docs)
         if query_vector is None:
             query_vector = self.embedder.embed_queries([text])[0]
-        q = np.asarray(query_vector, dtype=np.float32).reshape(-1)
-
-        sims = self._examples @ q
-        if self._run_starts is not None:  # every entry has at least one example
-            knn = np.maximum.reduceat(sims, self._run_starts).astype(np.float32)
-        else:
-            knn = np.full(n, -1.0, dtype=np.float32)
-            np.maximum.at(knn, self._owners, sims)
-
-        centred = _unit_rows((q - self._mean).reshape(1, -1))[0]
-        head = _softmax((centred * np.float32(HEAD_SCALE)) @ self._head_w + self._head_b)
-
-        bm25 = self._bm25(text)
-        fused = np.log(np.maximum(head, 1e-12)) + LEXICAL_WEIGHT * bm25 + KNN_WEIGHT * knn
-        prob = _softmax(fused)
-        # How far the query beats the typical similarity of a genuine question to some entry (kNN
-        # and fused evidence) says whether it is in scope at all; prob says which entry. Both
-        # margins are per query, which keeps the confidence order identical to the fused order.
-        knn_margin = float((knn - self.references).max())
-        fused_margin = float((fused - KNN_WEIGHT * self.references).max())
-        calibrated = self._calibration(prob, knn_margin, fused_margin)
-        # That calibrated confidence belongs to the best entry; a runner-up gets it in proportion to
-        # its share of the fused probability, so that the candidates of /kb/search are not all shown
-        # as equally likely (the order, and the best entry's value, are unchanged).
-        top = int(np.argmax(fused))
-        confidence = (calibrated[top] * prob / prob[top]).astype(np.float32)
-        return {
-            "fused": fused.astype(np.float32),
-            "prob": prob,
-            "confidence": confidence,
-            "head": head,
-            "knn": knn,
-            "bm25": bm25,
-            "knn_margin": np.asarray(knn_margin, dtype=np.float32),
-            "fused_margin": np.asarray(fused_margin, dtype=np.float32),
-        }
+        q = np.asarray(query_vector, dtype=np.float32).reshape(1, -1)
+        s = self._scorer.score(q, [text])
+        return {k: v[0] for k, v in s.items() if k != "top"}
 
     def rank(self, text: str, k: int = 5, query_vector: Matrix | None = None) -> list[Candidate]:
         """The ``k`` best entries for ``text``, best first; [] for an empty KB.
@@ -458,3 +585,115 @@ class KnowledgeIndex:
             )
             for i in order
         ]
+
+
+def _fit_head(
+    examples: FloatArray, owners: npt.NDArray[np.int64], n_entries: int
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """The classifier head ``(weights, bias, centring mean)``; uniform for one entry or a huge KB."""
+    dim = examples.shape[1]
+    mean = examples.mean(axis=0).astype(np.float32)
+    if n_entries > 1 and len(examples) * n_entries <= HEAD_MAX_CELLS:
+        head_w, head_b = train_softmax_head(
+            _unit_rows(examples - mean) * HEAD_SCALE,
+            owners,
+            n_entries,
+            l2=HEAD_L2,
+            steps=HEAD_STEPS,
+            learning_rate=HEAD_LEARNING_RATE,
+        )
+    else:  # one entry, or too large a KB: a uniform head
+        head_w = np.zeros((dim, n_entries), dtype=np.float32)
+        head_b = np.zeros(n_entries, dtype=np.float32)
+    return head_w, head_b, mean
+
+
+def _bm25_index(docs: Sequence[KBDoc]) -> bm25s.BM25:
+    retriever = bm25s.BM25()
+    retriever.index([tokenize(entry_text(d)) or ["\u2400"] for d in docs], show_progress=False)
+    return retriever
+
+
+def _self_calibrate(
+    docs: Sequence[KBDoc],
+    query_texts: Sequence[str],
+    examples: FloatArray,
+    owners: npt.NDArray[np.int64],
+    example_langs: npt.NDArray[np.int8],
+    is_question: npt.NDArray[np.bool_],
+    references: FloatArray,
+    calibration: Calibration,
+    embedder: Embedder,
+) -> selfcal.Sample | None:
+    """Score a held-out fold of the KB for its operating point (:mod:`ai_customer_service.dialog.selfcal`).
+
+    The fold drops the held-out questions from the kNN examples, retrains the head without them and
+    re-indexes BM25 without their text, then scores them (and the near misses and the shipped
+    out-of-scope corpus) exactly as customer messages are scored. The similarity references stay
+    those of the whole KB, which an entry's new questions are judged against.
+    """
+    fold = selfcal.make_fold(owners, is_question, len(docs))
+    if fold is None:
+        return None
+    keep = np.ones(len(examples), dtype=bool)
+    keep[fold.held_rows] = False
+    absent = np.zeros(len(docs), dtype=bool)
+    absent[fold.near_entries] = True
+    keep &= ~absent[owners]
+    held_texts: dict[int, set[str]] = {}
+    for row in fold.positives:
+        held_texts.setdefault(int(owners[row]), set()).add(query_texts[row])
+    fold_docs = [
+        KBDoc(d.id, "", "")
+        if absent[i]
+        else KBDoc(d.id, d.title, d.answer, tuple(q for q in d.questions if q not in held_texts.get(i, ())))
+        for i, d in enumerate(docs)
+    ]
+    # The fold's head learns from at most FOLD_HEAD_QUESTIONS questions per entry (plus its title
+    # and passage): a dense KB's second head costs a fraction of the first; its held-out questions
+    # are then judged by a slightly weaker head than the KB's (a cautious approximation).
+    rng = np.random.default_rng(selfcal.SEED)
+    shuffled = np.flatnonzero(keep)[rng.permutation(int(keep.sum()))]
+    order = np.argsort(owners[shuffled], kind="stable")
+    sorted_owners, sorted_q = owners[shuffled][order], is_question[shuffled][order]
+    first = np.searchsorted(sorted_owners, sorted_owners)  # each row's entry's first row
+    counted = np.cumsum(sorted_q)
+    rank = np.empty(shuffled.size, dtype=np.int64)
+    rank[order] = counted - counted[first] + sorted_q[first]  # 1-based rank among its entry's questions
+    head_rows = np.sort(shuffled[~is_question[shuffled] | (rank <= selfcal.FOLD_HEAD_QUESTIONS)])
+    head_w, head_b, mean = _fit_head(examples[head_rows], owners[head_rows], len(docs))
+    kept = np.flatnonzero(keep)
+    kept = kept[np.argsort(owners[kept], kind="stable")]  # sorted by entry: the scorer copies nothing
+    scorer = _Scorer(
+        examples[kept],
+        owners[kept],
+        example_langs[kept],
+        len(docs),
+        mean,
+        head_w,
+        head_b,
+        _bm25_index(fold_docs),
+        references,
+        calibration,
+        absent=absent,
+    )
+    far = selfcal.oos_vectors(embedder)
+    rows = np.r_[fold.positives, fold.near]
+    vectors = np.concatenate([examples[rows], far]).astype(np.float32)
+    texts = [query_texts[r] for r in rows] + list(selfcal.oos_texts())
+    kind = np.r_[
+        np.zeros(fold.positives.size, dtype=np.int8),
+        np.ones(fold.near.size, dtype=np.int8),
+        np.full(len(far), 2, dtype=np.int8),
+    ]
+    confidence = np.empty(len(texts), dtype=np.float32)
+    top = np.empty(len(texts), dtype=np.int64)
+    # chunks bound the temporary (chunk x examples) matrices: 128 x 10,000 float32 = 5 MB each
+    for start in range(0, len(texts), SCORE_CHUNK):
+        part = scorer.score(vectors[start : start + SCORE_CHUNK], texts[start : start + SCORE_CHUNK])
+        t = part["top"]
+        top[start : start + len(t)] = t
+        confidence[start : start + len(t)] = part["confidence"][np.arange(len(t)), t]
+    correct = np.zeros(len(texts), dtype=bool)
+    correct[: fold.positives.size] = top[: fold.positives.size] == owners[fold.positives]
+    return selfcal.Sample(confidence, correct, kind)

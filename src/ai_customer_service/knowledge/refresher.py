@@ -54,11 +54,10 @@ class DialogTargets:
 def dialog_targets(settings: Settings) -> DialogTargets:
     """The dialog settings that choose the operating point (the only place that reads them).
 
-    Today's settings have only ``dialog_answer_threshold`` (a number, so always an override);
-    with ``dialog_target_precision`` (AI_CS_DIALOG_TARGET_PRECISION) and an optional threshold this
-    becomes ``DialogTargets(settings.dialog_answer_threshold, settings.dialog_target_precision)``.
+    ``dialog_answer_threshold`` (AI_CS_DIALOG_ANSWER_THRESHOLD) is an override when set;
+    ``dialog_target_precision`` (AI_CS_DIALOG_TARGET_PRECISION) is what the KB's point is fitted for.
     """
-    return DialogTargets(answer_threshold=settings.dialog_answer_threshold, target_precision=None)
+    return DialogTargets(settings.dialog_answer_threshold, settings.dialog_target_precision)
 
 
 def index_doc(doc: KBDoc) -> KBDoc:
