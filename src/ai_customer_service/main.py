@@ -41,6 +41,7 @@ from ai_customer_service.platform.router import router as platform_router
 from ai_customer_service.security import replay as signature_claims
 from ai_customer_service.ticket.router import router as ticket_router
 from ai_customer_service.ticket.service import auto_assign_pending, auto_close_resolved
+from ai_customer_service.ticket.session_router import router as session_changes_router
 from ai_customer_service.webhook.rejections import RejectionLog
 from ai_customer_service.webhook.router import router as webhook_router
 from ai_customer_service.webhook.service import FaultPoints, IngestService
@@ -207,6 +208,7 @@ def create_app(
     app.include_router(health_router)
     app.include_router(webhook_router, prefix=API_PREFIX)
     app.include_router(sessions_router, prefix=API_PREFIX)
+    app.include_router(session_changes_router, prefix=API_PREFIX)
     app.include_router(auth_router, prefix=API_PREFIX)
     app.include_router(ticket_router, prefix=API_PREFIX)
     app.include_router(audit_router, prefix=API_PREFIX)

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, and_, exists, func, select, update
+from sqlalchemy import CursorResult, and_, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,8 +20,11 @@ from ai_customer_service.auth.actor import Actor
 from ai_customer_service.auth.models import Principal, Role
 from ai_customer_service.auth.service import resolve_principal
 from ai_customer_service.config import HandbackOn
+from ai_customer_service.conversation import queries as conversation_queries
+from ai_customer_service.conversation import repository as conversations
 from ai_customer_service.conversation.models import Message, Session
-from ai_customer_service.conversation.states import AuthorType, Direction, SessionStatus
+from ai_customer_service.conversation.states import AuthorType, Direction, SessionAction
+from ai_customer_service.conversation.states import next_status as session_next
 from ai_customer_service.db.base import utcnow
 from ai_customer_service.db.engine import Database
 from ai_customer_service.db.locking import for_update
@@ -29,13 +32,14 @@ from ai_customer_service.errors import BadRequest, Conflict, Forbidden, NotFound
 from ai_customer_service.outbox.events import EventType
 from ai_customer_service.outbox.publisher import EventPublisher
 from ai_customer_service.ticket.models import Ticket, TicketNote
-from ai_customer_service.ticket.repository import active_for_session
+from ai_customer_service.ticket.repository import active_for_session, create_for_handoff
 from ai_customer_service.ticket.states import (
     ACTIVE_STATUSES,
     REPLY_CONFLICT_CODE,
     REPLYABLE_STATUSES,
     TRANSITIONS,
     Action,
+    Priority,
     TicketStatus,
     next_status,
 )
@@ -95,10 +99,12 @@ async def _transition(
     values: Mapping[str, Any],
     request_id: str | None = None,
     details: dict[str, Any] | None = None,
-    events: EventPublisher | None = None,
+    events: EventPublisher | None,
 ) -> Ticket:
     """Apply ``action`` if the ticket is still exactly as read; one audit row and its outbound
-    event in the same transaction; 409 otherwise."""
+    event in the same transaction; 409 otherwise. ``events`` is ``None`` only where the caller
+    publishes the transition's event itself (a customer's message reopening a ticket) or the action
+    has none (start)."""
     before = TicketStatus(ticket.status)
     target = next_status(before, action)
     stmt = (
@@ -132,7 +138,7 @@ async def _transition(
     event_type = _EVENTS.get(action)
     if events is not None and event_type is not None:
         session = await tx.get(Session, ticket.session_id)
-        if session is not None:
+        if events is not None and session is not None:
             events.publish(
                 tx,
                 session,
@@ -151,33 +157,10 @@ async def _transition(
 
 
 async def _hand_back(tx: AsyncSession, session_id: uuid.UUID, now: datetime) -> None:
-    """Return the session to the bot, unless another ticket of it still needs a human."""
-    still_active = exists().where(Ticket.session_id == session_id, Ticket.status.in_(_ACTIVE_VALUES))
-    await tx.execute(
-        update(Session)
-        .where(Session.id == session_id, Session.status == SessionStatus.HANDOFF.value, ~still_active)
-        .values(status=SessionStatus.IDLE.value, low_confidence_streak=0, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-
-
-async def _back_to_handoff(tx: AsyncSession, session_id: uuid.UUID, now: datetime) -> None:
-    """A reopened ticket silences the bot again (a closed session stays closed)."""
-    await tx.execute(
-        update(Session)
-        .where(
-            Session.id == session_id,
-            Session.status.in_(
-                [
-                    SessionStatus.IDLE.value,
-                    SessionStatus.PROCESSING.value,
-                    SessionStatus.WAITING_FEEDBACK.value,
-                ]
-            ),
-        )
-        .values(status=SessionStatus.HANDOFF.value, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    """Ask the conversation to go back to the bot, unless another ticket of it still needs a human
+    (the session's row is locked: no ticket of it can become active meanwhile)."""
+    if await active_for_session(tx, session_id) is None:
+        await conversations.hand_back(tx, session_id, now=now)
 
 
 def _require_staff(actor: Actor, what: str) -> None:
@@ -350,52 +333,112 @@ async def reopen(
             details={"previous_assignee_id": _str(ticket.assignee_id)},
             events=events,
         )
-        await _back_to_handoff(tx, ticket.session_id, now)
+        await conversations.return_to_handoff(tx, ticket.session_id, now=now)
         return ticket
 
 
-async def reopen_on_customer_message(
-    tx: AsyncSession, session_id: uuid.UUID, window_seconds: int
+async def reopen_for_customer(
+    tx: AsyncSession, ticket_id: uuid.UUID, *, open_id: str, now: datetime
 ) -> Ticket | None:
-    """Inside the caller's transaction: reopen the session's ticket resolved within the last
-    ``window_seconds`` (``AI_CS_TICKET_REOPEN_WINDOW_SECONDS``) because the customer wrote again.
+    """Inside the caller's transaction, which holds the session's lock: reopen the ticket a customer's
+    message reopens (resolved within ``AI_CS_TICKET_REOPEN_WINDOW_SECONDS``; the caller found it).
 
-    Returns the reopened ticket (now ``open``, unassigned, session back in ``handoff``, one audit row
-    with actor_type ``customer``), or ``None`` when there is nothing to reopen: no such ticket, window
-    0, the session already has an active ticket, or a concurrent change won the race.
+    Returns the reopened ticket (now ``open``, unassigned, one audit row with actor_type
+    ``customer``), or ``None`` when a concurrent change won the race. The caller moves the session
+    back to ``handoff`` and publishes ``ticket.reopened`` with the message's other events.
     """
-    if window_seconds <= 0 or await active_for_session(tx, session_id) is not None:
-        return None
-    now = utcnow()
-    stmt = (
-        select(Ticket)
-        .where(
-            Ticket.session_id == session_id,
-            Ticket.status == TicketStatus.RESOLVED.value,
-            Ticket.resolved_at >= now - timedelta(seconds=window_seconds),
-        )
-        .order_by(Ticket.resolved_at.desc())
-        .limit(1)
-    )
-    ticket = (await tx.execute(stmt)).scalar_one_or_none()
+    ticket = await tx.get(Ticket, ticket_id)
     if ticket is None:
         return None
-    session = await tx.get(Session, session_id)
     try:
         await _transition(
             tx,
             ticket,
             Action.REOPEN,
             actor_type="customer",
-            actor_id=session.open_id[:64] if session else None,
+            actor_id=open_id[:64],
             now=now,
             values=_reopen_values(),
             details={"reason": "customer_message", "previous_assignee_id": _str(ticket.assignee_id)},
+            events=None,
         )
     except Conflict:
         return None
-    await _back_to_handoff(tx, session_id, now)
     return ticket
+
+
+# --- the conversation's side of a ticket ------------------------------------------------------------
+
+
+async def hand_off_session(
+    db: Database,
+    session_id: uuid.UUID,
+    *,
+    reason: str,
+    priority: Priority,
+    actor_id: str,
+    request_id: str | None,
+    events: EventPublisher | None = None,
+) -> dict[str, Any]:
+    """Staff hand a conversation to a human: open a ticket for it, the session goes to ``handoff``."""
+    reason = reason.strip()
+    if not reason:
+        raise BadRequest("handoff reason is required", "CS_REQ_4010")
+    async with db.transaction() as tx:
+        session = await conversations.lock_session(tx, session_id)
+        session_next(session.status, SessionAction.HAND_OFF)  # 409 when closed, before anything else
+        if await active_for_session(tx, session.id) is not None:
+            raise Conflict("session already has an open ticket", "CS_SES_4093")
+        ticket = await create_for_handoff(
+            tx,
+            session_id=session.id,
+            channel=session.channel,
+            open_id=session.open_id,
+            reason=reason[:64],
+            priority=priority,
+            subject=reason[:200],
+            context={"manual": True, "requested_by": actor_id},
+        )
+        before = conversations.hand_off(session, now=utcnow())
+        record(
+            tx,
+            object_type="session",
+            object_id=session.id,
+            action="handoff",
+            actor_type="principal",
+            actor_id=actor_id,
+            before_state=before,
+            after_state=session.status,
+            request_id=request_id,
+            details={"ticket_id": str(ticket.id), "reason": reason, "priority": priority.value},
+        )
+        if events is not None:
+            events.publish_handoff(tx, session, ticket, manual=True)
+        return {"session": conversation_queries.session_view(session, ticket.id), "ticket_id": str(ticket.id)}
+
+
+async def close_session(
+    db: Database, session_id: uuid.UUID, *, actor_id: str, request_id: str | None
+) -> dict[str, Any]:
+    """Staff close a conversation; not while a ticket of it still needs a human (409 ``CS_SES_4092``)."""
+    async with db.transaction() as tx:
+        session = await conversations.lock_session(tx, session_id)
+        session_next(session.status, SessionAction.CLOSE)  # 409 when closed already
+        if await active_for_session(tx, session.id) is not None:
+            raise Conflict("session has an open ticket; resolve or close the ticket first", "CS_SES_4092")
+        before = conversations.close_session(session, now=utcnow(), reason="closed_by_agent")
+        record(
+            tx,
+            object_type="session",
+            object_id=session.id,
+            action="close",
+            actor_type="principal",
+            actor_id=actor_id,
+            before_state=before,
+            after_state=session.status,
+            request_id=request_id,
+        )
+        return conversation_queries.session_view(session, None)
 
 
 # --- conversation with the customer ---------------------------------------------------------------
@@ -434,6 +477,7 @@ async def reply(
                         now=now,
                         values={"first_agent_reply_at": ticket.first_agent_reply_at or now},
                         request_id=request_id,
+                        events=None,  # starting has no event of its own: agent.replied follows
                     )
                     break
                 except Conflict:  # a concurrent change: look again
@@ -464,12 +508,7 @@ async def reply(
             created_at=now,
         )
         tx.add(message)
-        await tx.execute(
-            update(Session)
-            .where(Session.id == ticket.session_id)
-            .values(last_message_at=now, updated_at=now)
-            .execution_options(synchronize_session=False)
-        )
+        await conversations.touch(tx, ticket.session_id, now=now)
         # delivery to the customer goes through the outbox (``agent.replied``) to the session's
         # platform or channel callback; the message stays ``sent_at`` NULL in our records
         await tx.flush()
