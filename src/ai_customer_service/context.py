@@ -12,6 +12,7 @@ from ai_customer_service.knowledge.refresher import KnowledgeRefresher
 from ai_customer_service.live import LiveHub
 from ai_customer_service.metrics import Metrics
 from ai_customer_service.outbox.publisher import EventPublisher
+from ai_customer_service.uow import Store
 from ai_customer_service.webhook.rejections import RejectionLog
 from ai_customer_service.webhook.service import IngestService
 from ai_customer_service.workers import Workers
@@ -25,6 +26,7 @@ class AppContext:
     dialog: DialogEngine
     ingest: IngestService
     events: EventPublisher
+    store: Store  # the database with the event publisher: units of work and reads
     rejections: RejectionLog
     live: LiveHub
     workers: Workers = field(default_factory=Workers)

@@ -42,6 +42,7 @@ from ai_customer_service.security import replay as signature_claims
 from ai_customer_service.ticket.router import router as ticket_router
 from ai_customer_service.ticket.service import auto_assign_pending, auto_close_resolved
 from ai_customer_service.ticket.session_router import router as session_changes_router
+from ai_customer_service.uow import Store
 from ai_customer_service.webhook.rejections import RejectionLog
 from ai_customer_service.webhook.router import router as webhook_router
 from ai_customer_service.webhook.service import FaultPoints, IngestService
@@ -64,12 +65,12 @@ def build_context(settings: Settings, db: Database, dialog: DialogEngine | None 
     if dialog is None:
         dialog, knowledge = build_engine(settings, db, metrics)
     events = EventPublisher(settings)
+    store = Store(db, events)
     ingest = IngestService(
-        db=db,
+        store=store,
         settings=settings,
         dialog=dialog,
         metrics=metrics,
-        events=events,
         faults=FaultPoints(settings.test_faults),
     )
     ctx = AppContext(
@@ -79,6 +80,7 @@ def build_context(settings: Settings, db: Database, dialog: DialogEngine | None 
         dialog=dialog,
         ingest=ingest,
         events=events,
+        store=store,
         rejections=RejectionLog(metrics),
         live=LiveHub(db, poll_interval_seconds=settings.live_poll_interval_ms / 1000),
         knowledge=knowledge,
@@ -98,13 +100,11 @@ def build_context(settings: Settings, db: Database, dialog: DialogEngine | None 
     ctx.workers.every(REJECTION_FLUSH_SECONDS, "rejection-audit", flush_rejections)
     if settings.auto_assign:
         ctx.workers.every(
-            settings.auto_assign_interval_seconds, "auto-assign", lambda: auto_assign_pending(db, events)
+            settings.auto_assign_interval_seconds, "auto-assign", lambda: auto_assign_pending(store)
         )
     if settings.ticket_auto_close_seconds:
         quiet = settings.ticket_auto_close_seconds
-        ctx.workers.every(
-            60.0, "ticket-auto-close", lambda: auto_close_resolved(db, quiet_seconds=quiet, events=events)
-        )
+        ctx.workers.every(60.0, "ticket-auto-close", lambda: auto_close_resolved(store, quiet_seconds=quiet))
     outbox = OutboxWorker(settings, db, metrics)
     if settings.outbox_worker_enabled:
         ctx.workers.every(settings.outbox_poll_interval_seconds, "outbox-delivery", outbox.drain)

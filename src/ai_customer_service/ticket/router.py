@@ -125,11 +125,10 @@ async def _transition(
     action: Action, ticket_id: str, request: Request, actor: Actor, ctx: AppContext, **params: Any
 ) -> TicketOut:
     ticket = await _CHANGES[action](
-        ctx.db,
+        ctx.store,
         service.parse_ticket_id(ticket_id),
         actor=actor,
         request_id=request_id_of(request),
-        events=ctx.events,
         **params,
     )
     ctx.metrics.ticket_transitions.labels(action.value).inc()
@@ -214,12 +213,11 @@ async def reply(
     ctx: AppContext = Depends(app_context),
 ) -> ReplyOut:
     ticket, message = await service.reply(
-        ctx.db,
+        ctx.store,
         service.parse_ticket_id(ticket_id),
         actor=actor,
         content=body.content,
         request_id=request_id_of(request),
-        events=ctx.events,
     )
     return ReplyOut(ticket=TicketOut.of(ticket), message=MessageOut.of(message))
 
@@ -228,5 +226,5 @@ async def reply(
 async def add_note(
     ticket_id: str, body: NoteBody, actor: Actor = Depends(anyone), ctx: AppContext = Depends(app_context)
 ) -> NoteOut:
-    note = await service.add_note(ctx.db, service.parse_ticket_id(ticket_id), actor=actor, body=body.body)
+    note = await service.add_note(ctx.store, service.parse_ticket_id(ticket_id), actor=actor, body=body.body)
     return NoteOut.of(note)

@@ -29,7 +29,7 @@ async def close_session(
     rid: str = Depends(request_id),
 ) -> SessionOut:
     closed = await service.close_session(
-        ctx.db, parse_session_id(session_id), actor_id=str(actor.id), request_id=rid
+        ctx.store, parse_session_id(session_id), actor_id=str(actor.id), request_id=rid
     )
     return SessionOut.model_validate(closed)
 
@@ -43,13 +43,12 @@ async def handoff_session(
     rid: str = Depends(request_id),
 ) -> HandoffOut:
     result = await service.hand_off_session(
-        ctx.db,
+        ctx.store,
         parse_session_id(session_id),
         reason=body.reason if body else "",  # no body: the reason is missing (CS_REQ_4010)
         priority=body.priority if body else Priority.P2,
         actor_id=str(actor.id),
         request_id=rid,
-        events=ctx.events,
     )
     ctx.metrics.handoffs.labels("manual").inc()
     return HandoffOut.model_validate(result)

@@ -38,18 +38,17 @@ from ai_customer_service.config import Settings
 from ai_customer_service.conversation import repository as conversations
 from ai_customer_service.conversation.models import Session
 from ai_customer_service.conversation.states import SessionStatus
-from ai_customer_service.db.engine import Database
 from ai_customer_service.dialog.engine import Analysis, Decision, DialogEngine
 from ai_customer_service.errors import Conflict, RateLimited
 from ai_customer_service.logs import get_logger
 from ai_customer_service.metrics import Metrics
 from ai_customer_service.outbox.events import EventType, destinations_for
-from ai_customer_service.outbox.publisher import EventPublisher
 from ai_customer_service.security import replay
 from ai_customer_service.security.replay import SignatureBinding
 from ai_customer_service.ticket import repository as tickets
 from ai_customer_service.ticket.service import reopen_for_customer
 from ai_customer_service.ticket.states import Priority
+from ai_customer_service.uow import Store, UnitOfWork
 from ai_customer_service.webhook import facts
 from ai_customer_service.webhook.plan import (
     EVENT_KEY,
@@ -98,18 +97,16 @@ class IngestService:
     def __init__(
         self,
         *,
-        db: Database,
+        store: Store,
         settings: Settings,
         dialog: DialogEngine,
         metrics: Metrics,
-        events: EventPublisher,
         faults: FaultPoints | None = None,
     ) -> None:
-        self.db = db
+        self.store = store
         self.settings = settings
         self.dialog = dialog
         self.metrics = metrics
-        self.events = events
         self.faults = faults or FaultPoints()
         self.blocked = BlockedCustomers()
 
@@ -146,9 +143,9 @@ class IngestService:
         claim = signature  # the v1 signature to claim for this path, with the message
         for _ in range(3):
             try:
-                async with self.db.transaction() as tx:
+                async with self.store.begin() as uow:
                     return await self._process(
-                        tx, message, analysis, source=source, request_id=request_id, signature=claim
+                        uow, message, analysis, source=source, request_id=request_id, signature=claim
                     )
             except _NeedsAnalysis:
                 # the pre-read said a human owns the conversation, but under the lock the bot does
@@ -177,7 +174,7 @@ class IngestService:
         self, message: InboundMessage, source: str, signature: SignatureBinding | None
     ) -> facts.PreRead:
         window = self.settings.ticket_reopen_window_seconds
-        async with self.db.sessionmaker() as tx:
+        async with self.store.read() as tx:
             conn = await tx.connection()
             return await facts.pre_read(
                 conn,
@@ -190,7 +187,7 @@ class IngestService:
             )
 
     async def _session_owner(self, session_id: uuid.UUID) -> str | None:
-        async with self.db.sessionmaker() as tx:
+        async with self.store.read() as tx:
             return await conversations.session_open_id(tx, session_id)
 
     async def _duplicate(
@@ -227,19 +224,18 @@ class IngestService:
             and (notified_at is None or notified_at < cutoff)
             and destinations_for(self.settings, platform=source or None, channel=message.channel)
         ):
-            async with self.db.transaction() as tx:
+            async with self.store.begin() as uow:
                 won = await conversations.mark_notified(
-                    await tx.connection(),
+                    await uow.tx.connection(),
                     source=source,
                     channel=message.channel,
                     message_id=message.dedup_key,
                     now=now,
                     cutoff=cutoff,
                 )
-                session = await tx.get(Session, uuid.UUID(session_id)) if won else None
+                session = await uow.tx.get(Session, uuid.UUID(session_id)) if won else None
                 if session is not None:
-                    self.events.publish(
-                        tx,
+                    uow.publish(
                         session,
                         EventType.MESSAGE_DEDUPLICATED,
                         {
@@ -255,7 +251,7 @@ class IngestService:
 
     async def _process(
         self,
-        tx: AsyncSession,
+        uow: UnitOfWork,
         message: InboundMessage,
         analysis: Analysis | None,
         *,
@@ -265,6 +261,7 @@ class IngestService:
     ) -> IngestResult:
         """Load, plan, apply (the caller commits)."""
         now = datetime.now(UTC)
+        tx = uow.tx
         conn = await tx.connection()
         # load: the customer's session, locked (serialising their messages: a duplicate in flight
         # waits here for the original, then finds its record), then in one read the rest
@@ -297,12 +294,12 @@ class IngestService:
         # plan (pure), then apply
         plan = self._plan(loaded)
         if plan.reopen_ticket_id is not None:
-            reopened = await reopen_for_customer(tx, plan.reopen_ticket_id, open_id=message.open_id, now=now)
+            reopened = await reopen_for_customer(uow, plan.reopen_ticket_id, open_id=message.open_id, now=now)
             if reopened is None:  # a concurrent change won: plan again as if there were nothing to reopen
                 plan = self._plan(replace(loaded, state=replace(state, reopenable_ticket_id=None)))
             else:
                 await tx.flush()  # its audit row goes before the message's
-        return await self._apply(tx, conn, session, message, plan, source=source, now=now)
+        return await self._apply(uow, conn, session, message, plan, source=source, now=now)
 
     def _plan(self, loaded: MessageFacts) -> Plan:
         outcome = plan_message(loaded, self._decide)
@@ -324,7 +321,7 @@ class IngestService:
 
     async def _apply(
         self,
-        tx: AsyncSession,
+        uow: UnitOfWork,
         conn: AsyncConnection,
         session: conversations.OpenSession,
         message: InboundMessage,
@@ -336,6 +333,7 @@ class IngestService:
         """Write what the plan says, in the transaction: the ticket a handoff opens, the events in
         order, then in one statement the messages, the audit row, the dedup record, the signature's
         claim and the session's new state."""
+        tx = uow.tx
         if plan.new_ticket is not None:
             draft = plan.new_ticket
             await tickets.create_for_handoff(
@@ -352,8 +350,7 @@ class IngestService:
             self.faults.hit("after_ticket_insert")
         event_id = None
         for event in plan.events:
-            ids = self.events.publish(
-                tx,
+            ids = uow.publish(
                 session,
                 event.type,
                 event.data,
