@@ -391,6 +391,18 @@ async def _ticket_action(
     return redirect(f"{PATH}/tickets/{ticket_id}")
 
 
+def _bounded(name: str, limit: int, too_long: str) -> Callable[[Any], dict[str, Any]]:
+    """The form's text field ``name`` as the change's argument of that name; 400 when too long."""
+
+    def fields(form: Any) -> dict[str, Any]:
+        value = _form_text(form, name)
+        if len(value) > limit:
+            raise BadRequest(too_long, REQ_INVALID)
+        return {name: value}
+
+    return fields
+
+
 @router.post("/tickets/{ticket_id}/claim")
 async def claim(ticket_id: str, request: Request, who: ConsoleIdentity = Depends(identity)) -> Response:
     return await _ticket_action(
@@ -411,23 +423,13 @@ async def assign(ticket_id: str, request: Request, who: ConsoleIdentity = Depend
 
 @router.post("/tickets/{ticket_id}/reply")
 async def reply(ticket_id: str, request: Request, who: ConsoleIdentity = Depends(identity)) -> Response:
-    def fields(form: Any) -> dict[str, Any]:
-        content = _form_text(form, "content")
-        if len(content) > 4000:
-            raise BadRequest("a reply is at most 4000 characters", REQ_INVALID)
-        return {"content": content}
-
+    fields = _bounded("content", 4000, "a reply is at most 4000 characters")
     return await _ticket_action(request, who, ticket_id, tickets.reply, fields)
 
 
 @router.post("/tickets/{ticket_id}/note")
 async def note(ticket_id: str, request: Request, who: ConsoleIdentity = Depends(identity)) -> Response:
-    def fields(form: Any) -> dict[str, Any]:
-        body = _form_text(form, "body")
-        if len(body) > 10_000:
-            raise BadRequest("a note is at most 10000 characters", REQ_INVALID)
-        return {"body": body}
-
+    fields = _bounded("body", 10_000, "a note is at most 10000 characters")
     return await _ticket_action(request, who, ticket_id, tickets.add_note, fields, audited=False)
 
 
@@ -506,8 +508,7 @@ async def kb_new(request: Request, who: ConsoleIdentity = Depends(identity)) -> 
 async def kb_entry(entry_id: str, request: Request, who: ConsoleIdentity = Depends(identity)) -> Response:
     ctx = context_of(request)
     try:
-        async with ctx.db.sessionmaker() as read:
-            found = await kb_queries.entry_id_for(read, entry_id)
+        found = await kb_queries.find_entry_id(ctx.db, entry_id)
         return await _entry_page(request, who, await service.kb_entry(ctx.db, found))
     except ServiceError as exc:
         return _error_page(request, who, exc)
@@ -561,8 +562,7 @@ async def kb_update(entry_id: str, request: Request, who: ConsoleIdentity = Depe
         return _error_page(request, who, Forbidden("only supervisors and admins may edit the knowledge base"))
     fields = _entry_fields(form)
     try:
-        async with ctx.db.sessionmaker() as read:
-            found = await kb_queries.entry_id_for(read, entry_id)
+        found = await kb_queries.find_entry_id(ctx.db, entry_id)
         try:
             version = int(_form_text(form, "version"))
             data = EntryUpdate(

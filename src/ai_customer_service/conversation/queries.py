@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ai_customer_service.conversation.models import Message, Session
 from ai_customer_service.db.base import UTCDateTime, UUIDType
+from ai_customer_service.db.engine import Database
 from ai_customer_service.errors import NotFound
 
 # The one thing a conversation shows of its tickets: the id of its latest. Named by table, not by
@@ -94,3 +95,22 @@ async def list_messages(
     )
     items = [message_view(m) for m in (await tx.execute(stmt)).scalars()]
     return {"items": items, "total": int(total), "page": page, "page_size": page_size}
+
+
+# --- on a read-only session of their own (for routers) ----------------------------------------------
+
+
+async def read_session(db: Database, session_id: uuid.UUID) -> dict[str, Any]:
+    async with db.reader() as tx:
+        return await session_detail(tx, session_id)
+
+
+async def read_messages(db: Database, session_id: uuid.UUID, *, page: int, page_size: int) -> dict[str, Any]:
+    async with db.reader() as tx:
+        return await list_messages(tx, session_id, page=page, page_size=page_size)
+
+
+async def require_session(db: Database, session_id: uuid.UUID) -> None:
+    """404 ``CS_SES_4001`` unless the session exists."""
+    async with db.reader() as tx:
+        await get_session(tx, session_id)

@@ -28,10 +28,7 @@ staff = require_roles(Role.AGENT, Role.SUPERVISOR, Role.ADMIN)
 async def get_session(
     session_id: str, ctx: AppContext = Depends(app_context), actor: Actor = Depends(staff)
 ) -> SessionOut:
-    async with ctx.db.sessionmaker() as tx:
-        return SessionOut.model_validate(
-            await queries.session_detail(tx, service.parse_session_id(session_id))
-        )
+    return SessionOut.model_validate(await queries.read_session(ctx.db, service.parse_session_id(session_id)))
 
 
 @router.get("/{session_id}/messages", response_model=MessagePage)
@@ -42,10 +39,9 @@ async def get_messages(
     ctx: AppContext = Depends(app_context),
     actor: Actor = Depends(staff),
 ) -> MessagePage:
-    async with ctx.db.sessionmaker() as tx:
-        result = await queries.list_messages(
-            tx, service.parse_session_id(session_id), page=page, page_size=page_size
-        )
+    result = await queries.read_messages(
+        ctx.db, service.parse_session_id(session_id), page=page, page_size=page_size
+    )
     return MessagePage.model_validate(result)
 
 

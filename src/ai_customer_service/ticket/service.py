@@ -393,19 +393,33 @@ async def hand_off_session(
             context={"manual": True, "requested_by": actor_id},
         )
         before = conversations.hand_off(session, now=utcnow())
-        uow.audit(
-            object_type="session",
-            object_id=session.id,
-            action="handoff",
-            actor_type="principal",
-            actor_id=actor_id,
-            before_state=before,
-            after_state=session.status,
-            request_id=request_id,
-            details={"ticket_id": str(ticket.id), "reason": reason, "priority": priority.value},
-        )
+        details = {"ticket_id": str(ticket.id), "reason": reason, "priority": priority.value}
+        _audit_staff_change(uow, session, "handoff", before, actor_id, request_id, details)
         uow.publish_handoff(session, ticket, manual=True)
         return {"session": conversation_queries.session_view(session, ticket.id), "ticket_id": str(ticket.id)}
+
+
+def _audit_staff_change(
+    uow: UnitOfWork,
+    session: Session,
+    action: str,
+    before: str,
+    actor_id: str,
+    request_id: str | None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """The audit row of a session's status changed by staff."""
+    uow.audit(
+        object_type="session",
+        object_id=session.id,
+        action=action,
+        actor_type="principal",
+        actor_id=actor_id,
+        before_state=before,
+        after_state=session.status,
+        request_id=request_id,
+        details=details,
+    )
 
 
 async def close_session(
@@ -419,16 +433,7 @@ async def close_session(
         if await active_for_session(tx, session.id) is not None:
             raise Conflict("session has an open ticket; resolve or close the ticket first", "CS_SES_4092")
         before = conversations.close_session(session, now=utcnow(), reason="closed_by_agent")
-        uow.audit(
-            object_type="session",
-            object_id=session.id,
-            action="close",
-            actor_type="principal",
-            actor_id=actor_id,
-            before_state=before,
-            after_state=session.status,
-            request_id=request_id,
-        )
+        _audit_staff_change(uow, session, "close", before, actor_id, request_id)
         return conversation_queries.session_view(session, None)
 
 
