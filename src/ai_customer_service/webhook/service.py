@@ -1,23 +1,25 @@
 """Ingesting one customer message exactly once, in one transaction (contract §5 "Processing").
 
-Order of work:
+Order of work (docs/architecture.md, "The message path"):
 
-1. outside any transaction, one indexed read without locks (:func:`conversations.pre_read`): the
-   dedup record (a duplicate is answered from it, writing nothing), the path the request's v1
-   signature was first used on (another path: 403 ``CS_AUTH_4035``) and whether a human owns the
-   customer's conversation; then the process-local "known to be over the limit" memo, and the
-   dialog's ``analyze`` step (rules, retrieval, the optional LLM: possibly slow, never under a
-   database lock), skipped while a human owns the conversation;
-2. one transaction, on pre-built Core statements (:mod:`ai_customer_service.conversation.repository`):
-   find-or-create and lock the customer's session (a concurrent duplicate of the same customer waits
-   here for the first), then in one read under that lock the dedup record (a duplicate is answered
-   from it, before any rate limit), the rate-limit count and the ticket state; decide; write the
-   inbound message, the bot reply, the audit row, the dedup record and the session in one statement
-   (PostgreSQL), plus the ticket on handoff and the signature's claim on its path. If the bot owns
-   the conversation after all and the message was not analysed, the transaction is abandoned, the
-   message analysed and the transaction run again. The dedup key's unique index is the last line of
-   defence (a duplicate under another customer's session). Any failure rolls all of it back, so the
-   upstream's retry is processed normally.
+1. outside any transaction, one indexed read without locks on a read-only session
+   (:func:`facts.pre_read`): the dedup record (a duplicate is answered from it, writing nothing), the
+   path the request's v1 signature was first used on (another path: 403 ``CS_AUTH_4035``) and whether
+   a human owns the customer's conversation; then the process-local "known to be over the limit"
+   memo, and the dialog's ``analyze`` step (rules, retrieval, the optional LLM: possibly slow, never
+   under a database lock), skipped while a human owns the conversation;
+2. one unit of work (``uow.Store.begin``), on pre-built Core statements:
+   **load** — find-or-create and lock the customer's session (a concurrent duplicate of the same
+   customer waits here for the first), then in one read under that lock the dedup record, the
+   rate-limit count and the session's tickets (:func:`facts.read_state`);
+   **plan** — :func:`plan.plan_message`, pure: a duplicate (answered from its record, before any rate
+   limit), over the limit, or what to write;
+   **apply** — the reopened or new ticket, the events in order, then the inbound message, the bot
+   reply, the audit row, the dedup record, the signature's claim and the session in one statement
+   (PostgreSQL). If the bot owns the conversation after all and the message was not analysed, the
+   transaction is abandoned, the message analysed and the transaction run again. The dedup key's
+   unique index is the last line of defence (a duplicate under another customer's session). Any
+   failure rolls all of it back, so the upstream's retry is processed normally.
 
 A conversation belongs to its source: the session is found by ``(channel, open_id, source)``.
 """
