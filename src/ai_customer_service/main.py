@@ -87,7 +87,7 @@ def build_context(settings: Settings, db: Database, dialog: DialogEngine | None 
     )
 
     async def sweep_sessions() -> None:
-        closed = await conversations.sweep_idle(db, idle_seconds=settings.session_idle_timeout_seconds)
+        closed = await conversations.sweep_idle(store, idle_seconds=settings.session_idle_timeout_seconds)
         if closed:
             metrics.sessions_closed.labels("timeout").inc(closed)
 

@@ -80,7 +80,7 @@ async def session_feedback(
     target = service.parse_session_id(session_id)
     score, comment = _parse_feedback(raw)
     stored = await service.feedback(
-        ctx.db, target, score=score, comment=comment, request_id=rid, rated_at=rated_at, signature=binding
+        ctx.store, target, score=score, comment=comment, request_id=rid, rated_at=rated_at, signature=binding
     )
     return FeedbackOut.model_validate(stored)
 

@@ -13,7 +13,6 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ai_customer_service.audit import repository as audit
 from ai_customer_service.conversation import repository
 from ai_customer_service.conversation.models import Feedback, MessageDedup
 from ai_customer_service.conversation.states import SessionStatus
@@ -23,6 +22,7 @@ from ai_customer_service.db.locking import for_update
 from ai_customer_service.errors import BadRequest
 from ai_customer_service.security import replay
 from ai_customer_service.security.replay import SignatureBinding
+from ai_customer_service.uow import Store
 from ai_customer_service.values import require_uuid
 
 _SWEEP_BATCH = 500
@@ -34,7 +34,7 @@ def parse_session_id(raw: str) -> uuid.UUID:
 
 
 async def feedback(
-    db: Database,
+    store: Store,
     session_id: uuid.UUID,
     *,
     score: int,
@@ -51,7 +51,8 @@ async def feedback(
     if not 1 <= score <= 5:  # the router checks too; the service never trusts its caller
         raise BadRequest("feedback score must be between 1 and 5", "CS_REQ_4009")
     rated_at = rated_at or datetime.now(UTC)
-    async with db.transaction() as tx:
+    async with store.begin() as uow:
+        tx = uow.tx
         if signature is not None:
             await replay.claim(tx, signature)  # the same signed rating for another session: 403
         session = await repository.lock_session(tx, session_id)  # serialises ratings of one session
@@ -68,8 +69,7 @@ async def feedback(
             return _feedback_view(row)
         else:
             row.score, row.comment, row.created_at = score, comment, rated_at
-        audit.record(
-            tx,
+        uow.audit(
             object_type="session",
             object_id=session.id,
             action="feedback",
@@ -86,20 +86,19 @@ def _feedback_view(row: Feedback) -> dict[str, Any]:
     return {"id": str(row.id), "session_id": str(row.session_id), "score": row.score, "comment": row.comment}
 
 
-async def sweep_idle(db: Database, *, idle_seconds: int, now: datetime | None = None) -> int:
+async def sweep_idle(store: Store, *, idle_seconds: int, now: datetime | None = None) -> int:
     """Close sessions the bot owns that have been quiet for longer than ``idle_seconds`` (not those
     waiting for a human), one batch, one audit row each.
 
     One conditional UPDATE per batch, so several processes may sweep at once without conflict.
     """
     now = now or datetime.now(UTC)
-    async with db.transaction() as tx:
+    async with store.begin() as uow:
         closed = await repository.close_idle(
-            tx, cutoff=now - timedelta(seconds=idle_seconds), now=now, limit=_SWEEP_BATCH
+            uow.tx, cutoff=now - timedelta(seconds=idle_seconds), now=now, limit=_SWEEP_BATCH
         )
         for sid in closed:
-            audit.record(
-                tx,
+            uow.audit(
                 object_type="session",
                 object_id=sid,
                 action="close",

@@ -558,7 +558,7 @@ class WidgetService:
     ) -> dict[str, Any]:
         owned = await self.owned_session(site, visitor, session_id)
         stored = await conversations.feedback(
-            self.db, owned, score=score, comment=comment, request_id=request_id
+            self.ingest.store, owned, score=score, comment=comment, request_id=request_id
         )
         return {"session_id": stored["session_id"], "score": stored["score"], "comment": stored["comment"]}
 
