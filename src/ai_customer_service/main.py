@@ -64,8 +64,7 @@ def build_context(settings: Settings, db: Database, dialog: DialogEngine | None 
     knowledge: KnowledgeRefresher | None = None
     if dialog is None:
         dialog, knowledge = build_engine(settings, db, metrics)
-    events = EventPublisher(settings)
-    store = Store(db, events)
+    store = Store(db, EventPublisher(settings))
     ingest = IngestService(
         store=store,
         settings=settings,
@@ -79,7 +78,6 @@ def build_context(settings: Settings, db: Database, dialog: DialogEngine | None 
         metrics=metrics,
         dialog=dialog,
         ingest=ingest,
-        events=events,
         store=store,
         rejections=RejectionLog(metrics),
         live=LiveHub(db, poll_interval_seconds=settings.live_poll_interval_ms / 1000),
