@@ -403,6 +403,8 @@ async def record_message(
     conn: AsyncConnection,
     session: OpenSession,
     *,
+    status: str,
+    low_confidence_streak: int,
     now: datetime,
     messages: list[dict[str, Any]],
     audit_row: dict[str, Any],
@@ -412,11 +414,14 @@ async def record_message(
     """Write one processed message: its ``cs_messages`` rows (inbound, bot reply), its audit row,
     its dedup record, its v1 signature's claim (a plain insert: a claim by another path committed
     meanwhile is a unique violation, which the caller turns into 403 ``CS_AUTH_4035``) and the
-    session's new state (last message ``now``).
+    session's new state: ``status`` (where the message's plan moved it, checked against
+    :mod:`.states`), the low-confidence streak and the last message ``now``.
 
     PostgreSQL: one statement (the inserts as data-modifying CTEs of the session ``UPDATE``), one
     round trip. SQLite, which has no data-modifying CTEs: the same inserts one after the other.
     """
+    session.status = status
+    session.low_confidence_streak = low_confidence_streak
     session.last_message_at = now
     params = {
         "session_id": session.id,

@@ -371,13 +371,13 @@ class IngestService:
                 response={**plan.dedup_response, **({EVENT_KEY: event_id} if event_id else {})},
                 now=now,
             )
-        session.status = plan.session_status
-        session.low_confidence_streak = plan.low_confidence_streak
         # a concurrent claim of the v1 signature by another path makes this fail (IntegrityError,
         # then 403 CS_AUTH_4035)
         await conversations.record_message(
             conn,
             session,
+            status=plan.session_status,
+            low_confidence_streak=plan.low_confidence_streak,
             now=now,
             messages=plan.messages,
             audit_row=audit.row(**plan.audit),
