@@ -40,8 +40,8 @@ from ai_customer_service.outbox.worker import OutboxWorker
 from ai_customer_service.platform.router import router as platform_router
 from ai_customer_service.security import replay as signature_claims
 from ai_customer_service.ticket.router import router as ticket_router
+from ai_customer_service.ticket.router import sessions as session_changes_router
 from ai_customer_service.ticket.service import auto_assign_pending, auto_close_resolved
-from ai_customer_service.ticket.session_router import router as session_changes_router
 from ai_customer_service.uow import Store
 from ai_customer_service.webhook.rejections import RejectionLog
 from ai_customer_service.webhook.router import router as webhook_router

@@ -1,5 +1,5 @@
 """``/sessions/{id}``: read a conversation and take CSAT feedback (closing it and handing it to a
-human depend on its tickets: ``ticket/session_router.py``)."""
+human depend on its tickets: the ``sessions`` router in ``ticket/router.py``)."""
 
 from __future__ import annotations
 
