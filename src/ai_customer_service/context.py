@@ -11,7 +11,7 @@ from ai_customer_service.dialog.engine import DialogEngine
 from ai_customer_service.knowledge.refresher import KnowledgeRefresher
 from ai_customer_service.live import LiveHub
 from ai_customer_service.metrics import Metrics
-from ai_customer_service.outbox.publisher import EventPublisher
+from ai_customer_service.uow import Store
 from ai_customer_service.webhook.rejections import RejectionLog
 from ai_customer_service.webhook.service import IngestService
 from ai_customer_service.workers import Workers
@@ -24,7 +24,7 @@ class AppContext:
     metrics: Metrics
     dialog: DialogEngine
     ingest: IngestService
-    events: EventPublisher
+    store: Store  # the database with the event publisher: units of work and reads
     rejections: RejectionLog
     live: LiveHub
     workers: Workers = field(default_factory=Workers)

@@ -40,7 +40,9 @@ from ai_customer_service.outbox.worker import OutboxWorker
 from ai_customer_service.platform.router import router as platform_router
 from ai_customer_service.security import replay as signature_claims
 from ai_customer_service.ticket.router import router as ticket_router
+from ai_customer_service.ticket.router import sessions as session_changes_router
 from ai_customer_service.ticket.service import auto_assign_pending, auto_close_resolved
+from ai_customer_service.uow import Store
 from ai_customer_service.webhook.rejections import RejectionLog
 from ai_customer_service.webhook.router import router as webhook_router
 from ai_customer_service.webhook.service import FaultPoints, IngestService
@@ -62,13 +64,12 @@ def build_context(settings: Settings, db: Database, dialog: DialogEngine | None 
     knowledge: KnowledgeRefresher | None = None
     if dialog is None:
         dialog, knowledge = build_engine(settings, db, metrics)
-    events = EventPublisher(settings)
+    store = Store(db, EventPublisher(settings))
     ingest = IngestService(
-        db=db,
+        store=store,
         settings=settings,
         dialog=dialog,
         metrics=metrics,
-        events=events,
         faults=FaultPoints(settings.test_faults),
     )
     ctx = AppContext(
@@ -77,14 +78,14 @@ def build_context(settings: Settings, db: Database, dialog: DialogEngine | None 
         metrics=metrics,
         dialog=dialog,
         ingest=ingest,
-        events=events,
+        store=store,
         rejections=RejectionLog(metrics),
         live=LiveHub(db, poll_interval_seconds=settings.live_poll_interval_ms / 1000),
         knowledge=knowledge,
     )
 
     async def sweep_sessions() -> None:
-        closed = await conversations.sweep_idle(db, idle_seconds=settings.session_idle_timeout_seconds)
+        closed = await conversations.sweep_idle(store, idle_seconds=settings.session_idle_timeout_seconds)
         if closed:
             metrics.sessions_closed.labels("timeout").inc(closed)
 
@@ -97,13 +98,11 @@ def build_context(settings: Settings, db: Database, dialog: DialogEngine | None 
     ctx.workers.every(REJECTION_FLUSH_SECONDS, "rejection-audit", flush_rejections)
     if settings.auto_assign:
         ctx.workers.every(
-            settings.auto_assign_interval_seconds, "auto-assign", lambda: auto_assign_pending(db, events)
+            settings.auto_assign_interval_seconds, "auto-assign", lambda: auto_assign_pending(store)
         )
     if settings.ticket_auto_close_seconds:
         quiet = settings.ticket_auto_close_seconds
-        ctx.workers.every(
-            60.0, "ticket-auto-close", lambda: auto_close_resolved(db, quiet_seconds=quiet, events=events)
-        )
+        ctx.workers.every(60.0, "ticket-auto-close", lambda: auto_close_resolved(store, quiet_seconds=quiet))
     outbox = OutboxWorker(settings, db, metrics)
     if settings.outbox_worker_enabled:
         ctx.workers.every(settings.outbox_poll_interval_seconds, "outbox-delivery", outbox.drain)
@@ -207,6 +206,7 @@ def create_app(
     app.include_router(health_router)
     app.include_router(webhook_router, prefix=API_PREFIX)
     app.include_router(sessions_router, prefix=API_PREFIX)
+    app.include_router(session_changes_router, prefix=API_PREFIX)
     app.include_router(auth_router, prefix=API_PREFIX)
     app.include_router(ticket_router, prefix=API_PREFIX)
     app.include_router(audit_router, prefix=API_PREFIX)

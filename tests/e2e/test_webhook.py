@@ -427,10 +427,11 @@ async def test_idle_sessions_are_swept(client: httpx.AsyncClient, db: Database) 
     from datetime import UTC, datetime, timedelta
 
     from ai_customer_service.conversation.service import sweep_idle
+    from tests.support.tickets import units
 
     sid = (await post(client, message("hi"))).json()["session_id"]
-    assert await sweep_idle(db, idle_seconds=1800) == 0
-    assert await sweep_idle(db, idle_seconds=1800, now=datetime.now(UTC) + timedelta(hours=1)) == 1
+    assert await sweep_idle(units(db), idle_seconds=1800) == 0
+    assert await sweep_idle(units(db), idle_seconds=1800, now=datetime.now(UTC) + timedelta(hours=1)) == 1
     async with db.sessionmaker() as tx:
         session = await tx.get(Session, uuid.UUID(sid))
     assert session is not None and (session.status, session.close_reason) == ("closed", "timeout")

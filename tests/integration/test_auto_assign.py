@@ -16,7 +16,7 @@ from ai_customer_service.db.engine import Database
 from ai_customer_service.ticket import service
 from ai_customer_service.ticket.models import Ticket
 from tests.integration.conftest import MakeClient
-from tests.support.tickets import get_ticket, open_ticket, principal
+from tests.support.tickets import get_ticket, open_ticket, principal, units
 
 
 async def assignees(db: Database) -> dict[uuid.UUID, uuid.UUID | None]:
@@ -36,7 +36,9 @@ async def test_three_agents_of_capacity_two_and_ten_tickets(db: Database, settin
     # two runs at once, on two engines (two "processes"): no ticket twice, no agent overfilled
     other = Database(settings)
     try:
-        results = await asyncio.gather(service.auto_assign_pending(db), service.auto_assign_pending(other))
+        results = await asyncio.gather(
+            service.auto_assign_pending(units(db)), service.auto_assign_pending(units(other))
+        )
     finally:
         await other.dispose()
     assert sum(results) == 6
@@ -45,13 +47,13 @@ async def test_three_agents_of_capacity_two_and_ten_tickets(db: Database, settin
     assert load == {a.id: 2 for a in agents}
     waiting = [t.id for t in tickets if owners[t.id] is None]
     assert waiting == [t.id for t in tickets[6:]]  # the oldest were served first
-    assert await service.auto_assign_pending(db) == 0
+    assert await service.auto_assign_pending(units(db)) == 0
 
     # resolving one frees a slot: the oldest waiting ticket gets it
     freed = tickets[0]
     owner = next(a for a in agents if a.id == owners[freed.id])
-    await service.resolve(db, freed.id, actor=owner.actor, resolution="done")
-    assert await service.auto_assign_pending(db) == 1
+    await service.resolve(units(db), freed.id, actor=owner.actor, resolution="done")
+    assert await service.auto_assign_pending(units(db)) == 1
     assert (await get_ticket(db, tickets[6].id)).assignee_id == owner.id
     assert (await get_ticket(db, tickets[7].id)).assignee_id is None
 

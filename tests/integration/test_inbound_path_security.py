@@ -357,16 +357,16 @@ async def test_no_analysis_while_a_human_owns_the_conversation(
 async def test_a_stale_human_owns_hint_still_gets_an_answer(
     client: httpx.AsyncClient, db: Database, counting: CountingDialog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ai_customer_service.conversation import repository
+    from ai_customer_service.webhook import facts
 
-    real = repository.pre_read
+    real = facts.pre_read
 
-    async def stale(*args: Any, **kwargs: Any) -> repository.PreRead:
+    async def stale(*args: Any, **kwargs: Any) -> facts.PreRead:
         read = await real(*args, **kwargs)
         read.human_owns = True  # as if a ticket was closed between the pre-read and the transaction
         return read
 
-    monkeypatch.setattr(repository, "pre_read", stale)
+    monkeypatch.setattr(facts, "pre_read", stale)
     answer = await post_signed(client, "/webhook", message("how do I reset my password", open_id="s-1"))
     assert answer.status_code == 200 and answer.json()["reply"] and answer.json()["handoff"] is False
     assert len(counting.analyzed) == 1

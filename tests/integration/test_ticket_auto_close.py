@@ -12,19 +12,19 @@ from ai_customer_service.main import create_app
 from ai_customer_service.ticket import service
 from ai_customer_service.ticket.models import Ticket
 from tests.conftest import TEST_SECRET
-from tests.support.tickets import open_ticket, principal
+from tests.support.tickets import open_ticket, principal, units
 from tests.support.webhooks import WEBHOOK, message, signed
 
 
 async def test_resolved_tickets_close_after_the_quiet_period(db: Database) -> None:
     agent = await principal(db, "closer-agent", Role.AGENT)
     ticket = await open_ticket(db)
-    await service.assign(db, ticket.id, actor=agent.actor, agent_id=None)
-    await service.resolve(db, ticket.id, actor=agent.actor, resolution="done")
+    await service.assign(units(db), ticket.id, actor=agent.actor, agent_id=None)
+    await service.resolve(units(db), ticket.id, actor=agent.actor, resolution="done")
 
-    assert await service.auto_close_resolved(db, quiet_seconds=3600) == 0  # still within the period
-    assert await service.auto_close_resolved(db, quiet_seconds=0) == 1
-    assert await service.auto_close_resolved(db, quiet_seconds=0) == 0  # nothing left, nothing twice
+    assert await service.auto_close_resolved(units(db), quiet_seconds=3600) == 0  # still within the period
+    assert await service.auto_close_resolved(units(db), quiet_seconds=0) == 1
+    assert await service.auto_close_resolved(units(db), quiet_seconds=0) == 0  # nothing left, nothing twice
 
     async with db.sessionmaker() as tx:
         closed = await tx.get(Ticket, ticket.id)
@@ -49,8 +49,8 @@ async def test_a_message_after_the_reopen_window_goes_back_to_the_bot(
     """Resolved (not closed) ticket, window over: the customer is answered, not ignored."""
     agent = await principal(db, "window-agent", Role.AGENT)
     ticket = await open_ticket(db)
-    await service.assign(db, ticket.id, actor=agent.actor, agent_id=None)
-    await service.resolve(db, ticket.id, actor=agent.actor, resolution="done")
+    await service.assign(units(db), ticket.id, actor=agent.actor, agent_id=None)
+    await service.resolve(units(db), ticket.id, actor=agent.actor, resolution="done")
     async with db.sessionmaker() as tx:
         session = await tx.get(Session, ticket.session_id)
         assert session is not None and session.status == "handoff"

@@ -17,7 +17,7 @@ from ai_customer_service.conversation.models import Session
 from ai_customer_service.db.engine import Database
 from ai_customer_service.ticket import service
 from tests.integration.conftest import API
-from tests.support.tickets import open_ticket, principal, ticket_audit_count
+from tests.support.tickets import open_ticket, principal, ticket_audit_count, units
 from tests.support.webhooks import WEBHOOK, message, signed
 
 
@@ -42,7 +42,7 @@ async def test_twenty_concurrent_resolves(api: httpx.AsyncClient, db: Database) 
     agent = await principal(db, "owner", Role.AGENT)
     sups = [await principal(db, f"sup{i}", Role.SUPERVISOR) for i in range(4)]
     ticket = await open_ticket(db)
-    await service.assign(db, ticket.id, actor=agent.actor, agent_id=None)
+    await service.assign(units(db), ticket.id, actor=agent.actor, agent_id=None)
     callers = [agent, *sups] * 4
     responses = await asyncio.gather(
         *(
@@ -66,8 +66,8 @@ async def test_staff_actions_and_customer_messages_do_not_deadlock(
     sup = await principal(db, "sup", Role.SUPERVISOR)
     for round_ in range(12):
         ticket = await open_ticket(db)
-        await service.assign(db, ticket.id, actor=agent.actor, agent_id=None)
-        await service.resolve(db, ticket.id, actor=agent.actor, resolution="refunded")
+        await service.assign(units(db), ticket.id, actor=agent.actor, agent_id=None)
+        await service.resolve(units(db), ticket.id, actor=agent.actor, resolution="refunded")
         session_id = ticket.session_id
         async with db.transaction() as tx:
             open_id = (await tx.execute(select(Session.open_id).where(Session.id == session_id))).scalar_one()

@@ -9,11 +9,13 @@ import httpx
 import pytest
 
 from ai_customer_service.auth.models import Role
+from ai_customer_service.conversation import repository as conversations
 from ai_customer_service.db.base import utcnow
 from ai_customer_service.db.engine import Database
 from ai_customer_service.ticket import service
 from ai_customer_service.ticket.models import Ticket
 from ai_customer_service.ticket.states import Priority
+from ai_customer_service.webhook import facts
 from tests.integration.conftest import MakeClient
 from tests.support.tickets import (
     Who,
@@ -22,6 +24,7 @@ from tests.support.tickets import (
     principal,
     session_status,
     ticket_audit_count,
+    units,
 )
 
 
@@ -187,8 +190,8 @@ async def test_list_filters_sorting_paging_and_agent_visibility(
     )
     mine = await open_ticket(db, created_at=now - timedelta(hours=4))
     theirs = await open_ticket(db, created_at=now - timedelta(hours=5))
-    await service.assign(db, mine.id, actor=a1.actor, agent_id=None)
-    await service.assign(db, theirs.id, actor=a2.actor, agent_id=None)
+    await service.assign(units(db), mine.id, actor=a1.actor, agent_id=None)
+    await service.assign(units(db), theirs.id, actor=a2.actor, agent_id=None)
 
     everything = (await api.get("/tickets", headers=sup.headers)).json()
     assert everything["total"] == 5 and everything["page"] == 1 and everything["page_size"] == 20
@@ -226,25 +229,43 @@ async def test_handback_on_resolve(make_client: MakeClient, db: Database, team: 
     assert await session_status(db, t.session_id) == "idle"
 
 
+async def _reopenable(db: Database, session_id: uuid.UUID, window_seconds: int) -> uuid.UUID | None:
+    """What the webhook reads under the session lock: the ticket a customer message would reopen."""
+    async with db.sessionmaker() as tx:
+        state = await facts.read_state(
+            await tx.connection(),
+            session_id,
+            source="",
+            channel="widget",
+            message_id=None,
+            rate_limit_since=None,
+            reopen_since=utcnow() - timedelta(seconds=window_seconds) if window_seconds > 0 else None,
+        )
+        return state.reopenable_ticket_id
+
+
 async def test_customer_message_within_the_window_reopens(db: Database, team: dict[str, Who]) -> None:
     a1 = team["a1"]
     t = await open_ticket(db)
-    await service.assign(db, t.id, actor=a1.actor, agent_id=None)
-    await service.resolve(db, t.id, actor=a1.actor, resolution="ok")
-    async with db.transaction() as tx:
-        assert await service.reopen_on_customer_message(tx, t.session_id, 0) is None  # disabled
-        reopened = await service.reopen_on_customer_message(tx, t.session_id, 86400)
+    await service.assign(units(db), t.id, actor=a1.actor, agent_id=None)
+    await service.resolve(units(db), t.id, actor=a1.actor, resolution="ok")
+    assert await _reopenable(db, t.session_id, 0) is None  # disabled
+    assert await _reopenable(db, t.session_id, 86400) == t.id
+    async with units(db).begin() as uow:
+        reopened = await service.reopen_for_customer(uow, t.id, open_id="u-1", now=utcnow())
         assert reopened is not None and reopened.id == t.id and reopened.status == "open"
-        assert await service.reopen_on_customer_message(tx, t.session_id, 86400) is None  # already active
+        await conversations.return_to_handoff(uow.tx, t.session_id, now=utcnow())
+    assert await _reopenable(db, t.session_id, 86400) is None  # already active
+    async with units(db).begin() as uow:  # a second attempt loses: the ticket is no longer resolved
+        assert await service.reopen_for_customer(uow, t.id, open_id="u-1", now=utcnow()) is None
     assert await session_status(db, t.session_id) == "handoff"
     assert await ticket_audit_count(db, t.id, "reopen") == 1
 
     # outside the window nothing is reopened
-    await service.assign(db, t.id, actor=a1.actor, agent_id=None)
-    await service.resolve(db, t.id, actor=a1.actor, resolution="ok again")
+    await service.assign(units(db), t.id, actor=a1.actor, agent_id=None)
+    await service.resolve(units(db), t.id, actor=a1.actor, resolution="ok again")
     async with db.transaction() as tx:
         ticket = await tx.get(Ticket, t.id)
         assert ticket is not None
         ticket.resolved_at = utcnow() - timedelta(days=2)
-    async with db.transaction() as tx:
-        assert await service.reopen_on_customer_message(tx, t.session_id, 86400) is None
+    assert await _reopenable(db, t.session_id, 86400) is None

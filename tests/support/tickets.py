@@ -17,9 +17,16 @@ from ai_customer_service.auth.models import Role
 from ai_customer_service.auth.service import create_principal
 from ai_customer_service.conversation.models import Message, Session
 from ai_customer_service.db.engine import Database
+from ai_customer_service.outbox.publisher import EventPublisher
 from ai_customer_service.ticket.models import Ticket
 from ai_customer_service.ticket.repository import create_for_handoff
 from ai_customer_service.ticket.states import Priority
+from ai_customer_service.uow import Store
+
+
+def units(db: Database) -> Store:
+    """The database with an event publisher of its settings, as the ticket services take it."""
+    return Store(db, EventPublisher(db.settings))
 
 
 @dataclass(frozen=True)

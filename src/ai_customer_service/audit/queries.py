@@ -34,7 +34,7 @@ async def list_audit(
     else:
         ordering = (AuditLog.created_at.desc(), AuditLog.id.desc())
     stmt = select(AuditLog).where(*conds).order_by(*ordering).offset(offset(page, page_size)).limit(page_size)
-    async with db.transaction() as tx:
+    async with db.reader() as tx:
         total = (await tx.execute(select(func.count()).select_from(AuditLog).where(*conds))).scalar_one()
         rows = list((await tx.execute(stmt)).scalars())
     return Page[AuditLog](items=rows, total=int(total), page=page, page_size=page_size)

@@ -105,7 +105,7 @@ async def create_principal(
 
 
 async def list_principals(db: Database) -> list[Principal]:
-    async with db.transaction() as tx:
+    async with db.reader() as tx:
         rows = await tx.execute(select(Principal).order_by(Principal.created_at, Principal.name))
         return list(rows.scalars())
 

@@ -356,18 +356,30 @@ def _error_page(request: Request, who: ConsoleIdentity | None, exc: ServiceError
     )
 
 
+def _no_fields(form: Any) -> dict[str, Any]:
+    return {}
+
+
 async def _ticket_action(
     request: Request,
     who: ConsoleIdentity,
     raw_id: str,
-    action: Callable[[Any, uuid.UUID], Awaitable[object]],
+    change: Callable[..., Awaitable[object]],
+    fields: Callable[[Any], dict[str, Any]] = _no_fields,
     metric: Action | None = None,
+    *,
+    audited: bool = True,
 ) -> Response:
+    """Run one ticket change of the signed-in agent (``change(store, ticket_id, actor=...,
+    request_id=..., **fields(form))``), then show the ticket again, or the page with the error."""
     form = await _form(request, who)
     ticket_id = _ticket_id(raw_id)
     ctx = context_of(request)
     try:
-        await action(form, ticket_id)
+        arguments = {"actor": who.actor, **fields(form)}
+        if audited:
+            arguments["request_id"] = request_id_of(request)
+        await change(ctx.store, ticket_id, **arguments)
     except ServiceError as exc:
         request.state.error_code = exc.code
         try:
@@ -379,122 +391,70 @@ async def _ticket_action(
     return redirect(f"{PATH}/tickets/{ticket_id}")
 
 
+def _bounded(name: str, limit: int, too_long: str) -> Callable[[Any], dict[str, Any]]:
+    """The form's text field ``name`` as the change's argument of that name; 400 when too long."""
+
+    def fields(form: Any) -> dict[str, Any]:
+        value = _form_text(form, name)
+        if len(value) > limit:
+            raise BadRequest(too_long, REQ_INVALID)
+        return {name: value}
+
+    return fields
+
+
 @router.post("/tickets/{ticket_id}/claim")
 async def claim(ticket_id: str, request: Request, who: ConsoleIdentity = Depends(identity)) -> Response:
-    ctx = context_of(request)
-
-    async def work(form: Any, tid: uuid.UUID) -> object:
-        return await tickets.assign(
-            ctx.db,
-            tid,
-            actor=who.actor,
-            agent_id=who.actor.id,
-            request_id=request_id_of(request),
-            events=ctx.events,
-        )
-
-    return await _ticket_action(request, who, ticket_id, work, Action.ASSIGN)
+    return await _ticket_action(
+        request, who, ticket_id, tickets.assign, lambda form: {"agent_id": who.actor.id}, Action.ASSIGN
+    )
 
 
 @router.post("/tickets/{ticket_id}/assign")
 async def assign(ticket_id: str, request: Request, who: ConsoleIdentity = Depends(identity)) -> Response:
-    ctx = context_of(request)
-
-    async def work(form: Any, tid: uuid.UUID) -> object:
+    def fields(form: Any) -> dict[str, Any]:
         agent_id = parse_uuid(_form_text(form, "agent_id"))
         if agent_id is None:
             raise BadRequest("choose an agent", REQ_AGENT_REQUIRED)
-        return await tickets.assign(
-            ctx.db,
-            tid,
-            actor=who.actor,
-            agent_id=agent_id,
-            request_id=request_id_of(request),
-            events=ctx.events,
-        )
+        return {"agent_id": agent_id}
 
-    return await _ticket_action(request, who, ticket_id, work, Action.ASSIGN)
+    return await _ticket_action(request, who, ticket_id, tickets.assign, fields, Action.ASSIGN)
 
 
 @router.post("/tickets/{ticket_id}/reply")
 async def reply(ticket_id: str, request: Request, who: ConsoleIdentity = Depends(identity)) -> Response:
-    ctx = context_of(request)
-
-    async def work(form: Any, tid: uuid.UUID) -> object:
-        content = _form_text(form, "content")
-        if len(content) > 4000:
-            raise BadRequest("a reply is at most 4000 characters", REQ_INVALID)
-        return await tickets.reply(
-            ctx.db,
-            tid,
-            actor=who.actor,
-            content=content,
-            request_id=request_id_of(request),
-            events=ctx.events,
-        )
-
-    return await _ticket_action(request, who, ticket_id, work)
+    fields = _bounded("content", 4000, "a reply is at most 4000 characters")
+    return await _ticket_action(request, who, ticket_id, tickets.reply, fields)
 
 
 @router.post("/tickets/{ticket_id}/note")
 async def note(ticket_id: str, request: Request, who: ConsoleIdentity = Depends(identity)) -> Response:
-    ctx = context_of(request)
-
-    async def work(form: Any, tid: uuid.UUID) -> object:
-        body = _form_text(form, "body")
-        if len(body) > 10_000:
-            raise BadRequest("a note is at most 10000 characters", REQ_INVALID)
-        return await tickets.add_note(ctx.db, tid, actor=who.actor, body=body)
-
-    return await _ticket_action(request, who, ticket_id, work)
+    fields = _bounded("body", 10_000, "a note is at most 10000 characters")
+    return await _ticket_action(request, who, ticket_id, tickets.add_note, fields, audited=False)
 
 
 @router.post("/tickets/{ticket_id}/resolve")
 async def resolve(ticket_id: str, request: Request, who: ConsoleIdentity = Depends(identity)) -> Response:
-    ctx = context_of(request)
+    def fields(form: Any) -> dict[str, Any]:
+        return {
+            "resolution": _form_text(form, "resolution")[:4000],
+            "handback_on": context_of(request).settings.ticket_handback_on,
+        }
 
-    async def work(form: Any, tid: uuid.UUID) -> object:
-        return await tickets.resolve(
-            ctx.db,
-            tid,
-            actor=who.actor,
-            resolution=_form_text(form, "resolution")[:4000],
-            request_id=request_id_of(request),
-            events=ctx.events,
-            handback_on=ctx.settings.ticket_handback_on,
-        )
-
-    return await _ticket_action(request, who, ticket_id, work, Action.RESOLVE)
+    return await _ticket_action(request, who, ticket_id, tickets.resolve, fields, Action.RESOLVE)
 
 
 @router.post("/tickets/{ticket_id}/close")
 async def close(ticket_id: str, request: Request, who: ConsoleIdentity = Depends(identity)) -> Response:
-    ctx = context_of(request)
+    def fields(form: Any) -> dict[str, Any]:
+        return {"resolution": _form_text(form, "resolution").strip()[:4000] or None}
 
-    async def work(form: Any, tid: uuid.UUID) -> object:
-        text = _form_text(form, "resolution").strip()[:4000]
-        return await tickets.close(
-            ctx.db,
-            tid,
-            actor=who.actor,
-            resolution=text or None,
-            request_id=request_id_of(request),
-            events=ctx.events,
-        )
-
-    return await _ticket_action(request, who, ticket_id, work, Action.CLOSE)
+    return await _ticket_action(request, who, ticket_id, tickets.close, fields, Action.CLOSE)
 
 
 @router.post("/tickets/{ticket_id}/reopen")
 async def reopen(ticket_id: str, request: Request, who: ConsoleIdentity = Depends(identity)) -> Response:
-    ctx = context_of(request)
-
-    async def work(form: Any, tid: uuid.UUID) -> object:
-        return await tickets.reopen(
-            ctx.db, tid, actor=who.actor, request_id=request_id_of(request), events=ctx.events
-        )
-
-    return await _ticket_action(request, who, ticket_id, work, Action.REOPEN)
+    return await _ticket_action(request, who, ticket_id, tickets.reopen, metric=Action.REOPEN)
 
 
 # --- knowledge base ---------------------------------------------------------------------------------
@@ -548,8 +508,7 @@ async def kb_new(request: Request, who: ConsoleIdentity = Depends(identity)) -> 
 async def kb_entry(entry_id: str, request: Request, who: ConsoleIdentity = Depends(identity)) -> Response:
     ctx = context_of(request)
     try:
-        async with ctx.db.sessionmaker() as read:
-            found = await kb_queries.entry_id_for(read, entry_id)
+        found = await kb_queries.find_entry_id(ctx.db, entry_id)
         return await _entry_page(request, who, await service.kb_entry(ctx.db, found))
     except ServiceError as exc:
         return _error_page(request, who, exc)
@@ -603,8 +562,7 @@ async def kb_update(entry_id: str, request: Request, who: ConsoleIdentity = Depe
         return _error_page(request, who, Forbidden("only supervisors and admins may edit the knowledge base"))
     fields = _entry_fields(form)
     try:
-        async with ctx.db.sessionmaker() as read:
-            found = await kb_queries.entry_id_for(read, entry_id)
+        found = await kb_queries.find_entry_id(ctx.db, entry_id)
         try:
             version = int(_form_text(form, "version"))
             data = EntryUpdate(

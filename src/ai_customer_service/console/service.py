@@ -85,7 +85,7 @@ async def inbox(db: Database, actor: Actor, query: InboxQuery, *, channels: list
     assignee_ids = {t.assignee_id for t in page.items if t.assignee_id is not None}
     last_inbound: dict[uuid.UUID, str] = {}
     names: dict[uuid.UUID, str] = {}
-    async with db.sessionmaker() as read:
+    async with db.reader() as read:
         if session_ids:
             latest = (
                 select(Message.session_id, func.max(Message.created_at).label("at"))
@@ -178,7 +178,7 @@ async def assist_for(dialog: DialogEngine, db: Database, text: str) -> Assist | 
     if not explained["candidates"]:
         return None
     top = explained["candidates"][0]
-    async with db.sessionmaker() as read:
+    async with db.reader() as read:
         entry = (await read.execute(select(KBEntry).where(KBEntry.key == top["id"]))).scalar_one_or_none()
     if entry is None:
         return None
@@ -190,7 +190,7 @@ async def conversation(
 ) -> Conversation:
     detail = await tickets.get_ticket(db, ticket_id, actor=actor)
     ticket = detail.ticket
-    async with db.sessionmaker() as read:
+    async with db.reader() as read:
         session = await read.get(Session, ticket.session_id)
         principals = list((await read.execute(select(Principal))).scalars())
         other = (
@@ -232,7 +232,7 @@ async def log_sign_in_hint(db: Database, settings: Settings) -> None:
     from ai_customer_service.logs import get_logger
 
     log = get_logger("ai_customer_service.console")
-    async with db.sessionmaker() as read:
+    async with db.reader() as read:
         people = (
             await read.execute(
                 select(func.count())
@@ -256,12 +256,12 @@ async def log_sign_in_hint(db: Database, settings: Settings) -> None:
 
 
 async def kb_list(db: Database, *, query: str | None, page: int) -> Page[dict[str, Any]]:
-    async with db.sessionmaker() as read:
+    async with db.reader() as read:
         return await kb.list_entries(read, status=None, query=query or None, page=page, page_size=PAGE_SIZE)
 
 
 async def kb_entry(db: Database, entry_id: uuid.UUID) -> dict[str, Any]:
-    async with db.sessionmaker() as read:
+    async with db.reader() as read:
         return await kb.get_entry(read, entry_id)
 
 
@@ -281,7 +281,7 @@ async def supervisor(db: Database, period: str) -> dict[str, Any]:
     days = PERIODS.get(period, 7)
     since: datetime | None = utcnow() - timedelta(days=days) if days else None
     stats = await tickets.ticket_stats(db, created_from=since)
-    async with db.sessionmaker() as read:
+    async with db.reader() as read:
         kind = Message.decision["kind"].as_string()
         conds = [Message.author_type == AuthorType.BOT.value, Message.direction == Direction.OUTBOUND.value]
         if since is not None:

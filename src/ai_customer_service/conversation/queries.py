@@ -5,15 +5,22 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import column, func, select, table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ai_customer_service.conversation.models import Message, Session
+from ai_customer_service.db.base import UTCDateTime, UUIDType
+from ai_customer_service.db.engine import Database
 from ai_customer_service.errors import NotFound
-from ai_customer_service.ticket.models import Ticket
+
+# The one thing a conversation shows of its tickets: the id of its latest. Named by table, not by
+# the ticket package's model: ``ticket`` builds on ``conversation``, never the other way round.
+_tickets = table(
+    "cs_tickets", column("id", UUIDType), column("session_id", UUIDType), column("created_at", UTCDateTime)
+)
 
 
-def session_view(session: Session, ticket: Ticket | None) -> dict[str, Any]:
+def session_view(session: Session, ticket_id: uuid.UUID | None) -> dict[str, Any]:
     return {
         "id": str(session.id),
         "channel": session.channel,
@@ -21,7 +28,7 @@ def session_view(session: Session, ticket: Ticket | None) -> dict[str, Any]:
         "user_id": session.user_id,
         "status": session.status,
         "low_confidence_streak": session.low_confidence_streak,
-        "ticket_id": str(ticket.id) if ticket else None,
+        "ticket_id": str(ticket_id) if ticket_id else None,
         "created_at": session.created_at.isoformat(),
         "updated_at": session.updated_at.isoformat(),
         "last_message_at": session.last_message_at.isoformat(),
@@ -59,14 +66,19 @@ async def get_session(tx: AsyncSession, session_id: uuid.UUID) -> Session:
     return session
 
 
-async def latest_ticket(tx: AsyncSession, session_id: uuid.UUID) -> Ticket | None:
-    stmt = select(Ticket).where(Ticket.session_id == session_id).order_by(Ticket.created_at.desc()).limit(1)
+async def latest_ticket_id(tx: AsyncSession, session_id: uuid.UUID) -> uuid.UUID | None:
+    stmt = (
+        select(_tickets.c.id)
+        .where(_tickets.c.session_id == session_id)
+        .order_by(_tickets.c.created_at.desc())
+        .limit(1)
+    )
     return (await tx.execute(stmt)).scalar_one_or_none()
 
 
 async def session_detail(tx: AsyncSession, session_id: uuid.UUID) -> dict[str, Any]:
     session = await get_session(tx, session_id)
-    return session_view(session, await latest_ticket(tx, session_id))
+    return session_view(session, await latest_ticket_id(tx, session_id))
 
 
 async def list_messages(
@@ -83,3 +95,22 @@ async def list_messages(
     )
     items = [message_view(m) for m in (await tx.execute(stmt)).scalars()]
     return {"items": items, "total": int(total), "page": page, "page_size": page_size}
+
+
+# --- on a read-only session of their own (for routers) ----------------------------------------------
+
+
+async def read_session(db: Database, session_id: uuid.UUID) -> dict[str, Any]:
+    async with db.reader() as tx:
+        return await session_detail(tx, session_id)
+
+
+async def read_messages(db: Database, session_id: uuid.UUID, *, page: int, page_size: int) -> dict[str, Any]:
+    async with db.reader() as tx:
+        return await list_messages(tx, session_id, page=page, page_size=page_size)
+
+
+async def require_session(db: Database, session_id: uuid.UUID) -> None:
+    """404 ``CS_SES_4001`` unless the session exists."""
+    async with db.reader() as tx:
+        await get_session(tx, session_id)

@@ -1,29 +1,28 @@
 """Writes and locked reads of sessions and messages, inside the caller's transaction.
 
-The webhook's per-message path (:func:`open_session`, :func:`read_state`, :func:`record_message`)
-runs pre-built SQLAlchemy Core statements on the transaction's connection and works with plain rows
-(:class:`OpenSession`, dicts), not ORM instances: the statements are built once (module level,
-``bindparam``), so every execution hits the compiled cache, and no unit of work tracks the rows.
-Three round trips per message after ``BEGIN``: lock, read, write (see :func:`record_message`).
+This module is the only writer of a session's status: every change goes through one of the
+functions under "session life cycle", each checked against the table in :mod:`.states`.
+
+The webhook's per-message path (:func:`open_session`, then ``webhook.facts.read_state``, then
+:func:`record_message`) runs pre-built SQLAlchemy Core statements on the transaction's connection and
+works with plain rows (:class:`OpenSession`, dicts), not ORM instances: the statements are built once
+(module level, ``bindparam``), so every execution hits the compiled cache, and no unit of work tracks
+the rows. Three round trips per message after ``BEGIN``: lock, read, write (see :func:`record_message`).
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     ColumnClause,
-    ColumnElement,
     Table,
     and_,
     bindparam,
-    exists,
-    func,
     insert,
     literal_column,
     or_,
@@ -35,16 +34,21 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from ai_customer_service.audit import repository as audit
 from ai_customer_service.conversation.models import Message, MessageDedup, Session
-from ai_customer_service.conversation.states import AuthorType, Direction, SessionStatus
+from ai_customer_service.conversation.states import (
+    TRANSITIONS,
+    AuthorType,
+    Direction,
+    SessionAction,
+    SessionStatus,
+    next_status,
+)
 from ai_customer_service.db.statements import insert_ignore
+from ai_customer_service.errors import NotFound
 from ai_customer_service.security import replay
-from ai_customer_service.ticket.models import Ticket
-from ai_customer_service.ticket.states import ACTIVE_STATUSES, TicketStatus
 
 _sessions: Table = Session.__table__  # type: ignore[assignment]
 _messages: Table = Message.__table__  # type: ignore[assignment]
 _dedup: Table = MessageDedup.__table__  # type: ignore[assignment]
-_tickets: Table = Ticket.__table__  # type: ignore[assignment]
 
 
 @dataclass(slots=True)
@@ -60,17 +64,6 @@ class OpenSession:
     status: str
     low_confidence_streak: int
     last_message_at: datetime
-
-
-@dataclass(slots=True)
-class MessageState:
-    """What one message needs to know about its session, read in one statement under the lock."""
-
-    duplicate_response: dict[str, Any] | None  # the stored response of an already processed message
-    recent_inbound: int  # customer messages since the rate-limit window started
-    oldest_inbound: datetime | None  # the oldest of them
-    active_ticket_id: uuid.UUID | None  # the ticket that still needs a human, if any
-    latest_ticket_status: str | None  # the status of the session's most recent ticket, if any
 
 
 # --- statements (built once) ----------------------------------------------------------------------
@@ -126,8 +119,6 @@ _CLOSE_SESSION = (
     )
 )
 
-_SESSION_STATUS = select(_sessions.c.status).where(_sessions.c.id == bindparam("session_id"))
-
 # executed with a list of rows: one round trip (asyncpg pipelines executemany; a multi-VALUES
 # insert would be compiled again for every call, it is not cacheable)
 _INSERT_MESSAGES = insert(_messages)
@@ -135,150 +126,6 @@ _INSERT_MESSAGES = insert(_messages)
 _INSERT_DEDUP = insert(_dedup)
 
 _INSERT_SIGNATURE_USE = insert(replay.TABLE)
-
-
-# a list of bound values would be an "expanding" parameter, rendered again at every execution
-_ACTIVE_TICKET_STATUSES: list[ColumnClause[str]] = [
-    literal_column(f"'{s.value}'") for s in TicketStatus if s in ACTIVE_STATUSES
-]
-
-
-def _state_statement(*, dedup: bool, rate_limit: bool) -> Any:
-    session_id = bindparam("session_id", type_=_sessions.c.id.type)
-    recent = (
-        select(func.count().label("n"), func.min(_messages.c.created_at).label("oldest"))
-        .where(
-            _messages.c.session_id == session_id,
-            _messages.c.direction == _INBOUND,
-            _messages.c.created_at > bindparam("since", type_=_messages.c.created_at.type),
-        )
-        .subquery("recent")
-    )
-    columns: list[Any] = [
-        (
-            select(_dedup.c.response)
-            .where(
-                _dedup.c.source == bindparam("source"),
-                _dedup.c.channel == bindparam("channel"),
-                _dedup.c.message_id == bindparam("message_id"),
-            )
-            .scalar_subquery()
-            .label("duplicate_response")
-            if dedup
-            else None
-        ),
-        recent.c.n if rate_limit else None,
-        recent.c.oldest if rate_limit else None,
-        select(_tickets.c.id)
-        .where(_tickets.c.session_id == session_id, _tickets.c.status.in_(_ACTIVE_TICKET_STATUSES))
-        .scalar_subquery()
-        .label("active_ticket_id"),
-        select(_tickets.c.status)
-        .where(_tickets.c.session_id == session_id)
-        .order_by(_tickets.c.created_at.desc())
-        .limit(_ONE)
-        .scalar_subquery()
-        .label("latest_ticket_status"),
-    ]
-    stmt = select(*[c for c in columns if c is not None])
-    return stmt.select_from(recent) if rate_limit else stmt
-
-
-_READ_STATE = {
-    (dedup, rate_limit): _state_statement(dedup=dedup, rate_limit=rate_limit)
-    for dedup in (False, True)
-    for rate_limit in (False, True)
-}
-
-
-@dataclass(slots=True)
-class PreRead:
-    """What the webhook learns before any analysis or transaction, in one indexed read."""
-
-    duplicate_response: dict[str, Any] | None  # the stored response of an already processed message
-    notified_at: datetime | None  # when message.deduplicated last went out for it
-    signature_target: str | None  # where the request's v1 signature was first accepted, if anywhere
-    human_owns: bool  # the customer's open session has a ticket a human owns (or one it would reopen)
-
-
-@functools.cache
-def _pre_read_statement(*, dedup: bool, signature: bool, reopen: bool) -> Any:
-    """``SELECT (dedup response), (its notified_at), (signature's first target), EXISTS(ticket a
-    human owns in the customer's open session)``: scalar subqueries on unique or covering indexes
-    (``uq_cs_message_dedup_*``, the signature's primary key, ``uq_cs_sessions_open_customer`` then
-    ``ix_cs_tickets_session_id_created_at``)."""
-    key = and_(
-        _dedup.c.source == bindparam("source"),
-        _dedup.c.channel == bindparam("channel"),
-        _dedup.c.message_id == bindparam("message_id"),
-    )
-    owned: ColumnElement[bool] = _tickets.c.status.in_(_ACTIVE_TICKET_STATUSES)
-    if reopen:  # a message soon after resolution reopens the ticket: a human will own it again
-        owned = or_(
-            owned,
-            and_(
-                _tickets.c.status == literal_column(f"'{TicketStatus.RESOLVED.value}'"),
-                _tickets.c.resolved_at >= bindparam("reopen_since", type_=_tickets.c.resolved_at.type),
-            ),
-        )
-    human = exists(
-        select(_ONE)
-        .select_from(_tickets.join(_sessions, _sessions.c.id == _tickets.c.session_id))
-        .where(
-            _sessions.c.channel == bindparam("channel"),
-            _sessions.c.open_id == bindparam("open_id"),
-            _sessions.c.source == bindparam("source"),
-            _sessions.c.status != _CLOSED,
-            owned,
-        )
-    )
-    columns: list[Any] = [human.label("human_owns")]
-    if dedup:
-        columns.append(select(_dedup.c.response).where(key).scalar_subquery().label("duplicate_response"))
-        columns.append(select(_dedup.c.notified_at).where(key).scalar_subquery().label("notified_at"))
-    if signature:
-        columns.append(replay.TARGET_OF.scalar_subquery().label("signature_target"))
-    return select(*columns)
-
-
-async def pre_read(
-    conn: AsyncConnection,
-    *,
-    source: str,
-    channel: str,
-    open_id: str,
-    message_id: str | None,
-    signature_digest: str | None,
-    reopen_since: datetime | None,
-) -> PreRead:
-    """One statement, outside any transaction and without locks: the message's dedup record, where
-    its v1 signature was first used, and whether a human owns the customer's conversation. A hint
-    only: the transaction re-reads all of it under the session lock."""
-    params: dict[str, Any] = {"source": source, "channel": channel, "open_id": open_id}
-    if message_id is not None:
-        params["message_id"] = message_id
-    if signature_digest is not None:
-        params["signature_digest"] = signature_digest
-    if reopen_since is not None:
-        params["reopen_since"] = reopen_since
-    stmt = _pre_read_statement(
-        dedup=message_id is not None, signature=signature_digest is not None, reopen=reopen_since is not None
-    )
-    row = (await conn.execute(stmt, params)).one()._mapping
-    notified = row["notified_at"] if message_id is not None else None
-    if isinstance(notified, str):  # SQLite scalar subqueries bypass the column type
-        notified = datetime.fromisoformat(notified)
-    if notified is not None and notified.tzinfo is None:
-        notified = notified.replace(tzinfo=UTC)
-    response = row["duplicate_response"] if message_id is not None else None
-    if isinstance(response, str):
-        response = json.loads(response)
-    return PreRead(
-        duplicate_response=response,
-        notified_at=notified,
-        signature_target=row["signature_target"] if signature_digest is not None else None,
-        human_owns=bool(row["human_owns"]),
-    )
 
 
 _MARK_NOTIFIED = (
@@ -369,76 +216,124 @@ async def open_session(
     return session
 
 
+# --- session life cycle: the only writes of a session's status -------------------------------------
+
+
+def _statuses(action: SessionAction) -> list[str]:
+    """The statuses ``action`` changes (for conditional updates), in a stable order."""
+    return sorted(s.value for s in TRANSITIONS[action].changing)
+
+
+_HAND_BACK = (
+    update(_sessions)
+    .where(
+        _sessions.c.id == bindparam("session_id"), _sessions.c.status.in_(_statuses(SessionAction.HAND_BACK))
+    )
+    .values(
+        status=TRANSITIONS[SessionAction.HAND_BACK].target.value,
+        low_confidence_streak=0,
+        updated_at=bindparam("now"),
+    )
+)
+
+_TOUCH = (
+    update(_sessions)
+    .where(_sessions.c.id == bindparam("session_id"))
+    .values(last_message_at=bindparam("now"), updated_at=bindparam("now"))
+)
+
+_RETURN_TO_HANDOFF = (
+    update(_sessions)
+    .where(
+        _sessions.c.id == bindparam("session_id"), _sessions.c.status.in_(_statuses(SessionAction.HAND_OFF))
+    )
+    .values(status=TRANSITIONS[SessionAction.HAND_OFF].target.value, updated_at=bindparam("now"))
+)
+
+
+async def lock_session(tx: AsyncSession, session_id: uuid.UUID) -> Session:
+    """The session (ORM), locked for this transaction (``FOR UPDATE`` on PostgreSQL); 404
+    ``CS_SES_4001`` when there is none."""
+    stmt = select(Session).where(Session.id == session_id).with_for_update()
+    session = (await tx.execute(stmt)).scalar_one_or_none()
+    if session is None:
+        raise NotFound("session not found", "CS_SES_4001")
+    return session
+
+
+async def touch(tx: AsyncSession, session_id: uuid.UUID, *, now: datetime) -> None:
+    """A message was written to the session outside the webhook's path (an agent's reply)."""
+    await tx.execute(_TOUCH, {"session_id": session_id, "now": now})
+
+
 async def close_open_session(
     conn: AsyncConnection, session: OpenSession, *, now: datetime, reason: str
 ) -> str:
-    """Close the locked session now (e.g. idle past the timeout); returns its previous status."""
+    """Close the locked session now, quiet for too long (the sweeper has not closed it yet);
+    returns its previous status."""
     before = session.status
-    await conn.execute(
-        _CLOSE_SESSION,
-        {
-            "session_id": session.id,
-            "now": now,
-            "reason": reason,
-        },
-    )
-    session.status = SessionStatus.CLOSED.value
+    target = next_status(before, SessionAction.TIME_OUT)
+    await conn.execute(_CLOSE_SESSION, {"session_id": session.id, "now": now, "reason": reason})
+    session.status = target.value
     return before
 
 
-async def session_status(conn: AsyncConnection, session_id: uuid.UUID) -> str:
-    """The session's status as stored now (after a change made by another statement)."""
-    return str((await conn.execute(_SESSION_STATUS, {"session_id": session_id})).scalar_one())
-
-
 def close_session(session: Session, *, now: datetime, reason: str) -> str:
-    """Close an ORM-loaded session (staff actions, the sweeper); returns its previous status."""
+    """Close an ORM-loaded, locked session (staff); returns its previous status. 409
+    ``CS_SES_4091`` when it is closed already."""
     before = session.status
-    session.status = SessionStatus.CLOSED.value
+    session.status = next_status(before, SessionAction.CLOSE).value
     session.closed_at = now
     session.close_reason = reason
     session.updated_at = now
     return before
 
 
-# --- one message's reads and writes ---------------------------------------------------------------
+def hand_off(session: Session, *, now: datetime) -> str:
+    """Give an ORM-loaded, locked session to a human (a ticket was just opened for it); returns its
+    previous status. 409 ``CS_SES_4091`` when it is closed."""
+    before = session.status
+    session.status = next_status(before, SessionAction.HAND_OFF).value
+    session.updated_at = now
+    return before
 
 
-async def read_state(
-    conn: AsyncConnection,
-    session_id: uuid.UUID,
-    *,
-    source: str,
-    channel: str,
-    message_id: str | None,
-    rate_limit_since: datetime | None,
-) -> MessageState:
-    """Dedup record, rate-limit count and ticket state of the locked session, in one statement.
+async def hand_back(tx: AsyncSession, session_id: uuid.UUID, *, now: datetime) -> None:
+    """Return the session to the bot (its ticket no longer needs a human), if a human has it; the
+    caller holds the session's lock and has checked that no other ticket of it needs a human."""
+    await tx.execute(_HAND_BACK, {"session_id": session_id, "now": now})
 
-    Run it only after :func:`open_session` has locked the row: a concurrent duplicate of the same
-    customer then waits for the original to commit, and this statement (a new snapshot) sees its
-    dedup record and its inbound message.
-    """
-    dedup = message_id is not None
-    rate_limit = rate_limit_since is not None
-    params: dict[str, Any] = {"session_id": session_id}
-    if dedup:
-        params.update(source=source, channel=channel, message_id=message_id)
-    if rate_limit:
-        params["since"] = rate_limit_since
-    row = (await conn.execute(_READ_STATE[dedup, rate_limit], params)).one()._mapping
-    oldest = row["oldest"] if rate_limit else None
-    if isinstance(oldest, str):  # SQLite aggregates bypass the column type
-        oldest = datetime.fromisoformat(oldest)
-    if oldest is not None and oldest.tzinfo is None:
-        oldest = oldest.replace(tzinfo=UTC)
-    return MessageState(
-        duplicate_response=row["duplicate_response"] if dedup else None,
-        recent_inbound=int(row["n"]) if rate_limit else 0,
-        oldest_inbound=oldest,
-        active_ticket_id=row["active_ticket_id"],
-        latest_ticket_status=row["latest_ticket_status"],
+
+async def return_to_handoff(tx: AsyncSession, session_id: uuid.UUID, *, now: datetime) -> None:
+    """A ticket of the session was reopened: silence the bot again (a closed session stays closed,
+    one already with a human is left as it is)."""
+    await tx.execute(_RETURN_TO_HANDOFF, {"session_id": session_id, "now": now})
+
+
+async def close_idle(tx: AsyncSession, *, cutoff: datetime, now: datetime, limit: int) -> list[uuid.UUID]:
+    """Close up to ``limit`` sessions the bot owns that have been quiet since before ``cutoff``
+    (the inactivity sweep); returns their ids. One conditional UPDATE, so several processes may
+    sweep at once without conflict."""
+    sweepable = _statuses(SessionAction.TIME_OUT)
+    quiet = and_(_sessions.c.status.in_(sweepable), _sessions.c.last_message_at < cutoff)
+    ids = list((await tx.execute(select(_sessions.c.id).where(quiet).limit(limit))).scalars())
+    if not ids:
+        return []
+    result = await tx.execute(
+        update(_sessions)
+        .where(_sessions.c.id.in_(ids), quiet)
+        .values(
+            status=TRANSITIONS[SessionAction.TIME_OUT].target.value,
+            closed_at=now,
+            updated_at=now,
+            close_reason="timeout",
+        )
+        .returning(_sessions.c.id)
     )
+    return list(result.scalars())
+
+
+# --- one message's writes ------------------------------------------------------------------------
 
 
 def message_row(
@@ -508,6 +403,8 @@ async def record_message(
     conn: AsyncConnection,
     session: OpenSession,
     *,
+    status: str,
+    low_confidence_streak: int,
     now: datetime,
     messages: list[dict[str, Any]],
     audit_row: dict[str, Any],
@@ -517,11 +414,14 @@ async def record_message(
     """Write one processed message: its ``cs_messages`` rows (inbound, bot reply), its audit row,
     its dedup record, its v1 signature's claim (a plain insert: a claim by another path committed
     meanwhile is a unique violation, which the caller turns into 403 ``CS_AUTH_4035``) and the
-    session's new state (last message ``now``).
+    session's new state: ``status`` (where the message's plan moved it, checked against
+    :mod:`.states`), the low-confidence streak and the last message ``now``.
 
     PostgreSQL: one statement (the inserts as data-modifying CTEs of the session ``UPDATE``), one
     round trip. SQLite, which has no data-modifying CTEs: the same inserts one after the other.
     """
+    session.status = status
+    session.low_confidence_streak = low_confidence_streak
     session.last_message_at = now
     params = {
         "session_id": session.id,

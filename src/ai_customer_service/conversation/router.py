@@ -1,4 +1,5 @@
-"""``/sessions/{id}``: read a conversation, close it, hand it to a human, and take CSAT feedback."""
+"""``/sessions/{id}``: read a conversation and take CSAT feedback (closing it and handing it to a
+human depend on its tickets: the ``sessions`` router in ``ticket/router.py``)."""
 
 from __future__ import annotations
 
@@ -11,18 +12,11 @@ from ai_customer_service.auth.deps import Actor, require_roles
 from ai_customer_service.auth.models import Role
 from ai_customer_service.context import AppContext
 from ai_customer_service.conversation import queries, service
-from ai_customer_service.conversation.schemas import (
-    FeedbackOut,
-    HandoffOut,
-    HandoffRequest,
-    MessagePage,
-    SessionOut,
-)
+from ai_customer_service.conversation.schemas import FeedbackOut, MessagePage, SessionOut
 from ai_customer_service.errors import BadRequest
 from ai_customer_service.http.deps import app_context, request_id
 from ai_customer_service.http.openapi import raw_json_body
 from ai_customer_service.pagination import PageNumber
-from ai_customer_service.ticket.states import Priority
 from ai_customer_service.values import unstorable_reason
 from ai_customer_service.webhook.signature import verify_request
 
@@ -34,10 +28,7 @@ staff = require_roles(Role.AGENT, Role.SUPERVISOR, Role.ADMIN)
 async def get_session(
     session_id: str, ctx: AppContext = Depends(app_context), actor: Actor = Depends(staff)
 ) -> SessionOut:
-    async with ctx.db.sessionmaker() as tx:
-        return SessionOut.model_validate(
-            await queries.session_detail(tx, service.parse_session_id(session_id))
-        )
+    return SessionOut.model_validate(await queries.read_session(ctx.db, service.parse_session_id(session_id)))
 
 
 @router.get("/{session_id}/messages", response_model=MessagePage)
@@ -48,45 +39,10 @@ async def get_messages(
     ctx: AppContext = Depends(app_context),
     actor: Actor = Depends(staff),
 ) -> MessagePage:
-    async with ctx.db.sessionmaker() as tx:
-        result = await queries.list_messages(
-            tx, service.parse_session_id(session_id), page=page, page_size=page_size
-        )
+    result = await queries.read_messages(
+        ctx.db, service.parse_session_id(session_id), page=page, page_size=page_size
+    )
     return MessagePage.model_validate(result)
-
-
-@router.post("/{session_id}/close", response_model=SessionOut)
-async def close_session(
-    session_id: str,
-    ctx: AppContext = Depends(app_context),
-    actor: Actor = Depends(staff),
-    rid: str = Depends(request_id),
-) -> SessionOut:
-    closed = await service.close(
-        ctx.db, service.parse_session_id(session_id), actor_id=str(actor.id), request_id=rid
-    )
-    return SessionOut.model_validate(closed)
-
-
-@router.post("/{session_id}/handoff", response_model=HandoffOut)
-async def handoff_session(
-    session_id: str,
-    body: HandoffRequest | None = None,
-    ctx: AppContext = Depends(app_context),
-    actor: Actor = Depends(staff),
-    rid: str = Depends(request_id),
-) -> HandoffOut:
-    result = await service.handoff(
-        ctx.db,
-        service.parse_session_id(session_id),
-        reason=body.reason if body else "",  # no body: the reason is missing (CS_REQ_4010)
-        priority=body.priority if body else Priority.P2,
-        actor_id=str(actor.id),
-        request_id=rid,
-        events=ctx.events,
-    )
-    ctx.metrics.handoffs.labels("manual").inc()
-    return HandoffOut.model_validate(result)
 
 
 _FEEDBACK_BODY = raw_json_body(
@@ -124,7 +80,7 @@ async def session_feedback(
     target = service.parse_session_id(session_id)
     score, comment = _parse_feedback(raw)
     stored = await service.feedback(
-        ctx.db, target, score=score, comment=comment, request_id=rid, rated_at=rated_at, signature=binding
+        ctx.store, target, score=score, comment=comment, request_id=rid, rated_at=rated_at, signature=binding
     )
     return FeedbackOut.model_validate(stored)
 

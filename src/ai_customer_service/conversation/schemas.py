@@ -7,13 +7,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from ai_customer_service.pagination import Page
-from ai_customer_service.ticket.states import Priority
-from ai_customer_service.wire import RequestModel, Timestamp
-
-
-class HandoffRequest(RequestModel):
-    reason: str = Field(default="", max_length=500)
-    priority: Priority = Priority.P2
+from ai_customer_service.wire import Timestamp
 
 
 class SessionOut(BaseModel):
@@ -53,11 +47,6 @@ class SessionMessageOut(BaseModel):
 
 class MessagePage(Page[SessionMessageOut]):
     """One page of a conversation's messages, oldest first."""
-
-
-class HandoffOut(BaseModel):
-    session: SessionOut
-    ticket_id: str
 
 
 class FeedbackOut(BaseModel):

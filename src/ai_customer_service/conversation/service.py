@@ -1,6 +1,7 @@
-"""Use cases on conversations: close, CSAT feedback, manual handoff, and the inactivity sweep.
+"""Use cases on conversations: CSAT feedback, the inactivity sweep and the dedup retention.
 
-Each function is one transaction: the change, its audit row, commit.
+Each function is one transaction: the change, its audit row, commit. Closing a conversation and
+handing it to a human involve its tickets: they are ticket use cases (``ticket.service``).
 """
 
 from __future__ import annotations
@@ -9,23 +10,19 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ai_customer_service.audit import repository as audit
-from ai_customer_service.conversation import queries
-from ai_customer_service.conversation.models import Feedback, MessageDedup, Session
-from ai_customer_service.conversation.repository import close_session as mark_closed
+from ai_customer_service.conversation import repository
+from ai_customer_service.conversation.models import Feedback, MessageDedup
 from ai_customer_service.conversation.states import SessionStatus
 from ai_customer_service.db.batches import delete_in_batches
 from ai_customer_service.db.engine import Database
 from ai_customer_service.db.locking import for_update
-from ai_customer_service.errors import BadRequest, Conflict, NotFound
-from ai_customer_service.outbox.publisher import EventPublisher
+from ai_customer_service.errors import BadRequest
 from ai_customer_service.security import replay
 from ai_customer_service.security.replay import SignatureBinding
-from ai_customer_service.ticket import repository as tickets
-from ai_customer_service.ticket.states import Priority
+from ai_customer_service.uow import Store
 from ai_customer_service.values import require_uuid
 
 _SWEEP_BATCH = 500
@@ -36,40 +33,8 @@ def parse_session_id(raw: str) -> uuid.UUID:
     return require_uuid(raw, "session", "CS_SES_4001")
 
 
-async def _locked(tx: AsyncSession, session_id: uuid.UUID) -> Session:
-    stmt = select(Session).where(Session.id == session_id).with_for_update()
-    session = (await tx.execute(stmt)).scalar_one_or_none()
-    if session is None:
-        raise NotFound("session not found", "CS_SES_4001")
-    return session
-
-
-async def close(
-    db: Database, session_id: uuid.UUID, *, actor_id: str, request_id: str | None
-) -> dict[str, Any]:
-    async with db.transaction() as tx:
-        session = await _locked(tx, session_id)
-        if session.status == SessionStatus.CLOSED.value:
-            raise Conflict("session is already closed", "CS_SES_4091")
-        if await tickets.active_for_session(tx, session.id) is not None:
-            raise Conflict("session has an open ticket; resolve or close the ticket first", "CS_SES_4092")
-        before = mark_closed(session, now=datetime.now(UTC), reason="closed_by_agent")
-        audit.record(
-            tx,
-            object_type="session",
-            object_id=session.id,
-            action="close",
-            actor_type="principal",
-            actor_id=actor_id,
-            before_state=before,
-            after_state=session.status,
-            request_id=request_id,
-        )
-        return queries.session_view(session, None)
-
-
 async def feedback(
-    db: Database,
+    store: Store,
     session_id: uuid.UUID,
     *,
     score: int,
@@ -86,10 +51,11 @@ async def feedback(
     if not 1 <= score <= 5:  # the router checks too; the service never trusts its caller
         raise BadRequest("feedback score must be between 1 and 5", "CS_REQ_4009")
     rated_at = rated_at or datetime.now(UTC)
-    async with db.transaction() as tx:
+    async with store.begin() as uow:
+        tx = uow.tx
         if signature is not None:
             await replay.claim(tx, signature)  # the same signed rating for another session: 403
-        session = await _locked(tx, session_id)  # serialises ratings of one session
+        session = await repository.lock_session(tx, session_id)  # serialises ratings of one session
         row = (
             await tx.execute(select(Feedback).where(Feedback.session_id == session.id))
         ).scalar_one_or_none()
@@ -103,8 +69,7 @@ async def feedback(
             return _feedback_view(row)
         else:
             row.score, row.comment, row.created_at = score, comment, rated_at
-        audit.record(
-            tx,
+        uow.audit(
             object_type="session",
             object_id=session.id,
             action="feedback",
@@ -121,92 +86,19 @@ def _feedback_view(row: Feedback) -> dict[str, Any]:
     return {"id": str(row.id), "session_id": str(row.session_id), "score": row.score, "comment": row.comment}
 
 
-async def handoff(
-    db: Database,
-    session_id: uuid.UUID,
-    *,
-    reason: str,
-    priority: Priority,
-    actor_id: str,
-    request_id: str | None,
-    events: EventPublisher | None = None,
-) -> dict[str, Any]:
-    reason = reason.strip()
-    if not reason:
-        raise BadRequest("handoff reason is required", "CS_REQ_4010")
-    async with db.transaction() as tx:
-        session = await _locked(tx, session_id)
-        if session.status == SessionStatus.CLOSED.value:
-            raise Conflict("session is closed", "CS_SES_4091")
-        existing = await tickets.active_for_session(tx, session.id)
-        if existing is not None:
-            raise Conflict("session already has an open ticket", "CS_SES_4093")
-        ticket = await tickets.create_for_handoff(
-            tx,
-            session_id=session.id,
-            channel=session.channel,
-            open_id=session.open_id,
-            reason=reason[:64],
-            priority=priority,
-            subject=reason[:200],
-            context={"manual": True, "requested_by": actor_id},
-        )
-        before = session.status
-        session.status = SessionStatus.HANDOFF.value
-        session.updated_at = datetime.now(UTC)
-        audit.record(
-            tx,
-            object_type="session",
-            object_id=session.id,
-            action="handoff",
-            actor_type="principal",
-            actor_id=actor_id,
-            before_state=before,
-            after_state=session.status,
-            request_id=request_id,
-            details={"ticket_id": str(ticket.id), "reason": reason, "priority": priority.value},
-        )
-        if events is not None:
-            events.publish_handoff(tx, session, ticket, manual=True)
-        return {"session": queries.session_view(session, ticket), "ticket_id": str(ticket.id)}
-
-
-async def sweep_idle(db: Database, *, idle_seconds: int, now: datetime | None = None) -> int:
-    """Close sessions quiet for longer than ``idle_seconds`` (not those waiting for a human).
+async def sweep_idle(store: Store, *, idle_seconds: int, now: datetime | None = None) -> int:
+    """Close sessions the bot owns that have been quiet for longer than ``idle_seconds`` (not those
+    waiting for a human), one batch, one audit row each.
 
     One conditional UPDATE per batch, so several processes may sweep at once without conflict.
     """
     now = now or datetime.now(UTC)
-    cutoff = now - timedelta(seconds=idle_seconds)
-    sweepable = [
-        SessionStatus.IDLE.value,
-        SessionStatus.PROCESSING.value,
-        SessionStatus.WAITING_FEEDBACK.value,
-    ]
-    async with db.transaction() as tx:
-        ids = (
-            (
-                await tx.execute(
-                    select(Session.id)
-                    .where(Session.status.in_(sweepable), Session.last_message_at < cutoff)
-                    .limit(_SWEEP_BATCH)
-                )
-            )
-            .scalars()
-            .all()
+    async with store.begin() as uow:
+        closed = await repository.close_idle(
+            uow.tx, cutoff=now - timedelta(seconds=idle_seconds), now=now, limit=_SWEEP_BATCH
         )
-        if not ids:
-            return 0
-        result = await tx.execute(
-            update(Session)
-            .where(Session.id.in_(ids), Session.status.in_(sweepable), Session.last_message_at < cutoff)
-            .values(status=SessionStatus.CLOSED.value, closed_at=now, updated_at=now, close_reason="timeout")
-            .returning(Session.id)
-        )
-        closed = result.scalars().all()
         for sid in closed:
-            audit.record(
-                tx,
+            uow.audit(
                 object_type="session",
                 object_id=sid,
                 action="close",

@@ -137,8 +137,9 @@ def _sqlite_events(engine: AsyncEngine, busy_ms: int) -> None:
 class Database:
     """Owns the engine; hands out units of work (one transaction each) and read sessions.
 
-    ``transaction()`` is the only way to write. ``sessionmaker()`` gives a session for plain reads
-    (on SQLite it does not take the write lock).
+    ``transaction()`` is the only way to write (services reach it through ``uow.Store``, which adds
+    the audit writer and the event publisher). ``reader()`` gives a session for plain reads (on
+    SQLite it does not take the write lock).
     """
 
     def __init__(self, settings: Settings, engine: AsyncEngine | None = None) -> None:
@@ -152,6 +153,11 @@ class Database:
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
+
+    def reader(self) -> AsyncSession:
+        """A session for plain reads (``async with db.reader() as tx``): on SQLite its transaction
+        is a plain ``BEGIN``, not the writer lock; it never commits anything."""
+        return self.sessionmaker()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:

@@ -1,14 +1,19 @@
-"""Read-side helpers of the knowledge-base API."""
+"""Read-side helpers of the knowledge-base API (the ``read_*`` functions open their own read-only
+session, so routers never open one)."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from sqlalchemy import case, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ai_customer_service.db.engine import Database
 from ai_customer_service.errors import KB_NOT_FOUND, NotFound
+from ai_customer_service.knowledge import service
 from ai_customer_service.knowledge.models import KBEntry
+from ai_customer_service.pagination import Page
 from ai_customer_service.values import parse_uuid, unstorable_reason
 
 KEY_MAX_LENGTH = 128
@@ -37,3 +42,23 @@ async def entry_id_for(tx: AsyncSession, ref: str) -> uuid.UUID:
     if found is None:
         raise not_found()
     return found
+
+
+async def find_entry_id(db: Database, ref: str) -> uuid.UUID:
+    """:func:`entry_id_for` on a read-only session of its own (for callers outside a transaction)."""
+    async with db.reader() as tx:
+        return await entry_id_for(tx, ref)
+
+
+async def read_entries(
+    db: Database, *, status: str | None, query: str | None, page: int, page_size: int
+) -> Page[dict[str, Any]]:
+    """A page of entries, on a read-only session."""
+    async with db.reader() as tx:
+        return await service.list_entries(tx, status=status, query=query, page=page, page_size=page_size)
+
+
+async def read_entry(db: Database, ref: str) -> dict[str, Any]:
+    """One entry by id or key, on a read-only session; unknown or malformed → 404 ``CS_KB_4001``."""
+    async with db.reader() as tx:
+        return await service.get_entry(tx, await entry_id_for(tx, ref))

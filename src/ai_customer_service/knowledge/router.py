@@ -38,8 +38,7 @@ EntryRef = Annotated[
 
 
 async def _entry_id(ctx: AppContext, ref: str) -> uuid.UUID:
-    async with ctx.db.sessionmaker() as tx:
-        return await queries.entry_id_for(tx, ref)
+    return await queries.find_entry_id(ctx.db, ref)
 
 
 def _check_storable(records: list[KBDoc]) -> None:
@@ -73,10 +72,9 @@ async def list_entries(
     ctx: AppContext = Depends(app_context),
     actor: Actor = Depends(staff),
 ) -> EntryList:
-    async with ctx.db.sessionmaker() as tx:
-        result = await service.list_entries(
-            tx, status=status.value if status else None, query=q, page=page, page_size=page_size
-        )
+    result = await queries.read_entries(
+        ctx.db, status=status.value if status else None, query=q, page=page, page_size=page_size
+    )
     return EntryList.model_validate(result.model_dump())
 
 
@@ -136,8 +134,7 @@ async def get_entry(
     id_or_key: EntryRef, ctx: AppContext = Depends(app_context), actor: Actor = Depends(staff)
 ) -> EntryOut:
     """One entry, by id or by key; unknown or malformed → 404 ``CS_KB_4001``."""
-    async with ctx.db.sessionmaker() as tx:
-        return EntryOut.model_validate(await service.get_entry(tx, await queries.entry_id_for(tx, id_or_key)))
+    return EntryOut.model_validate(await queries.read_entry(ctx.db, id_or_key))
 
 
 @router.put("/{id_or_key}", response_model=EntryOut)

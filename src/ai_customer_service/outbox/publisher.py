@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ai_customer_service.config import Settings
 from ai_customer_service.live import publish_live
 from ai_customer_service.outbox.events import EventType, destinations_for, emit
-from ai_customer_service.ticket.models import Ticket
 
 
 class SessionRef(Protocol):
@@ -24,6 +23,36 @@ class SessionRef(Protocol):
 
     @property
     def platform(self) -> str | None: ...
+
+
+class TicketRef(Protocol):
+    """What the handoff events carry of the ticket just opened (a ``Ticket`` or a planned one)."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+    @property
+    def reason(self) -> str: ...
+
+    @property
+    def priority(self) -> str: ...
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def subject(self) -> str: ...
+
+
+def handoff_events(ticket: TicketRef, *, manual: bool = False) -> list[tuple[EventType, dict[str, Any]]]:
+    """``handoff.triggered`` then ``ticket.created``, for a ticket just opened (pure)."""
+    handoff: dict[str, Any] = {"reason": ticket.reason, "priority": ticket.priority}
+    if manual:
+        handoff["manual"] = True
+    return [
+        (EventType.HANDOFF_TRIGGERED, handoff),
+        (EventType.TICKET_CREATED, {**handoff, "status": ticket.status, "subject": ticket.subject}),
+    ]
 
 
 class EventPublisher:
@@ -64,17 +93,11 @@ class EventPublisher:
         self,
         tx: AsyncSession,
         session: SessionRef,
-        ticket: Ticket,
+        ticket: TicketRef,
         *,
         source_message_id: str | None = None,
         manual: bool = False,
     ) -> None:
         """``handoff.triggered`` then ``ticket.created``, for a ticket just opened for ``session``."""
-        handoff: dict[str, Any] = {"reason": ticket.reason, "priority": ticket.priority}
-        if manual:
-            handoff["manual"] = True
-        for type, data in (
-            (EventType.HANDOFF_TRIGGERED, handoff),
-            (EventType.TICKET_CREATED, {**handoff, "status": ticket.status, "subject": ticket.subject}),
-        ):
+        for type, data in handoff_events(ticket, manual=manual):
             self.publish(tx, session, type, data, ticket_id=ticket.id, source_message_id=source_message_id)

@@ -63,14 +63,14 @@ def attempt_view(attempt: OutboxAttempt) -> dict[str, Any]:
 
 
 async def list_events(db: Database, flt: EventFilter, *, page: int, page_size: int) -> Page[dict[str, Any]]:
-    async with db.transaction() as tx:
+    async with db.reader() as tx:
         rows, total = await repository.list_events(tx, flt, offset=offset(page, page_size), limit=page_size)
         items = [event_view(r) for r in rows]
         return Page[dict[str, Any]](items=items, total=total, page=page, page_size=page_size)
 
 
 async def get_event(db: Database, event_id: uuid.UUID) -> dict[str, Any]:
-    async with db.transaction() as tx:
+    async with db.reader() as tx:
         event = await repository.get(tx, event_id)
         if event is None:
             raise NotFound("outbox event not found", EVENT_NOT_FOUND)

@@ -215,7 +215,7 @@ class OutboxWorker:
     async def refresh_metrics(self) -> None:
         if self.metrics is None:
             return
-        async with self.db.transaction() as tx:
+        async with self.db.reader() as tx:
             depth = await repository.depth(tx)
         self.metrics.outbox_pending.set(depth.pending)
         self.metrics.outbox_dead.set(depth.dead)
@@ -234,7 +234,7 @@ class OutboxWorker:
             return self.unknown_destinations
         self._unknown_checked = started
         known = known_destinations(self.settings)
-        async with self.db.transaction() as tx:
+        async with self.db.reader() as tx:
             unknown = await repository.pending_elsewhere(tx, known)
         if self.metrics is not None:
             for gone in set(self.unknown_destinations) - set(unknown):

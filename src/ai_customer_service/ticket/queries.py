@@ -139,7 +139,7 @@ async def ticket_stats(
     ticket creation), and CSAT over tickets (and feedback) created in the range."""
     conds = _conditions(TicketFilter(created_from=created_from, created_to=created_to), _EVERYONE)
     out: dict[str, Any] = {}
-    async with db.transaction() as tx:
+    async with db.reader() as tx:
 
         async def grouped(column: Any) -> dict[str, int]:
             rows = await tx.execute(select(column, func.count()).where(*conds).group_by(column))

@@ -30,11 +30,12 @@ async def create_for_handoff(
     priority: Priority,
     subject: str,
     context: dict[str, Any],
+    ticket_id: uuid.UUID | None = None,
 ) -> Ticket:
     """Insert an ``open`` ticket. Its creation is audited by the caller's ``message_processed`` or
     ``handoff`` row (ticket audit rows are one per *transition*, as the runbook's chain expects)."""
     ticket = Ticket(
-        id=uuid.uuid4(),
+        id=ticket_id or uuid.uuid4(),
         session_id=session_id,
         channel=channel,
         open_id=open_id,

@@ -15,13 +15,17 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from ai_customer_service.auth.deps import Actor, require_roles
 from ai_customer_service.auth.models import Role
 from ai_customer_service.context import AppContext
+from ai_customer_service.conversation.schemas import SessionOut
+from ai_customer_service.conversation.service import parse_session_id
 from ai_customer_service.errors import REQ_INVALID, BadRequest
-from ai_customer_service.http.deps import app_context, request_id_of
+from ai_customer_service.http.deps import app_context, request_id, request_id_of
 from ai_customer_service.pagination import PageNumber
 from ai_customer_service.ticket import queries, service
 from ai_customer_service.ticket.models import Ticket
 from ai_customer_service.ticket.schemas import (
     AssignBody,
+    HandoffOut,
+    HandoffRequest,
     MessageOut,
     NoteBody,
     NoteOut,
@@ -125,11 +129,10 @@ async def _transition(
     action: Action, ticket_id: str, request: Request, actor: Actor, ctx: AppContext, **params: Any
 ) -> TicketOut:
     ticket = await _CHANGES[action](
-        ctx.db,
+        ctx.store,
         service.parse_ticket_id(ticket_id),
         actor=actor,
         request_id=request_id_of(request),
-        events=ctx.events,
         **params,
     )
     ctx.metrics.ticket_transitions.labels(action.value).inc()
@@ -214,12 +217,11 @@ async def reply(
     ctx: AppContext = Depends(app_context),
 ) -> ReplyOut:
     ticket, message = await service.reply(
-        ctx.db,
+        ctx.store,
         service.parse_ticket_id(ticket_id),
         actor=actor,
         content=body.content,
         request_id=request_id_of(request),
-        events=ctx.events,
     )
     return ReplyOut(ticket=TicketOut.of(ticket), message=MessageOut.of(message))
 
@@ -228,5 +230,47 @@ async def reply(
 async def add_note(
     ticket_id: str, body: NoteBody, actor: Actor = Depends(anyone), ctx: AppContext = Depends(app_context)
 ) -> NoteOut:
-    note = await service.add_note(ctx.db, service.parse_ticket_id(ticket_id), actor=actor, body=body.body)
+    note = await service.add_note(ctx.store, service.parse_ticket_id(ticket_id), actor=actor, body=body.body)
     return NoteOut.of(note)
+
+
+# --- /sessions/{id}/close and /sessions/{id}/handoff ------------------------------------------------
+# the conversation changes that depend on its tickets (a session with a ticket that needs a human is
+# not closed; a handoff opens a ticket): ticket use cases, on the ``/sessions`` path; the rest of
+# ``/sessions`` is in conversation/router.py
+
+sessions = APIRouter(prefix="/sessions", tags=["sessions"])
+session_staff = require_roles(Role.AGENT, Role.SUPERVISOR, Role.ADMIN)
+
+
+@sessions.post("/{session_id}/close", response_model=SessionOut)
+async def close_session(
+    session_id: str,
+    ctx: AppContext = Depends(app_context),
+    actor: Actor = Depends(session_staff),
+    rid: str = Depends(request_id),
+) -> SessionOut:
+    closed = await service.close_session(
+        ctx.store, parse_session_id(session_id), actor_id=str(actor.id), request_id=rid
+    )
+    return SessionOut.model_validate(closed)
+
+
+@sessions.post("/{session_id}/handoff", response_model=HandoffOut)
+async def handoff_session(
+    session_id: str,
+    body: HandoffRequest | None = None,
+    ctx: AppContext = Depends(app_context),
+    actor: Actor = Depends(session_staff),
+    rid: str = Depends(request_id),
+) -> HandoffOut:
+    result = await service.hand_off_session(
+        ctx.store,
+        parse_session_id(session_id),
+        reason=body.reason if body else "",  # no body: the reason is missing (CS_REQ_4010)
+        priority=body.priority if body else Priority.P2,
+        actor_id=str(actor.id),
+        request_id=rid,
+    )
+    ctx.metrics.handoffs.labels("manual").inc()
+    return HandoffOut.model_validate(result)

@@ -8,8 +8,10 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field
 
 from ai_customer_service.conversation.models import Message
+from ai_customer_service.conversation.schemas import SessionOut
 from ai_customer_service.pagination import Page
 from ai_customer_service.ticket.models import Ticket, TicketNote
+from ai_customer_service.ticket.states import Priority
 from ai_customer_service.wire import RequestModel, Timestamp
 
 
@@ -121,3 +123,15 @@ class TicketStats(BaseModel):
     time_to_first_agent_reply_seconds: DurationSummary
     time_to_resolution_seconds: DurationSummary
     csat: Csat
+
+
+class HandoffRequest(RequestModel):
+    """``POST /sessions/{id}/handoff``: staff hand a conversation to a human."""
+
+    reason: str = Field(default="", max_length=500)
+    priority: Priority = Priority.P2
+
+
+class HandoffOut(BaseModel):
+    session: SessionOut
+    ticket_id: str

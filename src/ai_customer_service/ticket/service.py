@@ -11,34 +11,36 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, and_, exists, func, select, update
+from sqlalchemy import CursorResult, and_, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ai_customer_service.audit.repository import record
 from ai_customer_service.auth.actor import Actor
 from ai_customer_service.auth.models import Principal, Role
 from ai_customer_service.auth.service import resolve_principal
 from ai_customer_service.config import HandbackOn
+from ai_customer_service.conversation import queries as conversation_queries
+from ai_customer_service.conversation import repository as conversations
 from ai_customer_service.conversation.models import Message, Session
-from ai_customer_service.conversation.states import AuthorType, Direction, SessionStatus
+from ai_customer_service.conversation.states import AuthorType, Direction, SessionAction
+from ai_customer_service.conversation.states import next_status as session_next
 from ai_customer_service.db.base import utcnow
-from ai_customer_service.db.engine import Database
 from ai_customer_service.db.locking import for_update
 from ai_customer_service.errors import BadRequest, Conflict, Forbidden, NotFound
 from ai_customer_service.outbox.events import EventType
-from ai_customer_service.outbox.publisher import EventPublisher
 from ai_customer_service.ticket.models import Ticket, TicketNote
-from ai_customer_service.ticket.repository import active_for_session
+from ai_customer_service.ticket.repository import active_for_session, create_for_handoff
 from ai_customer_service.ticket.states import (
     ACTIVE_STATUSES,
     REPLY_CONFLICT_CODE,
     REPLYABLE_STATUSES,
     TRANSITIONS,
     Action,
+    Priority,
     TicketStatus,
     next_status,
 )
+from ai_customer_service.uow import Store, UnitOfWork
 from ai_customer_service.values import require_uuid
 
 _ACTIVE_VALUES = [s.value for s in ACTIVE_STATUSES]
@@ -85,7 +87,7 @@ def _rowcount(result: Any) -> int:
 
 
 async def _transition(
-    tx: AsyncSession,
+    uow: UnitOfWork,
     ticket: Ticket,
     action: Action,
     *,
@@ -95,10 +97,13 @@ async def _transition(
     values: Mapping[str, Any],
     request_id: str | None = None,
     details: dict[str, Any] | None = None,
-    events: EventPublisher | None = None,
+    announce: bool = True,
 ) -> Ticket:
     """Apply ``action`` if the ticket is still exactly as read; one audit row and its outbound
-    event in the same transaction; 409 otherwise."""
+    event in the same unit of work; 409 otherwise. ``announce=False`` only where the caller
+    publishes the transition's event itself, with its other events (a customer's message reopening
+    a ticket)."""
+    tx = uow.tx
     before = TicketStatus(ticket.status)
     target = next_status(before, action)
     stmt = (
@@ -116,8 +121,7 @@ async def _transition(
         raise Conflict("the session already has an active ticket", code) from exc
     if changed != 1:
         raise Conflict("the ticket was changed concurrently; reload it and try again", code)
-    record(
-        tx,
+    uow.audit(
         object_type="ticket",
         object_id=ticket.id,
         action=action.value,
@@ -130,11 +134,10 @@ async def _transition(
     )
     await tx.refresh(ticket)
     event_type = _EVENTS.get(action)
-    if events is not None and event_type is not None:
+    if announce and event_type is not None:
         session = await tx.get(Session, ticket.session_id)
         if session is not None:
-            events.publish(
-                tx,
+            uow.publish(
                 session,
                 event_type,
                 {
@@ -151,33 +154,10 @@ async def _transition(
 
 
 async def _hand_back(tx: AsyncSession, session_id: uuid.UUID, now: datetime) -> None:
-    """Return the session to the bot, unless another ticket of it still needs a human."""
-    still_active = exists().where(Ticket.session_id == session_id, Ticket.status.in_(_ACTIVE_VALUES))
-    await tx.execute(
-        update(Session)
-        .where(Session.id == session_id, Session.status == SessionStatus.HANDOFF.value, ~still_active)
-        .values(status=SessionStatus.IDLE.value, low_confidence_streak=0, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-
-
-async def _back_to_handoff(tx: AsyncSession, session_id: uuid.UUID, now: datetime) -> None:
-    """A reopened ticket silences the bot again (a closed session stays closed)."""
-    await tx.execute(
-        update(Session)
-        .where(
-            Session.id == session_id,
-            Session.status.in_(
-                [
-                    SessionStatus.IDLE.value,
-                    SessionStatus.PROCESSING.value,
-                    SessionStatus.WAITING_FEEDBACK.value,
-                ]
-            ),
-        )
-        .values(status=SessionStatus.HANDOFF.value, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    """Ask the conversation to go back to the bot, unless another ticket of it still needs a human
+    (the session's row is locked: no ticket of it can become active meanwhile)."""
+    if await active_for_session(tx, session_id) is None:
+        await conversations.hand_back(tx, session_id, now=now)
 
 
 def _require_staff(actor: Actor, what: str) -> None:
@@ -200,13 +180,12 @@ def _require_assignee_or_staff(actor: Actor, ticket: Ticket, what: str) -> None:
 
 
 async def assign(
-    db: Database,
+    store: Store,
     ticket_id: uuid.UUID,
     *,
     actor: Actor,
     agent_id: uuid.UUID | str | None,
     request_id: str | None = None,
-    events: EventPublisher | None = None,
 ) -> Ticket:
     """Assign or reassign (supervisor, admin); an agent may claim an *open* ticket for itself.
 
@@ -214,7 +193,8 @@ async def assign(
     own actor id (``li.lei``), provisioned as an agent on first sight, as the original accepted."""
     if agent_id is None and not actor.is_agent:
         raise BadRequest("ticket_id and agent_id are required", "CS_REQ_4005")
-    async with db.transaction() as tx:
+    async with store.begin() as uow:
+        tx = uow.tx
         if agent_id is None:
             target: uuid.UUID | None = actor.id
         elif isinstance(agent_id, uuid.UUID):
@@ -237,7 +217,7 @@ async def assign(
             raise BadRequest("agent_id is not an active principal", "CS_TICKET_4003")
         now = utcnow()
         return await _transition(
-            tx,
+            uow,
             ticket,
             Action.ASSIGN,
             actor_type=actor.role.value,
@@ -246,29 +226,28 @@ async def assign(
             values={"assignee_id": target, "first_assigned_at": ticket.first_assigned_at or now},
             request_id=request_id,
             details={"assignee_id": str(target), "previous_assignee_id": _str(ticket.assignee_id)},
-            events=events,
         )
 
 
 async def resolve(
-    db: Database,
+    store: Store,
     ticket_id: uuid.UUID,
     *,
     actor: Actor,
     resolution: str | None,
     request_id: str | None = None,
-    events: EventPublisher | None = None,
     handback_on: HandbackOn = HandbackOn.CLOSE,
 ) -> Ticket:
     text = (resolution or "").strip()
     if not text:
         raise BadRequest("resolution is required", "CS_REQ_4006")
-    async with db.transaction() as tx:
+    async with store.begin() as uow:
+        tx = uow.tx
         ticket = await _load_for_change(tx, ticket_id)
         _require_assignee_or_staff(actor, ticket, "resolve")
         now = utcnow()
         await _transition(
-            tx,
+            uow,
             ticket,
             Action.RESOLVE,
             actor_type=actor.role.value,
@@ -276,7 +255,6 @@ async def resolve(
             now=now,
             values={"resolution": text, "resolved_at": now},
             request_id=request_id,
-            events=events,
         )
         if handback_on == HandbackOn.RESOLVE:
             await _hand_back(tx, ticket.session_id, now)
@@ -284,19 +262,19 @@ async def resolve(
 
 
 async def close(
-    db: Database,
+    store: Store,
     ticket_id: uuid.UUID,
     *,
     actor: Actor,
     resolution: str | None = None,
     request_id: str | None = None,
-    events: EventPublisher | None = None,
 ) -> Ticket:
     """Close a resolved ticket (supervisor, admin); the session goes back to the bot."""
     _require_staff(actor, "close")
     if resolution is not None and not resolution.strip():
         raise BadRequest("resolution must not be empty", "CS_REQ_4007")
-    async with db.transaction() as tx:
+    async with store.begin() as uow:
+        tx = uow.tx
         ticket = await _load_for_change(tx, ticket_id)
         next_status(TicketStatus(ticket.status), Action.CLOSE)
         final = resolution.strip() if resolution else ticket.resolution
@@ -304,7 +282,7 @@ async def close(
             raise BadRequest("resolution is required to close this ticket", "CS_REQ_4007")
         now = utcnow()
         await _transition(
-            tx,
+            uow,
             ticket,
             Action.CLOSE,
             actor_type=actor.role.value,
@@ -312,7 +290,6 @@ async def close(
             now=now,
             values={"resolution": final, "closed_at": now},
             request_id=request_id,
-            events=events,
         )
         await _hand_back(tx, ticket.session_id, now)
         return ticket
@@ -324,22 +301,22 @@ def _reopen_values() -> dict[str, Any]:
 
 
 async def reopen(
-    db: Database,
+    store: Store,
     ticket_id: uuid.UUID,
     *,
     actor: Actor,
     request_id: str | None = None,
-    events: EventPublisher | None = None,
 ) -> Ticket:
     _require_staff(actor, "reopen")
-    async with db.transaction() as tx:
+    async with store.begin() as uow:
+        tx = uow.tx
         ticket = await _load_for_change(tx, ticket_id)
         next_status(TicketStatus(ticket.status), Action.REOPEN)
         if await active_for_session(tx, ticket.session_id) is not None:
             raise Conflict("the session already has an active ticket", "CS_TICKET_4094")
         now = utcnow()
         await _transition(
-            tx,
+            uow,
             ticket,
             Action.REOPEN,
             actor_type=actor.role.value,
@@ -348,74 +325,136 @@ async def reopen(
             values=_reopen_values(),
             request_id=request_id,
             details={"previous_assignee_id": _str(ticket.assignee_id)},
-            events=events,
         )
-        await _back_to_handoff(tx, ticket.session_id, now)
+        await conversations.return_to_handoff(tx, ticket.session_id, now=now)
         return ticket
 
 
-async def reopen_on_customer_message(
-    tx: AsyncSession, session_id: uuid.UUID, window_seconds: int
+async def reopen_for_customer(
+    uow: UnitOfWork, ticket_id: uuid.UUID, *, open_id: str, now: datetime
 ) -> Ticket | None:
-    """Inside the caller's transaction: reopen the session's ticket resolved within the last
-    ``window_seconds`` (``AI_CS_TICKET_REOPEN_WINDOW_SECONDS``) because the customer wrote again.
+    """Inside the caller's transaction, which holds the session's lock: reopen the ticket a customer's
+    message reopens (resolved within ``AI_CS_TICKET_REOPEN_WINDOW_SECONDS``; the caller found it).
 
-    Returns the reopened ticket (now ``open``, unassigned, session back in ``handoff``, one audit row
-    with actor_type ``customer``), or ``None`` when there is nothing to reopen: no such ticket, window
-    0, the session already has an active ticket, or a concurrent change won the race.
+    Returns the reopened ticket (now ``open``, unassigned, one audit row with actor_type
+    ``customer``), or ``None`` when a concurrent change won the race. The caller moves the session
+    back to ``handoff`` and publishes ``ticket.reopened`` with the message's other events.
     """
-    if window_seconds <= 0 or await active_for_session(tx, session_id) is not None:
-        return None
-    now = utcnow()
-    stmt = (
-        select(Ticket)
-        .where(
-            Ticket.session_id == session_id,
-            Ticket.status == TicketStatus.RESOLVED.value,
-            Ticket.resolved_at >= now - timedelta(seconds=window_seconds),
-        )
-        .order_by(Ticket.resolved_at.desc())
-        .limit(1)
-    )
-    ticket = (await tx.execute(stmt)).scalar_one_or_none()
+    ticket = await uow.tx.get(Ticket, ticket_id)
     if ticket is None:
         return None
-    session = await tx.get(Session, session_id)
     try:
         await _transition(
-            tx,
+            uow,
             ticket,
             Action.REOPEN,
             actor_type="customer",
-            actor_id=session.open_id[:64] if session else None,
+            actor_id=open_id[:64],
             now=now,
             values=_reopen_values(),
             details={"reason": "customer_message", "previous_assignee_id": _str(ticket.assignee_id)},
+            announce=False,
         )
     except Conflict:
         return None
-    await _back_to_handoff(tx, session_id, now)
     return ticket
+
+
+# --- the conversation's side of a ticket ------------------------------------------------------------
+
+
+async def hand_off_session(
+    store: Store,
+    session_id: uuid.UUID,
+    *,
+    reason: str,
+    priority: Priority,
+    actor_id: str,
+    request_id: str | None,
+) -> dict[str, Any]:
+    """Staff hand a conversation to a human: open a ticket for it, the session goes to ``handoff``."""
+    reason = reason.strip()
+    if not reason:
+        raise BadRequest("handoff reason is required", "CS_REQ_4010")
+    async with store.begin() as uow:
+        tx = uow.tx
+        session = await conversations.lock_session(tx, session_id)
+        session_next(session.status, SessionAction.HAND_OFF)  # 409 when closed, before anything else
+        if await active_for_session(tx, session.id) is not None:
+            raise Conflict("session already has an open ticket", "CS_SES_4093")
+        ticket = await create_for_handoff(
+            tx,
+            session_id=session.id,
+            channel=session.channel,
+            open_id=session.open_id,
+            reason=reason[:64],
+            priority=priority,
+            subject=reason[:200],
+            context={"manual": True, "requested_by": actor_id},
+        )
+        before = conversations.hand_off(session, now=utcnow())
+        details = {"ticket_id": str(ticket.id), "reason": reason, "priority": priority.value}
+        _audit_staff_change(uow, session, "handoff", before, actor_id, request_id, details)
+        uow.publish_handoff(session, ticket, manual=True)
+        return {"session": conversation_queries.session_view(session, ticket.id), "ticket_id": str(ticket.id)}
+
+
+def _audit_staff_change(
+    uow: UnitOfWork,
+    session: Session,
+    action: str,
+    before: str,
+    actor_id: str,
+    request_id: str | None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """The audit row of a session's status changed by staff."""
+    uow.audit(
+        object_type="session",
+        object_id=session.id,
+        action=action,
+        actor_type="principal",
+        actor_id=actor_id,
+        before_state=before,
+        after_state=session.status,
+        request_id=request_id,
+        details=details,
+    )
+
+
+async def close_session(
+    store: Store, session_id: uuid.UUID, *, actor_id: str, request_id: str | None
+) -> dict[str, Any]:
+    """Staff close a conversation; not while a ticket of it still needs a human (409 ``CS_SES_4092``)."""
+    async with store.begin() as uow:
+        tx = uow.tx
+        session = await conversations.lock_session(tx, session_id)
+        session_next(session.status, SessionAction.CLOSE)  # 409 when closed already
+        if await active_for_session(tx, session.id) is not None:
+            raise Conflict("session has an open ticket; resolve or close the ticket first", "CS_SES_4092")
+        before = conversations.close_session(session, now=utcnow(), reason="closed_by_agent")
+        _audit_staff_change(uow, session, "close", before, actor_id, request_id)
+        return conversation_queries.session_view(session, None)
 
 
 # --- conversation with the customer ---------------------------------------------------------------
 
 
 async def reply(
-    db: Database,
+    store: Store,
     ticket_id: uuid.UUID,
     *,
     actor: Actor,
     content: str,
     request_id: str | None = None,
-    events: EventPublisher | None = None,
 ) -> tuple[Ticket, Message]:
     """Store an agent message to the customer (outbound, author agent). The first reply on an assigned
     ticket starts it (assigned → processing, with its audit row)."""
     text = content.strip()
     if not text:
         raise BadRequest("content is required", "CS_REQ_4001")
-    async with db.transaction() as tx:
+    async with store.begin() as uow:
+        tx = uow.tx
         ticket = await _load_for_change(tx, ticket_id)
         _require_assignee_or_staff(actor, ticket, "reply to")
         now = utcnow()
@@ -426,7 +465,7 @@ async def reply(
             if status is TicketStatus.ASSIGNED:
                 try:
                     await _transition(
-                        tx,
+                        uow,
                         ticket,
                         Action.START,
                         actor_type=actor.role.value,
@@ -464,19 +503,13 @@ async def reply(
             created_at=now,
         )
         tx.add(message)
-        await tx.execute(
-            update(Session)
-            .where(Session.id == ticket.session_id)
-            .values(last_message_at=now, updated_at=now)
-            .execution_options(synchronize_session=False)
-        )
+        await conversations.touch(tx, ticket.session_id, now=now)
         # delivery to the customer goes through the outbox (``agent.replied``) to the session's
         # platform or channel callback; the message stays ``sent_at`` NULL in our records
         await tx.flush()
         session = await tx.get(Session, ticket.session_id)
-        if events is not None and session is not None:
-            events.publish(
-                tx,
+        if session is not None:
+            uow.publish(
                 session,
                 EventType.AGENT_REPLIED,
                 {"message_id": message.id, "content": text, "agent_id": actor.id, "agent_name": actor.name},
@@ -486,12 +519,13 @@ async def reply(
         return ticket, message
 
 
-async def add_note(db: Database, ticket_id: uuid.UUID, *, actor: Actor, body: str) -> TicketNote:
+async def add_note(store: Store, ticket_id: uuid.UUID, *, actor: Actor, body: str) -> TicketNote:
     """A private note for the back office; never part of the customer conversation."""
     text = body.strip()
     if not text:
         raise BadRequest("note body is required", "CS_REQ_4001")
-    async with db.transaction() as tx:
+    async with store.begin() as uow:
+        tx = uow.tx
         ticket = await _load(tx, ticket_id)
         require_visible(actor, ticket)
         note = TicketNote(id=uuid.uuid4(), ticket_id=ticket.id, author_id=actor.principal_id, body=text)
@@ -503,7 +537,7 @@ async def add_note(db: Database, ticket_id: uuid.UUID, *, actor: Actor, body: st
 # --- auto-assignment ------------------------------------------------------------------------------
 
 
-async def auto_assign_pending(db: Database, events: EventPublisher | None = None) -> int:
+async def auto_assign_pending(store: Store) -> int:
     """Give open, unassigned tickets (priority, then oldest first) to available agents, each time to
     the one with the fewest active tickets below its capacity. Returns how many were assigned.
 
@@ -512,7 +546,8 @@ async def auto_assign_pending(db: Database, events: EventPublisher | None = None
     claimed with ``FOR UPDATE SKIP LOCKED`` plus the conditional update, so no ticket is assigned
     twice. On SQLite the whole run is one ``BEGIN IMMEDIATE`` transaction.
     """
-    async with db.transaction() as tx:
+    async with store.begin() as uow:
+        tx = uow.tx
         agents_stmt = (
             select(Principal)
             .where(
@@ -523,7 +558,7 @@ async def auto_assign_pending(db: Database, events: EventPublisher | None = None
             )
             .order_by(Principal.id)
         )
-        agents = list((await tx.execute(for_update(agents_stmt, db.dialect))).scalars())
+        agents = list((await tx.execute(for_update(agents_stmt, store.dialect))).scalars())
         if not agents:
             return 0
         load_rows = await tx.execute(
@@ -544,7 +579,8 @@ async def auto_assign_pending(db: Database, events: EventPublisher | None = None
             .order_by(Ticket.priority, Ticket.created_at, Ticket.id)
             .limit(free)
         )
-        tickets = list((await tx.execute(for_update(tickets_stmt, db.dialect, skip_locked=True))).scalars())
+        claimed = for_update(tickets_stmt, store.dialect, skip_locked=True)
+        tickets = list((await tx.execute(claimed)).scalars())
         assigned = 0
         for ticket in tickets:
             candidates = [a for a in agents if load[a.id] < a.capacity]
@@ -554,7 +590,7 @@ async def auto_assign_pending(db: Database, events: EventPublisher | None = None
             now = utcnow()
             try:
                 await _transition(
-                    tx,
+                    uow,
                     ticket,
                     Action.ASSIGN,
                     actor_type="system",
@@ -562,7 +598,6 @@ async def auto_assign_pending(db: Database, events: EventPublisher | None = None
                     now=now,
                     values={"assignee_id": agent.id, "first_assigned_at": ticket.first_assigned_at or now},
                     details={"assignee_id": str(agent.id), "auto": True},
-                    events=events,
                 )
             except Conflict:  # taken by someone else meanwhile
                 continue
@@ -575,9 +610,7 @@ def _str(value: uuid.UUID | None) -> str | None:
     return None if value is None else str(value)
 
 
-async def auto_close_resolved(
-    db: Database, *, quiet_seconds: int, events: EventPublisher | None = None, batch: int = 100
-) -> int:
+async def auto_close_resolved(store: Store, *, quiet_seconds: int, batch: int = 100) -> int:
     """Close tickets resolved more than ``quiet_seconds`` ago (the contract's "automatically after a
     quiet period"), as the system, one audit row each; their sessions go back to the bot.
 
@@ -585,7 +618,7 @@ async def auto_close_resolved(
     may run this at once: a ticket another process closed first is simply skipped.
     """
     cutoff = utcnow() - timedelta(seconds=quiet_seconds)
-    async with db.sessionmaker() as tx:
+    async with store.read() as tx:
         ids = (
             (
                 await tx.execute(
@@ -601,13 +634,14 @@ async def auto_close_resolved(
     closed = 0
     for ticket_id in ids:
         try:
-            async with db.transaction() as tx:
+            async with store.begin() as uow:
+                tx = uow.tx
                 ticket = await _load_for_change(tx, ticket_id)
                 if ticket.status != TicketStatus.RESOLVED.value:
                     continue
                 now = utcnow()
                 await _transition(
-                    tx,
+                    uow,
                     ticket,
                     Action.CLOSE,
                     actor_type="system",
@@ -615,7 +649,6 @@ async def auto_close_resolved(
                     now=now,
                     values={"closed_at": now},
                     details={"reason": "quiet_period", "quiet_seconds": quiet_seconds},
-                    events=events,
                 )
                 await _hand_back(tx, ticket.session_id, now)
                 closed += 1

@@ -1,23 +1,25 @@
 """Ingesting one customer message exactly once, in one transaction (contract §5 "Processing").
 
-Order of work:
+Order of work (docs/architecture.md, "The message path"):
 
-1. outside any transaction, one indexed read without locks (:func:`conversations.pre_read`): the
-   dedup record (a duplicate is answered from it, writing nothing), the path the request's v1
-   signature was first used on (another path: 403 ``CS_AUTH_4035``) and whether a human owns the
-   customer's conversation; then the process-local "known to be over the limit" memo, and the
-   dialog's ``analyze`` step (rules, retrieval, the optional LLM: possibly slow, never under a
-   database lock), skipped while a human owns the conversation;
-2. one transaction, on pre-built Core statements (:mod:`ai_customer_service.conversation.repository`):
-   find-or-create and lock the customer's session (a concurrent duplicate of the same customer waits
-   here for the first), then in one read under that lock the dedup record (a duplicate is answered
-   from it, before any rate limit), the rate-limit count and the ticket state; decide; write the
-   inbound message, the bot reply, the audit row, the dedup record and the session in one statement
-   (PostgreSQL), plus the ticket on handoff and the signature's claim on its path. If the bot owns
-   the conversation after all and the message was not analysed, the transaction is abandoned, the
-   message analysed and the transaction run again. The dedup key's unique index is the last line of
-   defence (a duplicate under another customer's session). Any failure rolls all of it back, so the
-   upstream's retry is processed normally.
+1. outside any transaction, one indexed read without locks on a read-only session
+   (:func:`facts.pre_read`): the dedup record (a duplicate is answered from it, writing nothing), the
+   path the request's v1 signature was first used on (another path: 403 ``CS_AUTH_4035``) and whether
+   a human owns the customer's conversation; then the process-local "known to be over the limit"
+   memo, and the dialog's ``analyze`` step (rules, retrieval, the optional LLM: possibly slow, never
+   under a database lock), skipped while a human owns the conversation;
+2. one unit of work (``uow.Store.begin``), on pre-built Core statements:
+   **load** — find-or-create and lock the customer's session (a concurrent duplicate of the same
+   customer waits here for the first), then in one read under that lock the dedup record, the
+   rate-limit count and the session's tickets (:func:`facts.read_state`);
+   **plan** — :func:`plan.plan_message`, pure: a duplicate (answered from its record, before any rate
+   limit), over the limit, or what to write;
+   **apply** — the reopened or new ticket, the events in order, then the inbound message, the bot
+   reply, the audit row, the dedup record, the signature's claim and the session in one statement
+   (PostgreSQL). If the bot owns the conversation after all and the message was not analysed, the
+   transaction is abandoned, the message analysed and the transaction run again. The dedup key's
+   unique index is the last line of defence (a duplicate under another customer's session). Any
+   failure rolls all of it back, so the upstream's retry is processed normally.
 
 A conversation belongs to its source: the session is found by ``(channel, open_id, source)``.
 """
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,19 +39,29 @@ from ai_customer_service.audit import repository as audit
 from ai_customer_service.config import Settings
 from ai_customer_service.conversation import repository as conversations
 from ai_customer_service.conversation.models import Session
-from ai_customer_service.conversation.states import AuthorType, Direction, SessionStatus
-from ai_customer_service.db.engine import Database
-from ai_customer_service.dialog.engine import Analysis, Decision, DecisionKind, DialogEngine
+from ai_customer_service.conversation.states import SessionStatus
+from ai_customer_service.dialog.engine import Analysis, Decision, DialogEngine
 from ai_customer_service.errors import Conflict, RateLimited
 from ai_customer_service.logs import get_logger
 from ai_customer_service.metrics import Metrics
 from ai_customer_service.outbox.events import EventType, destinations_for
-from ai_customer_service.outbox.publisher import EventPublisher
 from ai_customer_service.security import replay
 from ai_customer_service.security.replay import SignatureBinding
 from ai_customer_service.ticket import repository as tickets
-from ai_customer_service.ticket.service import reopen_on_customer_message
-from ai_customer_service.ticket.states import Priority, TicketStatus
+from ai_customer_service.ticket.service import reopen_for_customer
+from ai_customer_service.ticket.states import Priority
+from ai_customer_service.uow import Store, UnitOfWork
+from ai_customer_service.webhook import facts
+from ai_customer_service.webhook.plan import (
+    EVENT_KEY,
+    OPEN_ID_KEY,
+    Duplicate,
+    MessageFacts,
+    NeedsAnalysis,
+    OverLimit,
+    Plan,
+    plan_message,
+)
 from ai_customer_service.webhook.ratelimit import BlockedCustomers
 from ai_customer_service.webhook.schemas import InboundMessage
 
@@ -65,12 +77,6 @@ class IngestResult:
     response: dict[str, Any]
     duplicate: bool
     event_id: str | None = None  # the ``message.received`` event of a platform's message
-
-
-# kept with the dedup record, never returned: the ``message.received`` event (for platforms) and the
-# customer the message_id belongs to (a retry must come from the same customer)
-_EVENT_KEY = "_event_id"
-_OPEN_ID_KEY = "_open_id"
 
 
 class FaultPoints:
@@ -93,18 +99,16 @@ class IngestService:
     def __init__(
         self,
         *,
-        db: Database,
+        store: Store,
         settings: Settings,
         dialog: DialogEngine,
         metrics: Metrics,
-        events: EventPublisher,
         faults: FaultPoints | None = None,
     ) -> None:
-        self.db = db
+        self.store = store
         self.settings = settings
         self.dialog = dialog
         self.metrics = metrics
-        self.events = events
         self.faults = faults or FaultPoints()
         self.blocked = BlockedCustomers()
 
@@ -141,9 +145,9 @@ class IngestService:
         claim = signature  # the v1 signature to claim for this path, with the message
         for _ in range(3):
             try:
-                async with self.db.transaction() as tx:
+                async with self.store.begin() as uow:
                     return await self._process(
-                        tx, message, analysis, source=source, request_id=request_id, signature=claim
+                        uow, message, analysis, source=source, request_id=request_id, signature=claim
                     )
             except _NeedsAnalysis:
                 # the pre-read said a human owns the conversation, but under the lock the bot does
@@ -170,11 +174,11 @@ class IngestService:
 
     async def _pre_read(
         self, message: InboundMessage, source: str, signature: SignatureBinding | None
-    ) -> conversations.PreRead:
+    ) -> facts.PreRead:
         window = self.settings.ticket_reopen_window_seconds
-        async with self.db.sessionmaker() as tx:
+        async with self.store.read() as tx:
             conn = await tx.connection()
-            return await conversations.pre_read(
+            return await facts.pre_read(
                 conn,
                 source=source,
                 channel=message.channel,
@@ -185,7 +189,7 @@ class IngestService:
             )
 
     async def _session_owner(self, session_id: uuid.UUID) -> str | None:
-        async with self.db.sessionmaker() as tx:
+        async with self.store.read() as tx:
             return await conversations.session_open_id(tx, session_id)
 
     async def _duplicate(
@@ -198,7 +202,7 @@ class IngestService:
         """Answer a duplicate from its stored response. Writes nothing, except the one
         ``message.deduplicated`` event per original message per ``AI_CS_DEDUP_EVENT_WINDOW_SECONDS``
         (when someone is subscribed to the conversation's events)."""
-        owner = stored.get(_OPEN_ID_KEY)
+        owner = stored.get(OPEN_ID_KEY)
         if owner is None and stored.get("session_id"):
             # a record written before owners were stored: the session it answered says whose it is
             owner = await self._session_owner(uuid.UUID(str(stored["session_id"])))
@@ -222,19 +226,18 @@ class IngestService:
             and (notified_at is None or notified_at < cutoff)
             and destinations_for(self.settings, platform=source or None, channel=message.channel)
         ):
-            async with self.db.transaction() as tx:
+            async with self.store.begin() as uow:
                 won = await conversations.mark_notified(
-                    await tx.connection(),
+                    await uow.tx.connection(),
                     source=source,
                     channel=message.channel,
                     message_id=message.dedup_key,
                     now=now,
                     cutoff=cutoff,
                 )
-                session = await tx.get(Session, uuid.UUID(session_id)) if won else None
+                session = await uow.tx.get(Session, uuid.UUID(session_id)) if won else None
                 if session is not None:
-                    self.events.publish(
-                        tx,
+                    uow.publish(
                         session,
                         EventType.MESSAGE_DEDUPLICATED,
                         {
@@ -245,12 +248,12 @@ class IngestService:
                         source_message_id=message.message_id,
                     )
         return IngestResult(
-            response={**response, "duplicate": True}, duplicate=True, event_id=stored.get(_EVENT_KEY)
+            response={**response, "duplicate": True}, duplicate=True, event_id=stored.get(EVENT_KEY)
         )
 
     async def _process(
         self,
-        tx: AsyncSession,
+        uow: UnitOfWork,
         message: InboundMessage,
         analysis: Analysis | None,
         *,
@@ -258,219 +261,137 @@ class IngestService:
         request_id: str,
         signature: SignatureBinding | None,
     ) -> IngestResult:
+        """Load, plan, apply (the caller commits)."""
         now = datetime.now(UTC)
+        tx = uow.tx
         conn = await tx.connection()
-        # The customer's session lock serialises their messages, so a duplicate in flight waits here
-        # for the original and then finds its record; the unique key is the last line of defence.
+        # load: the customer's session, locked (serialising their messages: a duplicate in flight
+        # waits here for the original, then finds its record), then in one read the rest
         session = await self._session(tx, conn, message, now, platform=source or None)
         limit = self.settings.rate_limit_messages
-        window = self.settings.rate_limit_window_seconds
-        state = await conversations.read_state(
+        window = self.settings.ticket_reopen_window_seconds
+        state = await facts.read_state(
             conn,
             session.id,
             source=source,
             channel=message.channel,
             message_id=message.dedup_key,
-            rate_limit_since=now - timedelta(seconds=window) if limit else None,
+            rate_limit_since=now - timedelta(seconds=self.settings.rate_limit_window_seconds)
+            if limit
+            else None,
+            reopen_since=now - timedelta(seconds=window) if window > 0 else None,
         )
-        if state.duplicate_response is not None:
-            raise _Duplicate(state.duplicate_response)
-        if limit and state.recent_inbound >= limit:
-            self._over_limit(message, state, now, source)
-
-        inbound = conversations.message_row(
-            session_id=session.id,
-            direction=Direction.INBOUND,
-            author_type=AuthorType.CUSTOMER,
-            author_id=message.open_id[:64],
-            content=message.content,
-            content_type=message.content_type,
-            channel_message_id=message.message_id,
-            truncated=message.truncated,
-            reply_to=message.reply_to,
-            sent_at=message.sent_at,
+        loaded = MessageFacts(
+            message=message,
+            source=source,
+            request_id=request_id,
             now=now,
+            session=session,
+            state=state,
+            rate_limit=limit,
+            rate_limit_window_seconds=self.settings.rate_limit_window_seconds,
+            analysis=analysis,
+            signature=signature,
         )
-        inbound_id: uuid.UUID = inbound["id"]
-        rows = [inbound]
-        received = self.events.publish(
-            tx,
-            session,
-            EventType.MESSAGE_RECEIVED,
-            {
-                "message_id": inbound_id,
-                "channel": message.channel,
-                "open_id": message.open_id,
-                "user_id": message.user_id,
-                "content": message.content,
-                "content_type": message.content_type,
-                "truncated": message.truncated,
-            },
-            source_message_id=message.message_id,
-        )
+        # plan (pure), then apply
+        plan = self._plan(loaded)
+        if plan.reopen_ticket_id is not None:
+            reopened = await reopen_for_customer(uow, plan.reopen_ticket_id, open_id=message.open_id, now=now)
+            if reopened is None:  # a concurrent change won: plan again as if there were nothing to reopen
+                plan = self._plan(replace(loaded, state=replace(state, reopenable_ticket_id=None)))
+            else:
+                await tx.flush()  # its audit row goes before the message's
+        return await self._apply(uow, conn, session, message, plan, source=source, now=now)
 
-        decision: Decision | None = None
-        before = session.status
-        ticket_id = state.active_ticket_id
-        if ticket_id is None and state.latest_ticket_status == TicketStatus.RESOLVED.value:
-            # a message soon after resolution reopens that ticket instead of starting a new one
-            reopened = await reopen_on_customer_message(
-                tx, session.id, self.settings.ticket_reopen_window_seconds
+    def _plan(self, loaded: MessageFacts) -> Plan:
+        outcome = plan_message(loaded, self._decide)
+        if isinstance(outcome, Duplicate):
+            raise _Duplicate(outcome.response)
+        if isinstance(outcome, OverLimit):
+            self.blocked.block(
+                _limit_key(loaded.source, loaded.message.channel), loaded.message.open_id, outcome.retry_after
             )
-            if reopened is not None:
-                ticket_id = reopened.id
-                await tx.flush()
-                session.status = await conversations.session_status(conn, session.id)
-                self.events.publish(
-                    tx,
-                    session,
-                    EventType.TICKET_REOPENED,
-                    {"status": reopened.status, "reason": "customer_message"},
-                    ticket_id=reopened.id,
-                    source_message_id=message.message_id,
-                )
-        if ticket_id is None and session.status == SessionStatus.HANDOFF.value:
-            # its ticket is resolved and past the reopen window: nobody owns the conversation any
-            # more, so the bot takes it back rather than letting the message go unanswered
-            session.status = SessionStatus.IDLE.value
-        if ticket_id is not None:
-            # a human owns the conversation: the bot stays silent, the message goes to the ticket
-            pass
-        else:
-            if analysis is None:
-                raise _NeedsAnalysis
-            started = time.perf_counter()
-            decision = self.dialog.decide(analysis, low_confidence_streak=session.low_confidence_streak)
-            latency_ms = analysis.latency_ms + (time.perf_counter() - started) * 1000
-            session.low_confidence_streak = (
-                session.low_confidence_streak + 1 if decision.low_confidence else 0
-            )
-            self.events.publish(
+            raise _rate_limited(int(outcome.retry_after + 0.999))
+        if isinstance(outcome, NeedsAnalysis):
+            raise _NeedsAnalysis
+        return outcome
+
+    def _decide(self, analysis: Analysis, low_confidence_streak: int) -> tuple[Decision, float]:
+        started = time.perf_counter()
+        decision = self.dialog.decide(analysis, low_confidence_streak=low_confidence_streak)
+        return decision, analysis.latency_ms + (time.perf_counter() - started) * 1000
+
+    async def _apply(
+        self,
+        uow: UnitOfWork,
+        conn: AsyncConnection,
+        session: conversations.OpenSession,
+        message: InboundMessage,
+        plan: Plan,
+        *,
+        source: str,
+        now: datetime,
+    ) -> IngestResult:
+        """Write what the plan says, in the transaction: the ticket a handoff opens, the events in
+        order, then in one statement the messages, the audit row, the dedup record, the signature's
+        claim and the session's new state."""
+        tx = uow.tx
+        if plan.new_ticket is not None:
+            draft = plan.new_ticket
+            await tickets.create_for_handoff(
                 tx,
-                session,
-                EventType.INTENT_RESOLVED,
-                {
-                    "intent": decision.intent,
-                    "confidence": decision.confidence,
-                    "decision": decision.kind.value,
-                    "reason": decision.reason,
-                },
-                source_message_id=message.message_id,
-            )
-            record = decision.record(latency_ms)
-            if decision.handoff:
-                ticket = await tickets.create_for_handoff(
-                    tx,
-                    session_id=session.id,
-                    channel=session.channel,
-                    open_id=session.open_id,
-                    reason=decision.reason.removeprefix("rule:"),
-                    priority=decision.priority or Priority.P2,
-                    subject=message.content[:200],
-                    context={
-                        "trigger_message_id": str(inbound_id),
-                        "channel_message_id": message.message_id,
-                        "decision": record,
-                        "language": analysis.language,
-                    },
-                )
-                ticket_id = ticket.id
-                self.faults.hit("after_ticket_insert")
-                session.status = SessionStatus.HANDOFF.value
-                session.low_confidence_streak = 0
-                self.metrics.handoffs.labels(decision.reason).inc()
-                self.events.publish_handoff(tx, session, ticket, source_message_id=message.message_id)
-            self.metrics.dialog_latency.observe(latency_ms / 1000)
-            bot_reply = conversations.message_row(
+                ticket_id=draft.id,
                 session_id=session.id,
-                direction=Direction.OUTBOUND,
-                author_type=AuthorType.BOT,
-                content=decision.reply,
-                intent=decision.intent,
-                confidence=decision.confidence,
-                citations=decision.citations,
-                decision=record,
-                latency_ms=round(latency_ms, 2),
-                reply_to=str(inbound_id),
-                now=now + timedelta(microseconds=1),
+                channel=session.channel,
+                open_id=session.open_id,
+                reason=draft.reason,
+                priority=Priority(draft.priority),
+                subject=draft.subject,
+                context=draft.context,
             )
-            rows.append(bot_reply)
-            self.events.publish(
-                tx,
+            self.faults.hit("after_ticket_insert")
+        event_id = None
+        for event in plan.events:
+            ids = uow.publish(
                 session,
-                EventType.REPLY_GENERATED,
-                {"message_id": bot_reply["id"], "reply": decision.reply, "citations": decision.citations},
-                ticket_id=ticket_id,
+                event.type,
+                event.data,
+                ticket_id=event.ticket_id,
                 source_message_id=message.message_id,
             )
-
-        response = {
-            "received": True,
-            "session_id": str(session.id),
-            "message_id": str(inbound_id),
-            "reply": decision.reply if decision else "",
-            "intent": (decision.intent or "") if decision else "handoff_pending",
-            "confidence": (decision.confidence or 0.0) if decision else 0.0,
-            "handoff": ticket_id is not None,
-            "ticket_id": str(ticket_id) if ticket_id else "",
-            "citations": decision.citations if decision else [],
-            "duplicate": False,
-        }
-        # the original's shape (its operators' queries read it): one row per processed message,
-        # object = the session, actor = the customer, after_state = intent, reply and the ticket;
-        # our richer record (session states, ids, decision) is in details
-        audit_row = audit.row(
-            object_type="message_processed",
-            object_id=session.id,
-            action="process",
-            actor_type="customer",
-            actor_id=message.open_id[:64],
-            before_state={},
-            after_state={
-                "intent": response["intent"],
-                "reply": response["reply"],
-                **({"ticket_id": response["ticket_id"]} if response["ticket_id"] else {}),
-            },
-            code="CS_REQ_4003" if message.truncated else None,
-            request_id=request_id or None,
-            details={
-                "session_status_before": before,
-                "session_status_after": session.status,
-                "message_id": str(inbound_id),
-                "channel_message_id": message.message_id,
-                "source": source or None,
-                "decision": decision.reason if decision else "bot_silent_handoff",
-                "ticket_id": response["ticket_id"] or None,
-                **({"original_length": message.original_length} if message.truncated else {}),
-            },
-        )
-        event_id = str(received[0]) if received else None
+            if event.type is EventType.MESSAGE_RECEIVED and ids:
+                event_id = str(ids[0])
         dedup = None
-        if message.dedup_key:
+        if message.dedup_key and plan.dedup_response is not None:
             dedup = conversations.dedup_row(
                 source=source,
                 channel=message.channel,
                 message_id=message.dedup_key,
                 session_id=session.id,
-                response={
-                    **response,
-                    _OPEN_ID_KEY: message.open_id,
-                    **({_EVENT_KEY: event_id} if event_id else {}),
-                },
+                response={**plan.dedup_response, **({EVENT_KEY: event_id} if event_id else {})},
                 now=now,
             )
-        # the v1 signature's claim on this path: the pre-read saw no claim by another path, and a
-        # concurrent one makes this insert fail (IntegrityError, then 403 CS_AUTH_4035)
-        claim = None
-        if signature is not None:
-            claim = {"digest": signature.digest, "target": signature.target, "created_at": now}
+        # a concurrent claim of the v1 signature by another path makes this fail (IntegrityError,
+        # then 403 CS_AUTH_4035)
         await conversations.record_message(
-            conn, session, now=now, messages=rows, audit_row=audit_row, dedup=dedup, signature_use=claim
+            conn,
+            session,
+            status=plan.session_status,
+            low_confidence_streak=plan.low_confidence_streak,
+            now=now,
+            messages=plan.messages,
+            audit_row=audit.row(**plan.audit),
+            dedup=dedup,
+            signature_use=plan.signature_use,
         )
         if tx.new or tx.dirty:
             await tx.flush()  # outbox events (and any ORM change) fail here, inside the transaction
-        self.metrics.messages_processed.labels(message.channel, _outcome(decision)).inc()
-        return IngestResult(response=response, duplicate=False, event_id=event_id)
+        if plan.handoff_reason is not None:
+            self.metrics.handoffs.labels(plan.handoff_reason).inc()
+        if plan.latency_ms is not None:
+            self.metrics.dialog_latency.observe(plan.latency_ms / 1000)
+        self.metrics.messages_processed.labels(message.channel, plan.outcome).inc()
+        return IngestResult(response=plan.response, duplicate=False, event_id=event_id)
 
     async def _session(
         self,
@@ -510,16 +431,6 @@ class IngestService:
             session = await open_()
         return session
 
-    def _over_limit(
-        self, message: InboundMessage, state: conversations.MessageState, now: datetime, source: str
-    ) -> None:
-        window = self.settings.rate_limit_window_seconds
-        oldest = state.oldest_inbound
-        wait = window if oldest is None else (oldest + timedelta(seconds=window) - now).total_seconds()
-        wait = max(1.0, wait)
-        self.blocked.block(_limit_key(source, message.channel), message.open_id, wait)
-        raise _rate_limited(int(wait + 0.999))
-
 
 def _limit_key(source: str, channel: str) -> str:
     """The rate-limit memo's key: a customer per source (one source flooding with another's open_id
@@ -541,11 +452,3 @@ def _rate_limited(retry_after: int) -> RateLimited:
     return RateLimited(
         "message rate limit exceeded", "CS_SES_4002", headers={"Retry-After": str(max(1, retry_after))}
     )
-
-
-def _outcome(decision: Decision | None) -> str:
-    if decision is None:
-        return "to_agent"
-    if decision.kind is DecisionKind.HANDOFF:
-        return "handoff"
-    return decision.kind.value

@@ -220,8 +220,7 @@ async def agent_typing(
 ) -> TypingSent:
     """An agent is writing to the customer (the widget shows "Agent is writing…"); throttled."""
     target = parse_session_id(session_id)
-    async with ctx.db.sessionmaker() as tx:
-        await conversation_queries.get_session(tx, target)
+    await conversation_queries.require_session(ctx.db, target)
     active = body.active if body else True
     sent = await typing(ctx.live, _typing, target, author="agent", active=active, name=actor.name)
     return TypingSent(sent=sent)

@@ -158,23 +158,37 @@ async def create_site(
         async with db.transaction() as tx:
             tx.add(row)
             await tx.flush()
-            audit.record(
-                tx,
-                object_type="widget_site",
-                object_id=row.id,
-                action="create",
-                actor_type="system",
-                actor_id="cli",
-                after_state="active",
-                details={"name": name, "origins": allowed},
-            )
+            _audit_site(tx, row, "create", after="active", details={"name": name, "origins": allowed})
     except IntegrityError as exc:
         raise Conflict(f"a site named {name!r} already exists", "CS_WGT_4091") from exc
     return _site(row)
 
 
+def _audit_site(
+    tx: AsyncSession,
+    row: WidgetSite,
+    action: str,
+    *,
+    after: str,
+    before: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """The audit row of a site change (made with the ``widget sites`` command: actor ``cli``)."""
+    audit.record(
+        tx,
+        object_type="widget_site",
+        object_id=row.id,
+        action=action,
+        actor_type="system",
+        actor_id="cli",
+        before_state=before,
+        after_state=after,
+        details=details,
+    )
+
+
 async def list_sites(db: Database) -> list[Site]:
-    async with db.sessionmaker() as tx:
+    async with db.reader() as tx:
         rows = (await tx.execute(select(WidgetSite).order_by(WidgetSite.created_at))).scalars()
         return [_site(r) for r in rows]
 
@@ -194,16 +208,7 @@ async def revoke_site(db: Database, key_or_name: str) -> Site:
             raise Conflict("the site is already revoked", "CS_WGT_4092")
         row.active = False
         row.revoked_at = datetime.now(UTC)
-        audit.record(
-            tx,
-            object_type="widget_site",
-            object_id=row.id,
-            action="revoke",
-            actor_type="system",
-            actor_id="cli",
-            before_state="active",
-            after_state="revoked",
-        )
+        _audit_site(tx, row, "revoke", before="active", after="revoked")
         return _site(row)
 
 
@@ -221,7 +226,7 @@ async def ensure_demo_site(db: Database, origins: list[str]) -> Site:
     try:
         return await create_site(db, name=DEMO_SITE_NAME, origins=allowed, public_key=DEMO_SITE_KEY)
     except Conflict:  # another process created it meanwhile
-        async with db.sessionmaker() as tx:
+        async with db.reader() as tx:
             found = (
                 await tx.execute(select(WidgetSite).where(WidgetSite.public_key == DEMO_SITE_KEY))
             ).scalar_one()
@@ -321,7 +326,7 @@ class WidgetService:
         """The active site with this key: 404 ``CS_WGT_4041`` unknown, 403 ``CS_WGT_4031`` revoked."""
         if not public_key or len(public_key) > 40:
             raise NotFound("unknown site key", "CS_WGT_4041")
-        async with self.db.sessionmaker() as tx:
+        async with self.db.reader() as tx:
             row = (
                 await tx.execute(select(WidgetSite).where(WidgetSite.public_key == public_key))
             ).scalar_one_or_none()
@@ -342,7 +347,7 @@ class WidgetService:
                     {"id": 1, "secret": secrets.token_urlsafe(48), "created_at": datetime.now(UTC)},
                     index_elements=["id"],
                 )
-            async with self.db.sessionmaker() as tx:
+            async with self.db.reader() as tx:
                 secret = (await tx.execute(select(WidgetKey.secret).where(WidgetKey.id == 1))).scalar_one()
             self._key = secret.encode("utf-8")
         return self._key
@@ -418,7 +423,7 @@ class WidgetService:
     async def history(self, site: Site, visitor: tokens.Visitor) -> dict[str, Any]:
         """The customer's latest messages over all their sessions, oldest first, and the current session."""
         open_id = customer_open_id(site, visitor)
-        async with self.db.sessionmaker() as tx:
+        async with self.db.reader() as tx:
             sessions = (
                 (
                     await tx.execute(
@@ -456,7 +461,7 @@ class WidgetService:
         session_id = parse_uuid(raw_session_id or "")
         if session_id is None:
             raise NotFound("conversation not found", "CS_WGT_4042")
-        async with self.db.sessionmaker() as tx:
+        async with self.db.reader() as tx:
             session = await tx.get(Session, session_id)
         if (
             session is None
@@ -518,7 +523,7 @@ class WidgetService:
         result = await self.ingest.ingest(message, request_id=request_id)
         response = result.response
         inbound_id = uuid.UUID(response["message_id"])
-        async with self.db.sessionmaker() as tx:
+        async with self.db.reader() as tx:
             rows = (
                 (
                     await tx.execute(
@@ -553,7 +558,7 @@ class WidgetService:
     ) -> dict[str, Any]:
         owned = await self.owned_session(site, visitor, session_id)
         stored = await conversations.feedback(
-            self.db, owned, score=score, comment=comment, request_id=request_id
+            self.ingest.store, owned, score=score, comment=comment, request_id=request_id
         )
         return {"session_id": stored["session_id"], "score": stored["score"], "comment": stored["comment"]}
 

@@ -1,0 +1,88 @@
+"""The unit of work: one transaction and what a change writes with it.
+
+A service opens one with :meth:`Store.begin`; the :class:`UnitOfWork` it gets carries the
+transaction (repositories work on ``uow.tx`` / its connection), the audit writer (:meth:`audit`) and
+the event publisher (:meth:`publish`), so a state change, its audit row and its outbox events are
+written by the same object and commit together, or not at all. There is no way to reach a write
+transaction without the publisher. Plain reads use :meth:`Store.read`, a read-only session (on
+SQLite a plain ``BEGIN``: no writer lock).
+
+It sits above ``db`` (the engine), ``audit`` and ``outbox`` (the publisher), and below the domains
+that use it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ai_customer_service.audit import repository as audit
+from ai_customer_service.db.engine import Database
+from ai_customer_service.outbox.events import EventType
+from ai_customer_service.outbox.publisher import EventPublisher, SessionRef, TicketRef
+
+
+class UnitOfWork:
+    """One open transaction with its audit writer and event publisher."""
+
+    __slots__ = ("_events", "tx")
+
+    def __init__(self, tx: AsyncSession, events: EventPublisher) -> None:
+        self.tx = tx
+        self._events = events
+
+    def audit(self, **fields: Any) -> None:
+        """Add one audit row (the fields of :func:`audit.repository.record`)."""
+        audit.record(self.tx, **fields)
+
+    def publish(
+        self,
+        session: SessionRef,
+        type: EventType,
+        data: dict[str, Any],
+        *,
+        ticket_id: uuid.UUID | None = None,
+        source_message_id: str | None = None,
+    ) -> list[uuid.UUID]:
+        """Add a session's event for its subscribers and the live streams; the outbox event ids."""
+        return self._events.publish(
+            self.tx, session, type, data, ticket_id=ticket_id, source_message_id=source_message_id
+        )
+
+    def publish_handoff(
+        self,
+        session: SessionRef,
+        ticket: TicketRef,
+        *,
+        source_message_id: str | None = None,
+        manual: bool = False,
+    ) -> None:
+        self._events.publish_handoff(
+            self.tx, session, ticket, source_message_id=source_message_id, manual=manual
+        )
+
+
+class Store:
+    """The database and the event publisher of a running app: units of work and reads."""
+
+    def __init__(self, db: Database, events: EventPublisher) -> None:
+        self.db = db
+        self.events = events
+
+    @property
+    def dialect(self) -> str:
+        return self.db.dialect
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[UnitOfWork]:
+        """One unit of work: commits when the block exits normally, rolls back on any exception."""
+        async with self.db.transaction() as tx:
+            yield UnitOfWork(tx, self.events)
+
+    def read(self) -> AsyncSession:
+        """A read-only session (``async with store.read() as tx``): no writes, no writer lock."""
+        return self.db.reader()
