@@ -35,6 +35,7 @@ async def profile(n: int, out: str, *, enabled: bool = True, show_sql: bool = Fa
             "AI_CS_RUNTIME_ENV": "test",
             "AI_CS_LOG_LEVEL": "warning",
             "AI_CS_LOG_FORMAT": "json",
+            "AI_CS_RATE_LIMIT_MESSAGES": "0",  # as the shared harness: measure the path, not the limit
         }
     )
     name = "aics_bench_cprof_" + uuid.uuid4().hex[:8]
