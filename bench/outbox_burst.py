@@ -21,6 +21,9 @@ import asyncio
 import json
 import os
 import random
+import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -151,6 +154,12 @@ def main() -> int:
         "--backlog", type=int, default=0, help="instead of a burst: commit this many events at once"
     )
     parser.add_argument("--workers", type=int, default=1, help="AI_CS_HTTP_WORKERS of the server")
+    parser.add_argument(
+        "--profile",
+        default="",
+        help="record the server with py-spy (collapsed stacks) from the burst until drained, into this file",
+    )
+    parser.add_argument("--py-spy", default=shutil.which("py-spy") or "py-spy", help="the py-spy executable")
     args = parser.parse_args()
 
     receiver = Receiver(secret=CALLBACK_SECRET).start()
@@ -186,12 +195,24 @@ def main() -> int:
             time.sleep(0.5)
         assert server.proc is not None
         server_cpu0, bench_cpu0 = cpu_seconds(server.proc.pid), time.process_time()
+        profiler = None
+        if args.profile:  # py-spy samples the server process; its own CPU is not the server's
+            profiler = subprocess.Popen(
+                [args.py_spy, "record", "--pid", str(server.proc.pid), "--rate", "250", "--format", "raw"]
+                + ["--output", args.profile, "--nonblocking"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            time.sleep(1.0)
         if args.backlog:
             burst = asyncio.run(write_backlog(dsn, args))
         else:
             burst = asyncio.run(send_burst(server.url, args))
         drained_at = asyncio.run(wait_drained(dsn, timeout=max(120.0, args.target * 6)))
         server_cpu = cpu_seconds(server.proc.pid) - server_cpu0
+        if profiler is not None:
+            profiler.send_signal(signal.SIGINT)
+            profiler.wait(30)
         bench_cpu = time.process_time() - bench_cpu0
         rows = asyncio.run(outbox_rows(dsn))
     finally:
