@@ -37,7 +37,7 @@ from ai_customer_service.values import parse_uuid, unstorable_reason
 from ai_customer_service.webhook.schemas import InboundMessage
 from ai_customer_service.webhook.service import IngestService
 from ai_customer_service.widget import tokens
-from ai_customer_service.widget.models import WidgetCounter, WidgetKey, WidgetSite
+from ai_customer_service.widget.models import WidgetCounter, WidgetKey, WidgetSite, widget_source
 
 CHANNEL = "widget"
 KEY_PREFIX = "ws_"
@@ -428,7 +428,11 @@ class WidgetService:
                 (
                     await tx.execute(
                         select(Session)
-                        .where(Session.channel == CHANNEL, Session.open_id == open_id)
+                        .where(
+                            Session.channel == CHANNEL,
+                            Session.open_id == open_id,
+                            Session.source == widget_source(site.public_key),
+                        )
                         .order_by(Session.created_at.desc())
                         .limit(20)
                     )
@@ -467,6 +471,7 @@ class WidgetService:
             session is None
             or session.channel != CHANNEL
             or session.open_id != customer_open_id(site, visitor)
+            or session.source != widget_source(site.public_key)
         ):
             raise NotFound("conversation not found", "CS_WGT_4042")
         return session_id
@@ -520,7 +525,8 @@ class WidgetService:
             truncated=False,
             original_length=len(text),
         )
-        result = await self.ingest.ingest(message, request_id=request_id)
+        source = widget_source(site.public_key)
+        result = await self.ingest.ingest(message, source=source, request_id=request_id)
         response = result.response
         inbound_id = uuid.UUID(response["message_id"])
         async with self.db.reader() as tx:

@@ -1,0 +1,61 @@
+"""widget conversations get their site's source, so no signed webhook can address them
+
+A widget conversation's source was "" on channel ``widget``, the same as the generic webhook's: a
+gateway holding the webhook secret that knew a visitor's ``open_id`` could write into that visitor's
+conversation. Widget conversations now have the source ``widget:<site public key>``
+(``widget.models.widget_source``). Existing ones are moved: every session on channel ``widget`` with
+source "" whose ``open_id`` is ``w:<key>:…`` of an existing site, and the dedup records of their
+messages (so a visitor's retry of a message sent before the upgrade is still answered from its record).
+
+Revision ID: 0016
+Revises: 0010
+Create Date: 2026-12-06
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0016"
+down_revision: str | None = "0010"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+_PREFIX = "widget:"
+
+
+def upgrade() -> None:
+    bind = op.get_bind()
+    keys = bind.execute(sa.text("SELECT public_key FROM cs_widget_sites")).scalars().all()
+    for key in keys:
+        # substr, not LIKE: a key's "_" must not match any character
+        owner = f"w:{key}:"
+        bind.execute(
+            sa.text(
+                "UPDATE cs_sessions SET source = :source WHERE channel = 'widget' AND source = '' "
+                "AND substr(open_id, 1, :length) = :owner"
+            ),
+            {"source": f"{_PREFIX}{key}", "length": len(owner), "owner": owner},
+        )
+    bind.execute(
+        sa.text(
+            "UPDATE cs_message_dedup SET source = (SELECT s.source FROM cs_sessions s "
+            "WHERE s.id = cs_message_dedup.session_id) "
+            "WHERE channel = 'widget' AND source = '' AND session_id IN "
+            "(SELECT id FROM cs_sessions WHERE channel = 'widget' AND substr(source, 1, :length) = :prefix)"
+        ),
+        {"length": len(_PREFIX), "prefix": _PREFIX},
+    )
+
+
+def downgrade() -> None:
+    # fails if a visitor's open_id now also has an open conversation through the generic webhook
+    for table in ("cs_message_dedup", "cs_sessions"):
+        op.get_bind().execute(
+            sa.text(
+                f"UPDATE {table} SET source = '' "
+                "WHERE channel = 'widget' AND substr(source, 1, :length) = :prefix"
+            ),
+            {"length": len(_PREFIX), "prefix": _PREFIX},
+        )
