@@ -197,9 +197,9 @@ def main() -> int:
         server_cpu0, bench_cpu0 = cpu_seconds(server.proc.pid), time.process_time()
         profiler = None
         if args.profile:  # py-spy samples the server process; its own CPU is not the server's
+            record = ["record", "--pid", str(server.proc.pid), "--rate", "250", "--format", "raw"]
             profiler = subprocess.Popen(
-                [args.py_spy, "record", "--pid", str(server.proc.pid), "--rate", "250", "--format", "raw"]
-                + ["--output", args.profile, "--nonblocking"],
+                [args.py_spy, *record, "--output", args.profile, "--nonblocking"],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )

@@ -202,9 +202,9 @@ class OutboxWorker:
                 starting = min(size - len(lanes), queue.qsize())
                 lanes += [asyncio.create_task(lane(), name="outbox-lane") for _ in range(starting)]
                 failed = report.retried + report.dead
-                if len(events) < self.settings.outbox_batch_size:
-                    if report.delivered == delivered_before and failed > failed_before:
-                        break  # only retries and failures lately: they wait for their backoff
+                full = len(events) >= self.settings.outbox_batch_size
+                if not full and report.delivered == delivered_before and failed > failed_before:
+                    break  # only retries and failures lately: they wait for their backoff
                 delivered_before, failed_before = report.delivered, failed
             for _ in lanes:
                 queue.put_nowait(None)
@@ -395,18 +395,22 @@ class _Recorder:
                     o.outcome = "lost_lease"
             if released:
                 await repository.release(tx, released, worker=worker.name, now=now)
-            for o in outcomes:
-                repository.add_attempt(
-                    tx,
-                    o.event,
-                    worker=worker.name,
-                    now=o.at,
-                    status_code=o.result.status_code,
-                    error=o.result.error,
-                    duration_ms=o.result.duration_ms,
-                    excerpt=o.result.excerpt,
-                    outcome=o.outcome,
-                )
+            await repository.add_attempts(
+                tx,
+                [
+                    repository.AttemptRecord(
+                        event=o.event,
+                        at=o.at,
+                        status_code=o.result.status_code,
+                        error=o.result.error,
+                        duration_ms=o.result.duration_ms,
+                        excerpt=o.result.excerpt,
+                        outcome=o.outcome,
+                    )
+                    for o in outcomes
+                ],
+                worker=worker.name,
+            )
         self.report.released += len(released)
         for o in outcomes:
             self._account(o)
