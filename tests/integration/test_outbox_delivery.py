@@ -28,11 +28,8 @@ from tests.support.receiver import Receiver
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    r = Receiver(secret=CALLBACK_SECRET).start()
-    try:
+    with Receiver(secret=CALLBACK_SECRET) as r:
         yield r
-    finally:
-        r.stop()
 
 
 async def _event(db: Database, event_id: uuid.UUID) -> OutboxEvent:
