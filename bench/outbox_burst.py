@@ -66,7 +66,12 @@ async def send_burst(url: str, args: argparse.Namespace) -> dict[str, Any]:
         (customers[i % args.customers], f"m-{i:05d}", rng.choice(QUESTIONS)) for i in range(args.messages)
     ]
     statuses: Counter[int | str] = Counter()
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    errors: list[str] = []
+    # keep idle connections for less than the server's keep-alive (uvicorn closes them after 5 s): a
+    # request sent on a connection the server is closing at that moment fails with ReadError
+    limits = httpx.Limits(
+        max_connections=64, max_keepalive_connections=64, keepalive_expiry=args.client_keepalive
+    )
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
         started = time.monotonic()
 
@@ -77,12 +82,15 @@ async def send_burst(url: str, args: argparse.Namespace) -> dict[str, Any]:
                 response = await client.post(f"{API}/platforms/sub2api/webhook", content=raw, headers=headers)
             except httpx.HTTPError as exc:
                 statuses[type(exc).__name__] += 1
+                errors.append(f"{time.monotonic() - started:.2f}s {message_id} {type(exc).__name__}: {exc!r}")
                 return
             statuses[response.status_code] += 1
+            if response.status_code != 200:
+                errors.append(f"{time.monotonic() - started:.2f}s {message_id} {response.text[:200]}")
 
         await asyncio.gather(*(one(i, *item) for i, item in enumerate(plan)))
         finished = time.monotonic()
-    return {"started": started, "finished": finished, "statuses": dict(statuses)}
+    return {"started": started, "finished": finished, "statuses": dict(statuses), "errors": errors[:10]}
 
 
 async def write_backlog(dsn: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -154,6 +162,12 @@ def main() -> int:
         "--backlog", type=int, default=0, help="instead of a burst: commit this many events at once"
     )
     parser.add_argument("--workers", type=int, default=1, help="AI_CS_HTTP_WORKERS of the server")
+    parser.add_argument(
+        "--client-keepalive",
+        type=float,
+        default=2.0,
+        help="seconds the load generator keeps an idle connection (5 = httpx's default, the old value)",
+    )
     parser.add_argument(
         "--profile",
         default="",
@@ -242,6 +256,7 @@ def main() -> int:
         "rate_target": args.rate,
         "ingest_rate": round(args.messages / burst_seconds, 1) if burst_seconds else None,
         "answers": burst["statuses"],
+        "non_200_answers_first_10": burst.get("errors", []),
         "events_written": len(rows),
         "events_delivered": sum(1 for r in rows if r["status"] == "delivered"),
         "events_pending_or_dead": sum(1 for r in rows if r["status"] != "delivered"),

@@ -349,3 +349,15 @@ async def test_delivered_events_are_purged_after_the_retention_period(db: Databa
         attempts = (await tx.execute(select(func.count()).select_from(OutboxAttempt))).scalar_one()
     assert left == {recent, pending}
     assert attempts == 1  # the purged event's attempt went with it
+
+
+async def test_a_drain_stops_claiming_when_only_failures_come_back(
+    db: Database, db_env, receiver: Receiver
+) -> None:
+    """Retries due within milliseconds are not hammered within one drain: a drain whose latest claims
+    only failed stops; the next poll tries again."""
+    settings = outbox_settings(db_env, receiver.url, AI_CS_PLATFORM_SUB2API_CALLBACK_MAX_RETRIES="50")
+    receiver.behaviour = lambda p, nth: 500
+    await emit_one(db, session_id=uuid.uuid4())
+    report = await OutboxWorker(settings, db).drain(max_batches=20)
+    assert report.delivered == 0 and 1 <= report.retried <= 2

@@ -230,12 +230,16 @@ class OutboxWorker:
                 per_session=self.settings.outbox_session_batch,
             )
 
-    def _may_start(self, event: ClaimedEvent, destination: Destination) -> bool:
+    def _may_start(self, event: ClaimedEvent, destination: Destination, *, first: bool) -> bool:
         """Whether this worker's lease still covers a whole attempt of ``event`` (else another worker
-        may claim it, or its successor, while this one is still sending)."""
+        may claim it, or its successor, while this one is still sending). A run's first event is
+        started as long as it was claimed just now (its lease is as long as it gets); one that has
+        waited in the queue for a lane is checked like the rest."""
         if event.lease_expires_at is None:
             return True
         left = (event.lease_expires_at - self.clock()).total_seconds()
+        if first and self.settings.outbox_lease_seconds - left <= LEASE_MARGIN_SECONDS:
+            return True
         return left > destination.timeout_seconds + LEASE_MARGIN_SECONDS
 
     async def _deliver_run(
@@ -244,7 +248,7 @@ class OutboxWorker:
         """Deliver a session's claimed events in order; stop at the first one not acknowledged."""
         for index, event in enumerate(run):
             destination = resolve_destination(self.settings, event.destination)
-            if destination is None or not self._may_start(event, destination):
+            if destination is None or not self._may_start(event, destination, first=not index):
                 recorder.release(run[index:])
                 return
             result = await deliver(client, event, destination, now=time.time())
