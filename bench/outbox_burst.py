@@ -121,12 +121,18 @@ async def write_backlog(dsn: str, args: argparse.Namespace) -> dict[str, Any]:
     return {"started": now, "finished": now, "statuses": {}}
 
 
-async def outbox_rows(dsn: str) -> list[asyncpg.Record]:
+async def outbox_rows(dsn: str) -> tuple[list[asyncpg.Record], dict[str, int]]:
+    """Every event, and the failed attempts by error (``Timeout``, ``ConnectError``, or the status)."""
     conn = await asyncpg.connect(dsn.split("?", 1)[0])
     try:
-        return await conn.fetch(
+        rows = await conn.fetch(
             "SELECT id::text AS id, seq, session_id::text AS session_id, status FROM cs_platform_outbox"
         )
+        failed = await conn.fetch(
+            "SELECT coalesce(error, status_code::text) AS why, count(*) AS n "
+            "FROM cs_platform_outbox_attempts WHERE outcome <> 'delivered' GROUP BY 1"
+        )
+        return rows, {r["why"]: r["n"] for r in failed}
     finally:
         await conn.close()
 
@@ -228,7 +234,7 @@ def main() -> int:
             profiler.send_signal(signal.SIGINT)
             profiler.wait(30)
         bench_cpu = time.process_time() - bench_cpu0
-        rows = asyncio.run(outbox_rows(dsn))
+        rows, failed_attempts = asyncio.run(outbox_rows(dsn))
     finally:
         server.stop()
         receiver.stop()
@@ -261,6 +267,7 @@ def main() -> int:
         "events_delivered": sum(1 for r in rows if r["status"] == "delivered"),
         "events_pending_or_dead": sum(1 for r in rows if r["status"] != "delivered"),
         "callbacks_acknowledged": len(acked),
+        "failed_attempts": failed_attempts,
         "duplicated_ids": sum(1 for c in counts.values() if c > 1),
         "missing_ids": sum(1 for i in by_id if i not in counts),
         "order_violations": order_violations,

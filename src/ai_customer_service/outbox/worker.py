@@ -7,14 +7,17 @@ any number of them may run against one database. Per batch:
    attempt: the earliest pending event of up to ``AI_CS_OUTBOX_BATCH_SIZE`` sessions, each with up
    to ``AI_CS_OUTBOX_SESSION_BATCH - 1`` of the session's next events behind it (a *run*), and only
    for destinations this process knows (another replica's events are left alone);
-2. the signed POSTs happen with no transaction open, over one keep-alive HTTP client per drain: runs of
-   different sessions concurrently (``AI_CS_OUTBOX_CONCURRENCY``), the events of a run strictly one
-   after the other; a run stops at the first event that is not acknowledged (it retries later, and
-   the rest of the run is given back unattempted) and never starts an event its lease may not cover;
+2. the signed POSTs happen with no transaction open, in ``AI_CS_OUTBOX_CONCURRENCY`` lanes, each with
+   one kept-alive connection, taking runs from a queue: runs of different sessions concurrently, the
+   events of a run strictly one after the other; a run stops at the first event that is not
+   acknowledged (it retries later, and the rest of the run is given back unattempted) and never
+   starts an event its lease may not cover. The next batch is claimed while the lanes still post,
+   as soon as fewer runs wait than there are lanes (after writing the outcomes so far, so a
+   session whose run just finished has its next events due);
 3. outcomes are recorded in a few short transactions for many events at once (every
-   :data:`FLUSH_SECONDS` or :data:`FLUSH_EVENTS` outcomes, and at the end of the batch): 2xx →
-   ``delivered``; else a retry at ``now + U(0, min(cap, base·2^(attempt-1)))`` (full jitter) or,
-   after ``callback_max_retries`` retries, ``dead``.
+   :data:`FLUSH_SECONDS` or :data:`FLUSH_EVENTS` outcomes, before each claim, and at the end of the
+   drain): 2xx → ``delivered``; else a retry at ``now + U(0, min(cap, base·2^(attempt-1)))`` (full
+   jitter) or, after ``callback_max_retries`` retries, ``dead``.
 
 A worker that dies between 1 and 3 leaves leases that expire; another worker then delivers those
 events again (at-least-once; receivers deduplicate on the event ``id``).
