@@ -14,7 +14,6 @@ Create Date: 2026-12-06
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0016"
@@ -22,40 +21,29 @@ down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-_PREFIX = "widget:"
+# a session's site: its open_id is "w:<public key>:..." (substr, not LIKE: a key's "_" must not match
+# any character); plain SQL that runs the same on SQLite and PostgreSQL, and offline (--sql)
+_SITE_OF_SESSION = (
+    "FROM cs_widget_sites s WHERE substr(cs_sessions.open_id, 1, length(s.public_key) + 3) "
+    "= 'w:' || s.public_key || ':'"
+)
+_WIDGET_SOURCE = "substr(source, 1, 7) = 'widget:'"
 
 
 def upgrade() -> None:
-    bind = op.get_bind()
-    keys = bind.execute(sa.text("SELECT public_key FROM cs_widget_sites")).scalars().all()
-    for key in keys:
-        # substr, not LIKE: a key's "_" must not match any character
-        owner = f"w:{key}:"
-        bind.execute(
-            sa.text(
-                "UPDATE cs_sessions SET source = :source WHERE channel = 'widget' AND source = '' "
-                "AND substr(open_id, 1, :length) = :owner"
-            ),
-            {"source": f"{_PREFIX}{key}", "length": len(owner), "owner": owner},
-        )
-    bind.execute(
-        sa.text(
-            "UPDATE cs_message_dedup SET source = (SELECT s.source FROM cs_sessions s "
-            "WHERE s.id = cs_message_dedup.session_id) "
-            "WHERE channel = 'widget' AND source = '' AND session_id IN "
-            "(SELECT id FROM cs_sessions WHERE channel = 'widget' AND substr(source, 1, :length) = :prefix)"
-        ),
-        {"length": len(_PREFIX), "prefix": _PREFIX},
+    op.execute(
+        f"UPDATE cs_sessions SET source = (SELECT 'widget:' || s.public_key {_SITE_OF_SESSION}) "
+        f"WHERE channel = 'widget' AND source = '' AND EXISTS (SELECT 1 {_SITE_OF_SESSION})"
+    )
+    op.execute(
+        "UPDATE cs_message_dedup SET source = (SELECT s.source FROM cs_sessions s "
+        "WHERE s.id = cs_message_dedup.session_id) "
+        "WHERE channel = 'widget' AND source = '' AND session_id IN "
+        f"(SELECT id FROM cs_sessions WHERE channel = 'widget' AND {_WIDGET_SOURCE})"
     )
 
 
 def downgrade() -> None:
     # fails if a visitor's open_id now also has an open conversation through the generic webhook
     for table in ("cs_message_dedup", "cs_sessions"):
-        op.get_bind().execute(
-            sa.text(
-                f"UPDATE {table} SET source = '' "
-                "WHERE channel = 'widget' AND substr(source, 1, :length) = :prefix"
-            ),
-            {"length": len(_PREFIX), "prefix": _PREFIX},
-        )
+        op.execute(f"UPDATE {table} SET source = '' WHERE channel = 'widget' AND {_WIDGET_SOURCE}")
