@@ -1,4 +1,4 @@
-"""widget conversations get their site's source, so no signed webhook can address them
+"""widget conversations get their site's source; the outbox claim reads an index of pending events
 
 A widget conversation's source was "" on channel ``widget``, the same as the generic webhook's: a
 gateway holding the webhook secret that knew a visitor's ``open_id`` could write into that visitor's
@@ -7,6 +7,10 @@ conversation. Widget conversations now have the source ``widget:<site public key
 source "" whose ``open_id`` is ``w:<key>:…`` of an existing site, and the dedup records of their
 messages (so a visitor's retry of a message sent before the upgrade is still answered from its record).
 
+``ix_cs_platform_outbox_pending`` (``seq`` of pending events): the delivery worker's claim takes the
+oldest pending events; without it PostgreSQL may walk the primary key through every delivered event
+kept for the retention period.
+
 Revision ID: 0016
 Revises: 0010
 Create Date: 2026-12-06
@@ -14,6 +18,7 @@ Create Date: 2026-12-06
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0016"
@@ -28,9 +33,18 @@ _SITE_OF_SESSION = (
     "= 'w:' || s.public_key || ':'"
 )
 _WIDGET_SOURCE = "substr(source, 1, 7) = 'widget:'"
+_PENDING = "status = 'pending'"
 
 
 def upgrade() -> None:
+    op.create_index(
+        "ix_cs_platform_outbox_pending",
+        "cs_platform_outbox",
+        ["seq"],
+        unique=False,
+        postgresql_where=sa.text(_PENDING),
+        sqlite_where=sa.text(_PENDING),
+    )
     op.execute(
         f"UPDATE cs_sessions SET source = (SELECT 'widget:' || s.public_key {_SITE_OF_SESSION}) "
         f"WHERE channel = 'widget' AND source = '' AND EXISTS (SELECT 1 {_SITE_OF_SESSION})"
@@ -44,6 +58,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_cs_platform_outbox_pending", table_name="cs_platform_outbox")
     # fails if a visitor's open_id now also has an open conversation through the generic webhook
     for table in ("cs_message_dedup", "cs_sessions"):
         op.execute(f"UPDATE {table} SET source = '' WHERE channel = 'widget' AND {_WIDGET_SOURCE}")
