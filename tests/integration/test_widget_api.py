@@ -11,9 +11,9 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from ai_customer_service.conversation.models import Message, Session
+from ai_customer_service.conversation.sources import widget_source
 from ai_customer_service.db.engine import Database
 from ai_customer_service.widget import tokens
-from ai_customer_service.widget.models import widget_source
 from ai_customer_service.widget.service import create_site, revoke_site
 from tests.conftest import TEST_SECRET
 from tests.support.webhooks import WEBHOOK, message, signed

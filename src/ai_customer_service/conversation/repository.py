@@ -187,7 +187,7 @@ async def open_session(
     one row: the losers' inserts do nothing and they lock the winner's row. A ``user_id`` change is
     applied to the returned row (written by :func:`record_message`).
     """
-    source = (platform or "") if source is None else source  # a widget site's: widget.models
+    source = (platform or "") if source is None else source  # a widget site's: conversation.sources
     session = await lock_open_session(conn, channel, open_id, source)
     if session is None:
         await insert_ignore(

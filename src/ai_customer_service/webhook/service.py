@@ -39,6 +39,7 @@ from ai_customer_service.audit import repository as audit
 from ai_customer_service.config import Settings
 from ai_customer_service.conversation import repository as conversations
 from ai_customer_service.conversation.models import Session
+from ai_customer_service.conversation.sources import source_platform
 from ai_customer_service.conversation.states import SessionStatus
 from ai_customer_service.dialog.engine import Analysis, Decision, DialogEngine
 from ai_customer_service.errors import Conflict, RateLimited
@@ -64,7 +65,6 @@ from ai_customer_service.webhook.plan import (
 )
 from ai_customer_service.webhook.ratelimit import BlockedCustomers
 from ai_customer_service.webhook.schemas import InboundMessage
-from ai_customer_service.widget.models import source_platform
 
 log = get_logger(__name__)
 

@@ -28,6 +28,7 @@ from ai_customer_service.auth.models import Principal
 from ai_customer_service.config import Settings
 from ai_customer_service.conversation import service as conversations
 from ai_customer_service.conversation.models import Message, Session
+from ai_customer_service.conversation.sources import widget_source
 from ai_customer_service.conversation.states import AuthorType, SessionStatus
 from ai_customer_service.db.engine import Database
 from ai_customer_service.db.statements import increment_counter, insert_ignore
@@ -37,7 +38,7 @@ from ai_customer_service.values import parse_uuid, unstorable_reason
 from ai_customer_service.webhook.schemas import InboundMessage
 from ai_customer_service.webhook.service import IngestService
 from ai_customer_service.widget import tokens
-from ai_customer_service.widget.models import WidgetCounter, WidgetKey, WidgetSite, widget_source
+from ai_customer_service.widget.models import WidgetCounter, WidgetKey, WidgetSite
 
 CHANNEL = "widget"
 KEY_PREFIX = "ws_"

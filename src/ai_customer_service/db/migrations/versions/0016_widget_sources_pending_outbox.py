@@ -3,7 +3,7 @@
 A widget conversation's source was "" on channel ``widget``, the same as the generic webhook's: a
 gateway holding the webhook secret that knew a visitor's ``open_id`` could write into that visitor's
 conversation. Widget conversations now have the source ``widget:<site public key>``
-(``widget.models.widget_source``). Existing ones are moved: every session on channel ``widget`` with
+(``conversation.sources.widget_source``). Existing ones are moved: every session on channel ``widget`` with
 source "" whose ``open_id`` is ``w:<key>:…`` of an existing site, and the dedup records of their
 messages (so a visitor's retry of a message sent before the upgrade is still answered from its record).
 
