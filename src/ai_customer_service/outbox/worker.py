@@ -114,7 +114,6 @@ class OutboxWorker:
     unknown_destinations: dict[str, int] = field(default_factory=dict)
     _unknown_logged: dict[str, float] = field(default_factory=dict, repr=False)
     _unknown_checked: float = field(default=float("-inf"), repr=False)
-
     _ssl: ssl.SSLContext | None = field(default=None, repr=False)
 
     def _http(self) -> httpx.AsyncClient:
@@ -131,7 +130,9 @@ class OutboxWorker:
             transport=self.transport,
             verify=self._ssl,
             follow_redirects=False,
-            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1, keepalive_expiry=30),
+            # an idle connection is dropped before common servers' 5 s keep-alive closes it (a POST
+            # sent as the server closes fails before any answer, and costs a retry)
+            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1, keepalive_expiry=4),
         )
 
     async def run_once(self) -> BatchReport:
