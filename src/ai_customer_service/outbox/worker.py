@@ -83,6 +83,8 @@ class BatchReport:
 # outcomes are written to the database this often, or as soon as this many are waiting
 FLUSH_SECONDS = 0.25
 FLUSH_EVENTS = 200
+# while runs are in flight and nothing else is due, look for new events this often
+RECLAIM_SECONDS = 0.25
 # a claimed event is only sent while the lease covers its callback timeout plus this margin
 LEASE_MARGIN_SECONDS = 1.0
 # pending events of a destination this process does not know are logged at most this often
@@ -196,8 +198,11 @@ class OutboxWorker:
                 if not events:
                     if not busy and queue.empty():
                         break
+                    # until a run finishes (its session may have more now), and at least every
+                    # RECLAIM_SECONDS: a lane waiting on a slow receiver holds back no other session
                     progress.clear()
-                    await progress.wait()  # a run finished: its session may have more now
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(progress.wait(), timeout=RECLAIM_SECONDS)
                     continue
                 claims += 1
                 report.claimed += len(events)
