@@ -21,6 +21,9 @@ import asyncio
 import json
 import os
 import random
+import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -63,7 +66,12 @@ async def send_burst(url: str, args: argparse.Namespace) -> dict[str, Any]:
         (customers[i % args.customers], f"m-{i:05d}", rng.choice(QUESTIONS)) for i in range(args.messages)
     ]
     statuses: Counter[int | str] = Counter()
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    errors: list[str] = []
+    # keep idle connections for less than the server's keep-alive (uvicorn closes them after 5 s): a
+    # request sent on a connection the server is closing at that moment fails with ReadError
+    limits = httpx.Limits(
+        max_connections=64, max_keepalive_connections=64, keepalive_expiry=args.client_keepalive
+    )
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
         started = time.monotonic()
 
@@ -74,12 +82,15 @@ async def send_burst(url: str, args: argparse.Namespace) -> dict[str, Any]:
                 response = await client.post(f"{API}/platforms/sub2api/webhook", content=raw, headers=headers)
             except httpx.HTTPError as exc:
                 statuses[type(exc).__name__] += 1
+                errors.append(f"{time.monotonic() - started:.2f}s {message_id} {type(exc).__name__}: {exc!r}")
                 return
             statuses[response.status_code] += 1
+            if response.status_code != 200:
+                errors.append(f"{time.monotonic() - started:.2f}s {message_id} {response.text[:200]}")
 
         await asyncio.gather(*(one(i, *item) for i, item in enumerate(plan)))
         finished = time.monotonic()
-    return {"started": started, "finished": finished, "statuses": dict(statuses)}
+    return {"started": started, "finished": finished, "statuses": dict(statuses), "errors": errors[:10]}
 
 
 async def write_backlog(dsn: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -110,12 +121,18 @@ async def write_backlog(dsn: str, args: argparse.Namespace) -> dict[str, Any]:
     return {"started": now, "finished": now, "statuses": {}}
 
 
-async def outbox_rows(dsn: str) -> list[asyncpg.Record]:
+async def outbox_rows(dsn: str) -> tuple[list[asyncpg.Record], dict[str, int]]:
+    """Every event, and the failed attempts by error (``Timeout``, ``ConnectError``, or the status)."""
     conn = await asyncpg.connect(dsn.split("?", 1)[0])
     try:
-        return await conn.fetch(
+        rows = await conn.fetch(
             "SELECT id::text AS id, seq, session_id::text AS session_id, status FROM cs_platform_outbox"
         )
+        failed = await conn.fetch(
+            "SELECT coalesce(error, status_code::text) AS why, count(*) AS n "
+            "FROM cs_platform_outbox_attempts WHERE outcome <> 'delivered' GROUP BY 1"
+        )
+        return rows, {r["why"]: r["n"] for r in failed}
     finally:
         await conn.close()
 
@@ -151,6 +168,18 @@ def main() -> int:
         "--backlog", type=int, default=0, help="instead of a burst: commit this many events at once"
     )
     parser.add_argument("--workers", type=int, default=1, help="AI_CS_HTTP_WORKERS of the server")
+    parser.add_argument(
+        "--client-keepalive",
+        type=float,
+        default=2.0,
+        help="seconds the load generator keeps an idle connection (5 = httpx's default, the old value)",
+    )
+    parser.add_argument(
+        "--profile",
+        default="",
+        help="record the server with py-spy (collapsed stacks) from the burst until drained, into this file",
+    )
+    parser.add_argument("--py-spy", default=shutil.which("py-spy") or "py-spy", help="the py-spy executable")
     args = parser.parse_args()
 
     receiver = Receiver(secret=CALLBACK_SECRET).start()
@@ -186,14 +215,26 @@ def main() -> int:
             time.sleep(0.5)
         assert server.proc is not None
         server_cpu0, bench_cpu0 = cpu_seconds(server.proc.pid), time.process_time()
+        profiler = None
+        if args.profile:  # py-spy samples the server process; its own CPU is not the server's
+            record = ["record", "--pid", str(server.proc.pid), "--rate", "250", "--format", "raw"]
+            profiler = subprocess.Popen(
+                [args.py_spy, *record, "--output", args.profile, "--nonblocking"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            time.sleep(1.0)
         if args.backlog:
             burst = asyncio.run(write_backlog(dsn, args))
         else:
             burst = asyncio.run(send_burst(server.url, args))
         drained_at = asyncio.run(wait_drained(dsn, timeout=max(120.0, args.target * 6)))
         server_cpu = cpu_seconds(server.proc.pid) - server_cpu0
+        if profiler is not None:
+            profiler.send_signal(signal.SIGINT)
+            profiler.wait(30)
         bench_cpu = time.process_time() - bench_cpu0
-        rows = asyncio.run(outbox_rows(dsn))
+        rows, failed_attempts = asyncio.run(outbox_rows(dsn))
     finally:
         server.stop()
         receiver.stop()
@@ -221,10 +262,12 @@ def main() -> int:
         "rate_target": args.rate,
         "ingest_rate": round(args.messages / burst_seconds, 1) if burst_seconds else None,
         "answers": burst["statuses"],
+        "non_200_answers_first_10": burst.get("errors", []),
         "events_written": len(rows),
         "events_delivered": sum(1 for r in rows if r["status"] == "delivered"),
         "events_pending_or_dead": sum(1 for r in rows if r["status"] != "delivered"),
         "callbacks_acknowledged": len(acked),
+        "failed_attempts": failed_attempts,
         "duplicated_ids": sum(1 for c in counts.values() if c > 1),
         "missing_ids": sum(1 for i in by_id if i not in counts),
         "order_violations": order_violations,

@@ -53,14 +53,18 @@ class LogLevel(StrEnum):
     ERROR = "error"
 
 
-_SECRET_SETTINGS = (
-    "webhook_secret",
-    "webhook_secret_previous",
-    "admin_token",
-    "llm_api_key",
-    "metrics_token",
-    "widget_token_secret",
-)
+# Every top-level secret setting (masked in the settings dump), and whether we choose it ourselves: the
+# HMAC keys and bearer tokens must be at least MIN_SECRET_CHARS long in production; the LLM API key
+# is issued by its provider and is not ours to size. Per-platform and per-channel secrets:
+# secret_settings().
+_SECRET_SETTINGS: dict[str, bool] = {
+    "webhook_secret": True,
+    "webhook_secret_previous": True,
+    "admin_token": True,
+    "llm_api_key": False,
+    "metrics_token": True,
+    "widget_token_secret": True,
+}
 _ENV_ALIASES = {"prod": "production", "dev": "development"}
 _ADDR_RE = re.compile(r"^(?P<host>\[[0-9a-fA-F:.]+\]|[^:\s]*):(?P<port>\d{1,5})$")
 _DEFAULT_CHANNELS = ("widget", "wechat", "telegram", "discord")
@@ -619,14 +623,12 @@ MIN_SECRET_CHARS = 32
 
 
 def secret_settings(settings: Settings) -> list[tuple[str, str]]:
-    """Every secret we choose ourselves, as (variable, value): HMAC keys and bearer tokens. The LLM
-    API key is issued by its provider and is not ours to size, so it is not listed."""
+    """Every secret we choose ourselves, as (variable, value): HMAC keys and bearer tokens (the ones
+    :data:`_SECRET_SETTINGS` marks as ours, then each enabled platform's and channel's)."""
     found = [
-        ("AI_CS_WEBHOOK_SECRET", settings.webhook_secret),
-        ("AI_CS_WEBHOOK_SECRET_PREVIOUS", settings.webhook_secret_previous),
-        ("AI_CS_ADMIN_TOKEN", settings.admin_token),
-        ("AI_CS_METRICS_TOKEN", settings.metrics_token),
-        ("AI_CS_WIDGET_TOKEN_SECRET", settings.widget_token_secret),
+        (ENV_PREFIX + name.upper(), getattr(settings, name))
+        for name, ours in _SECRET_SETTINGS.items()
+        if ours
     ]
     for platform in settings.enabled_platforms:
         prefix = f"{ENV_PREFIX}PLATFORM_{platform.name.upper()}_"

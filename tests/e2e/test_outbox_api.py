@@ -28,11 +28,8 @@ AUTH = {"Authorization": f"Bearer {ADMIN}"}
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    r = Receiver(secret=CALLBACK_SECRET).start()
-    try:
+    with Receiver(secret=CALLBACK_SECRET) as r:
         yield r
-    finally:
-        r.stop()
 
 
 @pytest.fixture

@@ -28,11 +28,8 @@ from tests.support.receiver import Receiver
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    r = Receiver(secret=CALLBACK_SECRET).start()
-    try:
+    with Receiver(secret=CALLBACK_SECRET) as r:
         yield r
-    finally:
-        r.stop()
 
 
 async def _event(db: Database, event_id: uuid.UUID) -> OutboxEvent:
@@ -352,3 +349,35 @@ async def test_delivered_events_are_purged_after_the_retention_period(db: Databa
         attempts = (await tx.execute(select(func.count()).select_from(OutboxAttempt))).scalar_one()
     assert left == {recent, pending}
     assert attempts == 1  # the purged event's attempt went with it
+
+
+async def test_a_drain_stops_claiming_when_only_failures_come_back(
+    db: Database, db_env, receiver: Receiver
+) -> None:
+    """Retries due within milliseconds are not hammered within one drain: a drain whose latest claims
+    only failed stops; the next poll tries again."""
+    settings = outbox_settings(db_env, receiver.url, AI_CS_PLATFORM_SUB2API_CALLBACK_MAX_RETRIES="50")
+    receiver.behaviour = lambda p, nth: 500
+    await emit_one(db, session_id=uuid.uuid4())
+    report = await OutboxWorker(settings, db).drain(max_batches=20)
+    assert report.delivered == 0 and 1 <= report.retried <= 2
+
+
+async def test_a_slow_receiver_answer_holds_back_no_other_session(
+    db: Database, db_env, receiver: Receiver
+) -> None:
+    """While one lane waits on a slow answer, events of other sessions that arrive meanwhile go out."""
+    settings = outbox_settings(db_env, receiver.url)  # callback timeout 3 s
+    receiver.behaviour = lambda p, nth: "timeout" if p["data"].get("slow") else 200
+    receiver.timeout_sleep = 2.0  # answered 200, late but within the timeout
+    slow = str(await emit_one(db, session_id=uuid.uuid4(), data={"slow": True}))
+    drain = asyncio.create_task(OutboxWorker(settings, db).drain())
+    while slow not in receiver.ids():
+        await asyncio.sleep(0.01)
+    other = str(await emit_one(db, session_id=uuid.uuid4(), data={}))
+    while other not in receiver.ids() and not drain.done():
+        await asyncio.sleep(0.01)
+    # the other session's event went out while the slow one was still waiting for its answer
+    assert (await _event(db, uuid.UUID(slow))).status == "pending"
+    report = await drain
+    assert report.delivered == 2

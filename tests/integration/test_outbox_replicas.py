@@ -28,20 +28,14 @@ WIDGET_SECRET = "widget-callback-secret-3c9e"
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    r = Receiver(secret=CALLBACK_SECRET).start()
-    try:
+    with Receiver(secret=CALLBACK_SECRET) as r:
         yield r
-    finally:
-        r.stop()
 
 
 @pytest.fixture
 def widget_receiver() -> Iterator[Receiver]:
-    r = Receiver(secret=WIDGET_SECRET).start()
-    try:
+    with Receiver(secret=WIDGET_SECRET) as r:
         yield r
-    finally:
-        r.stop()
 
 
 def _without_platform(db_env: dict[str, str], widget_url: str) -> Settings:

@@ -27,11 +27,8 @@ PER_SESSION = 15
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    r = Receiver(secret=CALLBACK_SECRET).start()
-    try:
+    with Receiver(secret=CALLBACK_SECRET) as r:
         yield r
-    finally:
-        r.stop()
 
 
 class StatementCounter:
@@ -81,3 +78,33 @@ async def test_a_burst_is_delivered_once_in_order_over_reused_connections(
     assert receiver.connections() <= 2 * 8
     # claims and outcomes are written for many events at once, not in transactions per event
     assert statements.count < total / 2, statements.count
+
+
+async def test_one_drain_keeps_every_lane_busy_and_each_sessions_order(
+    db: Database, db_env: dict[str, str], receiver: Receiver
+) -> None:
+    """Small batches: the drain claims the next batch while its lanes still post the last one, and a
+    session's later events (due once the earlier ones are recorded) follow within the same drain."""
+    settings = outbox_settings(
+        db_env,
+        receiver.url,
+        AI_CS_OUTBOX_BATCH_SIZE="4",
+        AI_CS_OUTBOX_CONCURRENCY="3",
+        AI_CS_OUTBOX_SESSION_BATCH="2",
+    )
+    sessions = [uuid.uuid4() for _ in range(12)]
+    emitted: dict[str, list[str]] = defaultdict(list)
+    async with db.transaction() as tx:
+        for n in range(5):
+            for sid in sessions:
+                event_id = emit(
+                    tx, destination="sub2api", type=EventType.MESSAGE_RECEIVED, session_id=sid, data={"n": n}
+                )
+                emitted[str(sid)].append(str(event_id))
+    report = await OutboxWorker(settings, db).drain(max_batches=1000)
+    assert (report.delivered, report.retried, report.dead) == (60, 0, 0)
+    by_session: dict[str, list[str]] = defaultdict(list)
+    for got in receiver.received:
+        by_session[got.payload["session_id"]].append(got.payload["id"])
+    assert by_session == emitted
+    assert receiver.connections() <= 3  # one kept-alive connection per lane

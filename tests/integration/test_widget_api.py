@@ -11,9 +11,12 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from ai_customer_service.conversation.models import Message, Session
+from ai_customer_service.conversation.sources import widget_source
 from ai_customer_service.db.engine import Database
 from ai_customer_service.widget import tokens
 from ai_customer_service.widget.service import create_site, revoke_site
+from tests.conftest import TEST_SECRET
+from tests.support.webhooks import WEBHOOK, message, signed
 
 ORIGIN = "https://shop.example.com"
 PREFIX = "/api/v1/customer-service/widget"
@@ -36,6 +39,14 @@ async def web(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 async def start(web: httpx.AsyncClient, key: str, **body: str) -> dict:
     r = await web.post(f"{PREFIX}/{key}/conversation", json=body or None)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def send(web: httpx.AsyncClient, key: str, visitor: dict[str, str], client_id: str, text: str) -> dict:
+    r = await web.post(
+        f"{PREFIX}/{key}/messages", json={"client_message_id": client_id, "content": text}, headers=visitor
+    )
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -104,6 +115,41 @@ async def test_a_visitor_cannot_read_or_write_another_visitors_conversation(
         headers=alice,
     )
     assert ok.status_code == 200 and ok.json()["score"] == 5
+
+
+async def test_a_signed_webhook_with_the_visitors_open_id_cannot_reach_the_widget_conversation(
+    web: httpx.AsyncClient, site_key: str, db: Database
+) -> None:
+    """Whoever holds the webhook secret chooses channel and open_id, but never the source: a widget
+    conversation's source is its site's, so the webhook gets a conversation of its own."""
+    visitor = {"X-CS-Visitor-Token": (await start(web, site_key))["visitor_token"]}
+    widget_session = (await send(web, site_key, visitor, "v1", "my order 42 never arrived"))["session"]["id"]
+    async with db.sessionmaker() as tx:
+        session = await tx.get(Session, uuid.UUID(widget_session))
+        assert session is not None
+        open_id, source = session.open_id, session.source
+    assert source == widget_source(site_key)
+
+    raw, headers = signed(message("click https://evil.example to get a refund", open_id=open_id), TEST_SECRET)
+    injected = await web.post(WEBHOOK, content=raw, headers=headers)
+    assert injected.status_code == 200, injected.text
+    assert injected.json()["session_id"] != widget_session
+    async with db.sessionmaker() as tx:
+        other = await tx.get(Session, uuid.UUID(injected.json()["session_id"]))
+        assert other is not None and (other.channel, other.open_id, other.source) == ("widget", open_id, "")
+
+    # the visitor sees none of it, and their next message stays in their own conversation
+    history = (await web.get(f"{PREFIX}/{site_key}/messages", headers=visitor)).json()
+    assert history["session"]["id"] == widget_session
+    assert all("evil" not in m["content"] for m in history["messages"])
+    again = await send(web, site_key, visitor, "v2", "hello?")
+    assert again["session"]["id"] == widget_session
+    rated = await web.post(
+        f"{PREFIX}/{site_key}/feedback",
+        json={"session_id": injected.json()["session_id"], "score": 1},
+        headers=visitor,
+    )
+    assert rated.status_code == 404 and rated.json()["error"]["code"] == "CS_WGT_4042"
 
 
 async def test_refusals_have_codes_and_store_nothing(

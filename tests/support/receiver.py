@@ -124,6 +124,13 @@ class Receiver:
             self._server.shutdown()
             self._server.server_close()
 
+    def __enter__(self) -> Receiver:
+        """``with Receiver(secret=...) as r:`` starts it and always stops it (a fixture's body)."""
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def connections(self) -> int:
         """How many TCP connections the requests came over."""
         with self._lock:

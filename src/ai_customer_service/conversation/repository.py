@@ -174,6 +174,7 @@ async def open_session(
     user_id: str | None,
     now: datetime,
     platform: str | None = None,
+    source: str | None = None,
 ) -> OpenSession:
     """Find or create the customer's one non-closed session through ``platform`` (``None``: the
     generic webhook), locked; safe under concurrency.
@@ -186,7 +187,7 @@ async def open_session(
     one row: the losers' inserts do nothing and they lock the winner's row. A ``user_id`` change is
     applied to the returned row (written by :func:`record_message`).
     """
-    source = platform or ""
+    source = (platform or "") if source is None else source  # a widget site's: conversation.sources
     session = await lock_open_session(conn, channel, open_id, source)
     if session is None:
         await insert_ignore(

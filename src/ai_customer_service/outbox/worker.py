@@ -7,14 +7,17 @@ any number of them may run against one database. Per batch:
    attempt: the earliest pending event of up to ``AI_CS_OUTBOX_BATCH_SIZE`` sessions, each with up
    to ``AI_CS_OUTBOX_SESSION_BATCH - 1`` of the session's next events behind it (a *run*), and only
    for destinations this process knows (another replica's events are left alone);
-2. the signed POSTs happen with no transaction open, over one keep-alive HTTP client per drain: runs of
-   different sessions concurrently (``AI_CS_OUTBOX_CONCURRENCY``), the events of a run strictly one
-   after the other; a run stops at the first event that is not acknowledged (it retries later, and
-   the rest of the run is given back unattempted) and never starts an event its lease may not cover;
+2. the signed POSTs happen with no transaction open, in ``AI_CS_OUTBOX_CONCURRENCY`` lanes, each with
+   one kept-alive connection, taking runs from a queue: runs of different sessions concurrently, the
+   events of a run strictly one after the other; a run stops at the first event that is not
+   acknowledged (it retries later, and the rest of the run is given back unattempted) and never
+   starts an event its lease may not cover. The next batch is claimed while the lanes still post,
+   as soon as fewer runs wait than there are lanes (after writing the outcomes so far, so a
+   session whose run just finished has its next events due);
 3. outcomes are recorded in a few short transactions for many events at once (every
-   :data:`FLUSH_SECONDS` or :data:`FLUSH_EVENTS` outcomes, and at the end of the batch): 2xx →
-   ``delivered``; else a retry at ``now + U(0, min(cap, base·2^(attempt-1)))`` (full jitter) or,
-   after ``callback_max_retries`` retries, ``dead``.
+   :data:`FLUSH_SECONDS` or :data:`FLUSH_EVENTS` outcomes, before each claim, and at the end of the
+   drain): 2xx → ``delivered``; else a retry at ``now + U(0, min(cap, base·2^(attempt-1)))`` (full
+   jitter) or, after ``callback_max_retries`` retries, ``dead``.
 
 A worker that dies between 1 and 3 leaves leases that expire; another worker then delivers those
 events again (at-least-once; receivers deduplicate on the event ``id``).
@@ -24,9 +27,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import random
 import socket
+import ssl
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -78,6 +83,8 @@ class BatchReport:
 # outcomes are written to the database this often, or as soon as this many are waiting
 FLUSH_SECONDS = 0.25
 FLUSH_EVENTS = 200
+# while runs are in flight and nothing else is due, look for new events this often
+RECLAIM_SECONDS = 0.25
 # a claimed event is only sent while the lease covers its callback timeout plus this margin
 LEASE_MARGIN_SECONDS = 1.0
 # pending events of a destination this process does not know are logged at most this often
@@ -109,26 +116,120 @@ class OutboxWorker:
     unknown_destinations: dict[str, int] = field(default_factory=dict)
     _unknown_logged: dict[str, float] = field(default_factory=dict, repr=False)
     _unknown_checked: float = field(default=float("-inf"), repr=False)
+    _ssl: ssl.SSLContext | None = field(default=None, repr=False)
 
     def _http(self) -> httpx.AsyncClient:
-        """A keep-alive client for one drain: connections to a receiver are reused across its batches."""
-        size = self.settings.outbox_concurrency
+        """A keep-alive client for one delivery lane: one connection, reused for the lane's runs.
+
+        One client per lane rather than one pool shared by the lanes: httpcore's pool examines every
+        connection it holds on each request and each response (a ``poll`` per idle connection), which
+        with 16 connections cost about as much CPU as the rest of a delivery together. The TLS
+        context (loading the CA bundle takes milliseconds) is built once per worker.
+        """
+        if self._ssl is None:
+            self._ssl = httpx.create_ssl_context()
         return httpx.AsyncClient(
             transport=self.transport,
+            verify=self._ssl,
             follow_redirects=False,
-            limits=httpx.Limits(max_connections=size, max_keepalive_connections=size, keepalive_expiry=30),
+            # an idle connection is dropped before common servers' 5 s keep-alive closes it (a POST
+            # sent as the server closes fails before any answer, and costs a retry)
+            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1, keepalive_expiry=4),
         )
 
-    async def run_once(self, client: httpx.AsyncClient | None = None) -> BatchReport:
+    async def run_once(self) -> BatchReport:
         """Claim one batch and deliver it (runs of different sessions concurrently)."""
-        if client is None:
-            async with self._http() as own:
-                return await self.run_once(own)
+        return await self._deliver(max_batches=1)
+
+    async def drain(self, max_batches: int = 20) -> BatchReport:
+        """Claim and deliver while there is work (the in-server job), at most ``max_batches`` claims.
+
+        The next batch is claimed while the lanes still post the previous one (as soon as fewer runs
+        are waiting than there are lanes), after the outcomes so far are written: a delivery makes
+        the session's next event due at once, so a session's later events follow within the drain
+        instead of waiting for the next poll. Stops when a claim finds nothing and no run is left,
+        or when a claim was not full and nothing was delivered since the one before (only retries
+        or failures: they wait for their backoff).
+        """
+        return await self._deliver(max_batches=max_batches)
+
+    async def _deliver(self, *, max_batches: int) -> BatchReport:
+        report = BatchReport()
         known = known_destinations(self.settings)
         if not known:
-            return BatchReport()
+            return report
+        size = self.settings.outbox_concurrency
+        queue: asyncio.Queue[list[ClaimedEvent] | None] = asyncio.Queue()
+        progress = asyncio.Event()  # a lane finished a run
+        recorder = _Recorder(self, report)
+        busy = 0
+        lanes: list[asyncio.Task[None]] = []
+
+        async def lane() -> None:
+            """Deliver runs from the queue over one kept-alive connection until told to stop."""
+            nonlocal busy
+            async with self._http() as client:
+                while (run := await queue.get()) is not None:
+                    busy += 1
+                    try:
+                        await self._deliver_run(client, run, recorder)
+                    except Exception as exc:  # the lease makes those events come back later
+                        log.error("outbox delivery failed", error=type(exc).__name__)
+                    finally:
+                        busy -= 1
+                        progress.set()
+
+        flusher = asyncio.create_task(recorder.run(), name="outbox-recorder")
+        failure: Exception | None = None
+        try:
+            claims = 0
+            delivered_before = failed_before = 0
+            while claims < max_batches:
+                while queue.qsize() >= size:  # the lanes have enough to do
+                    progress.clear()
+                    await progress.wait()
+                if claims:
+                    await recorder.flush_now()  # finished sessions' next events become due
+                try:
+                    events = await self._claim(known)
+                except Exception as exc:  # let the runs already claimed finish and be recorded
+                    failure = exc
+                    break
+                if not events:
+                    if not busy and queue.empty():
+                        break
+                    # until a run finishes (its session may have more now), and at least every
+                    # RECLAIM_SECONDS: a lane waiting on a slow receiver holds back no other session
+                    progress.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(progress.wait(), timeout=RECLAIM_SECONDS)
+                    continue
+                claims += 1
+                report.claimed += len(events)
+                for run in _runs(events):
+                    queue.put_nowait(run)
+                starting = min(size - len(lanes), queue.qsize())
+                lanes += [asyncio.create_task(lane(), name="outbox-lane") for _ in range(starting)]
+                failed = report.retried + report.dead
+                full = len(events) >= self.settings.outbox_batch_size
+                if not full and report.delivered == delivered_before and failed > failed_before:
+                    break  # only retries and failures lately: they wait for their backoff
+                delivered_before, failed_before = report.delivered, failed
+            for _ in lanes:
+                queue.put_nowait(None)
+            if lanes:
+                await asyncio.wait(lanes)
+        finally:
+            for task in lanes:
+                task.cancel()
+            await recorder.close(flusher)
+        if failure is not None:
+            raise failure
+        return report
+
+    async def _claim(self, known: Sequence[str]) -> list[ClaimedEvent]:
         async with self.db.transaction() as tx:
-            events = await repository.claim(
+            return await repository.claim(
                 tx,
                 worker=self.name,
                 now=self.clock(),
@@ -137,51 +238,17 @@ class OutboxWorker:
                 destinations=known,
                 per_session=self.settings.outbox_session_batch,
             )
-        report = BatchReport(claimed=len(events))
-        if not events:
-            return report
-        limit = asyncio.Semaphore(self.settings.outbox_concurrency)
-        recorder = _Recorder(self, report)
 
-        async def one(run: list[ClaimedEvent]) -> None:
-            async with limit:
-                await self._deliver_run(client, run, recorder)
-
-        flusher = asyncio.create_task(recorder.run(), name="outbox-recorder")
-        try:
-            outcomes = await asyncio.gather(*(one(run) for run in _runs(events)), return_exceptions=True)
-        finally:
-            await recorder.close(flusher)
-        for outcome in outcomes:
-            if isinstance(outcome, Exception):  # the lease makes those events come back later
-                log.error("outbox delivery failed", error=type(outcome).__name__)
-        return report
-
-    async def drain(self, max_batches: int = 20) -> BatchReport:
-        """Run batches while there is work (the in-server job), at most ``max_batches``.
-
-        A delivery makes the session's next event due at once: keep going after any delivery instead
-        of waiting for the next poll. Stop when a batch claims nothing, or delivers nothing and was
-        not full (only retries or failures: they wait for their backoff).
-        """
-        total = BatchReport()
-        async with self._http() as client:
-            for _ in range(max_batches):
-                report = await self.run_once(client)
-                for name in ("claimed", "delivered", "retried", "dead", "lost", "released"):
-                    setattr(total, name, getattr(total, name) + getattr(report, name))
-                if not report.claimed:
-                    break
-                if not report.delivered and report.claimed < self.settings.outbox_batch_size:
-                    break
-        return total
-
-    def _may_start(self, event: ClaimedEvent, destination: Destination) -> bool:
+    def _may_start(self, event: ClaimedEvent, destination: Destination, *, first: bool) -> bool:
         """Whether this worker's lease still covers a whole attempt of ``event`` (else another worker
-        may claim it, or its successor, while this one is still sending)."""
+        may claim it, or its successor, while this one is still sending). A run's first event is
+        started as long as it was claimed just now (its lease is as long as it gets); one that has
+        waited in the queue for a lane is checked like the rest."""
         if event.lease_expires_at is None:
             return True
         left = (event.lease_expires_at - self.clock()).total_seconds()
+        if first and self.settings.outbox_lease_seconds - left <= LEASE_MARGIN_SECONDS:
+            return True
         return left > destination.timeout_seconds + LEASE_MARGIN_SECONDS
 
     async def _deliver_run(
@@ -190,7 +257,7 @@ class OutboxWorker:
         """Deliver a session's claimed events in order; stop at the first one not acknowledged."""
         for index, event in enumerate(run):
             destination = resolve_destination(self.settings, event.destination)
-            if destination is None or (index and not self._may_start(event, destination)):
+            if destination is None or not self._may_start(event, destination, first=not index):
                 recorder.release(run[index:])
                 return
             result = await deliver(client, event, destination, now=time.time())
@@ -278,6 +345,7 @@ class _Recorder:
         self.outcomes: list[_Outcome] = []
         self.released: list[ClaimedEvent] = []
         self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
         self._closed = False
 
     def add(self, outcome: _Outcome) -> None:
@@ -294,20 +362,22 @@ class _Recorder:
                 await asyncio.wait_for(self._wake.wait(), timeout=FLUSH_SECONDS)
             self._wake.clear()
             if not self._closed:
-                await self._flush_logged()
+                await self.flush_now()
 
     async def close(self, flusher: asyncio.Task[None]) -> None:
         self._closed = True
         self._wake.set()
         with contextlib.suppress(asyncio.CancelledError):
             await flusher
-        await self._flush_logged()
+        await self.flush_now()
 
-    async def _flush_logged(self) -> None:
-        try:
-            await self.flush()
-        except Exception as exc:  # the database may be away: the leases bring the events back later
-            log.error("outbox bookkeeping failed", error=type(exc).__name__, exc_info=exc)
+    async def flush_now(self) -> None:
+        """Write what is waiting; one flush at a time (a session's outcomes are written in order)."""
+        async with self._lock:
+            try:
+                await self.flush()
+            except Exception as exc:  # the database may be away: the leases bring the events back later
+                log.error("outbox bookkeeping failed", error=type(exc).__name__, exc_info=exc)
 
     async def flush(self) -> None:
         outcomes, self.outcomes = self.outcomes, []
@@ -338,18 +408,22 @@ class _Recorder:
                     o.outcome = "lost_lease"
             if released:
                 await repository.release(tx, released, worker=worker.name, now=now)
-            for o in outcomes:
-                repository.add_attempt(
-                    tx,
-                    o.event,
-                    worker=worker.name,
-                    now=o.at,
-                    status_code=o.result.status_code,
-                    error=o.result.error,
-                    duration_ms=o.result.duration_ms,
-                    excerpt=o.result.excerpt,
-                    outcome=o.outcome,
-                )
+            await repository.add_attempts(
+                tx,
+                [
+                    repository.AttemptRecord(
+                        event=o.event,
+                        at=o.at,
+                        status_code=o.result.status_code,
+                        error=o.result.error,
+                        duration_ms=o.result.duration_ms,
+                        excerpt=o.result.excerpt,
+                        outcome=o.outcome,
+                    )
+                    for o in outcomes
+                ],
+                worker=worker.name,
+            )
         self.report.released += len(released)
         for o in outcomes:
             self._account(o)
@@ -359,6 +433,8 @@ class _Recorder:
             self.worker.metrics.outbox_deliveries.labels(o.outcome).inc()
         field_name = _REPORT_FIELD[o.outcome]
         setattr(self.report, field_name, getattr(self.report, field_name) + 1)
+        if o.outcome == "delivered" and not _debug_enabled():
+            return  # nothing to say; building the fields for a filtered-out line costs CPU per event
         fields = {
             "event_id": str(o.event.id),
             "event_type": o.event.type,
@@ -375,6 +451,10 @@ class _Recorder:
             log.warning("outbox event dead-lettered", **fields)
         else:
             log.info("outbox delivery not acknowledged", **fields)
+
+
+def _debug_enabled() -> bool:
+    return logging.getLogger(__name__).isEnabledFor(logging.DEBUG)
 
 
 _REPORT_FIELD = {"delivered": "delivered", "retry": "retried", "dead": "dead", "lost_lease": "lost"}

@@ -39,6 +39,7 @@ from ai_customer_service.audit import repository as audit
 from ai_customer_service.config import Settings
 from ai_customer_service.conversation import repository as conversations
 from ai_customer_service.conversation.models import Session
+from ai_customer_service.conversation.sources import source_platform
 from ai_customer_service.conversation.states import SessionStatus
 from ai_customer_service.dialog.engine import Analysis, Decision, DialogEngine
 from ai_customer_service.errors import Conflict, RateLimited
@@ -224,7 +225,7 @@ class IngestService:
             session_id
             and message.dedup_key
             and (notified_at is None or notified_at < cutoff)
-            and destinations_for(self.settings, platform=source or None, channel=message.channel)
+            and destinations_for(self.settings, platform=source_platform(source), channel=message.channel)
         ):
             async with self.store.begin() as uow:
                 won = await conversations.mark_notified(
@@ -267,7 +268,7 @@ class IngestService:
         conn = await tx.connection()
         # load: the customer's session, locked (serialising their messages: a duplicate in flight
         # waits here for the original, then finds its record), then in one read the rest
-        session = await self._session(tx, conn, message, now, platform=source or None)
+        session = await self._session(tx, conn, message, now, source=source)
         limit = self.settings.rate_limit_messages
         window = self.settings.ticket_reopen_window_seconds
         state = await facts.read_state(
@@ -400,7 +401,7 @@ class IngestService:
         message: InboundMessage,
         now: datetime,
         *,
-        platform: str | None,
+        source: str,
     ) -> conversations.OpenSession:
         async def open_() -> conversations.OpenSession:
             return await conversations.open_session(
@@ -410,7 +411,8 @@ class IngestService:
                 open_id=message.open_id,
                 user_id=message.user_id,
                 now=now,
-                platform=platform,
+                platform=source_platform(source),
+                source=source,
             )
 
         session = await open_()

@@ -28,6 +28,7 @@ from ai_customer_service.auth.models import Principal
 from ai_customer_service.config import Settings
 from ai_customer_service.conversation import service as conversations
 from ai_customer_service.conversation.models import Message, Session
+from ai_customer_service.conversation.sources import widget_source
 from ai_customer_service.conversation.states import AuthorType, SessionStatus
 from ai_customer_service.db.engine import Database
 from ai_customer_service.db.statements import increment_counter, insert_ignore
@@ -428,7 +429,11 @@ class WidgetService:
                 (
                     await tx.execute(
                         select(Session)
-                        .where(Session.channel == CHANNEL, Session.open_id == open_id)
+                        .where(
+                            Session.channel == CHANNEL,
+                            Session.open_id == open_id,
+                            Session.source == widget_source(site.public_key),
+                        )
                         .order_by(Session.created_at.desc())
                         .limit(20)
                     )
@@ -467,6 +472,7 @@ class WidgetService:
             session is None
             or session.channel != CHANNEL
             or session.open_id != customer_open_id(site, visitor)
+            or session.source != widget_source(site.public_key)
         ):
             raise NotFound("conversation not found", "CS_WGT_4042")
         return session_id
@@ -520,7 +526,8 @@ class WidgetService:
             truncated=False,
             original_length=len(text),
         )
-        result = await self.ingest.ingest(message, request_id=request_id)
+        source = widget_source(site.public_key)
+        result = await self.ingest.ingest(message, source=source, request_id=request_id)
         response = result.response
         inbound_id = uuid.UUID(response["message_id"])
         async with self.db.reader() as tx:
