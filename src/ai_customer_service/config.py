@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -53,17 +53,19 @@ class LogLevel(StrEnum):
     ERROR = "error"
 
 
-# Every top-level secret setting (masked in the settings dump), and whether we choose it ourselves: the
-# HMAC keys and bearer tokens must be at least MIN_SECRET_CHARS long in production; the LLM API key
-# is issued by its provider and is not ours to size. Per-platform and per-channel secrets:
-# secret_settings().
-_SECRET_SETTINGS: dict[str, bool] = {
-    "webhook_secret": True,
-    "webhook_secret_previous": True,
-    "admin_token": True,
-    "llm_api_key": False,
-    "metrics_token": True,
-    "widget_token_secret": True,
+# Every top-level secret setting (masked in the settings dump), and who sizes it (production's length
+# rules, check_production_rules): "ours" — bearer tokens and keys only this service uses — at least
+# MIN_SECRET_CHARS; "shared" — HMAC keys agreed with a gateway or platform, which an existing
+# integration may have fixed — at least MIN_SHARED_SECRET_CHARS, with a warning below MIN_SECRET_CHARS;
+# "issued" — the LLM API key, issued by its provider, not checked. Per-platform and per-channel
+# secrets are shared: secret_settings().
+_SECRET_SETTINGS: dict[str, Literal["ours", "shared", "issued"]] = {
+    "webhook_secret": "shared",
+    "webhook_secret_previous": "shared",
+    "admin_token": "ours",
+    "llm_api_key": "issued",
+    "metrics_token": "ours",
+    "widget_token_secret": "ours",
 }
 _ENV_ALIASES = {"prod": "production", "dev": "development"}
 _ADDR_RE = re.compile(r"^(?P<host>\[[0-9a-fA-F:.]+\]|[^:\s]*):(?P<port>\d{1,5})$")
@@ -619,27 +621,45 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
 
 
 MIN_SECRET_CHARS = 32
-"""Shortest secret or token production accepts (``openssl rand -hex 32`` gives 64 characters)."""
+"""Shortest token or key of our own production accepts (``openssl rand -hex 32`` gives 64 characters),
+and below which a shared HMAC key is warned about."""
+MIN_SHARED_SECRET_CHARS = 16
+"""Shortest HMAC key shared with a gateway or platform production accepts: an existing integration
+(the original Go deployment's gateways, a platform's console) may have fixed a key shorter than
+:data:`MIN_SECRET_CHARS`, so moving across must not stop on it; a trivial one still does."""
 
 
-def secret_settings(settings: Settings) -> list[tuple[str, str]]:
-    """Every secret we choose ourselves, as (variable, value): HMAC keys and bearer tokens (the ones
-    :data:`_SECRET_SETTINGS` marks as ours, then each enabled platform's and channel's)."""
+def secret_settings(settings: Settings) -> list[tuple[str, str, bool]]:
+    """Every secret we size, as (variable, value, shared): our bearer tokens and keys, and the HMAC
+    keys shared with gateways and platforms (``shared`` True), then each enabled platform's and
+    channel's (shared)."""
     found = [
-        (ENV_PREFIX + name.upper(), getattr(settings, name))
-        for name, ours in _SECRET_SETTINGS.items()
-        if ours
+        (ENV_PREFIX + name.upper(), getattr(settings, name), kind == "shared")
+        for name, kind in _SECRET_SETTINGS.items()
+        if kind != "issued"
     ]
     for platform in settings.enabled_platforms:
         prefix = f"{ENV_PREFIX}PLATFORM_{platform.name.upper()}_"
-        found.append((prefix + "INGRESS_SECRET", platform.ingress_secret))
-        found.append((prefix + "INGRESS_SECRET_PREVIOUS", platform.ingress_secret_previous))
-        found.append((prefix + "CALLBACK_SECRET", platform.callback_secret))
+        found.append((prefix + "INGRESS_SECRET", platform.ingress_secret, True))
+        found.append((prefix + "INGRESS_SECRET_PREVIOUS", platform.ingress_secret_previous, True))
+        found.append((prefix + "CALLBACK_SECRET", platform.callback_secret, True))
     for callback in settings.channel_callbacks.values():
-        found.append(
-            (f"{ENV_PREFIX}CHANNEL_{callback.name.upper()}_CALLBACK_SECRET", callback.callback_secret)
-        )
+        variable = f"{ENV_PREFIX}CHANNEL_{callback.name.upper()}_CALLBACK_SECRET"
+        found.append((variable, callback.callback_secret, True))
     return found
+
+
+def production_warnings(settings: Settings) -> list[str]:
+    """What production accepts but an operator should change (logged at start-up, shown by
+    ``doctor``): shared HMAC keys shorter than :data:`MIN_SECRET_CHARS`."""
+    if not settings.is_production:
+        return []
+    return [
+        f"{variable} has only {len(value)} characters (recommended: at least {MIN_SECRET_CHARS}); "
+        "rotate it with the gateway (the _PREVIOUS variable keeps the old key valid meanwhile)"
+        for variable, value, shared in secret_settings(settings)
+        if shared and value and len(value) < MIN_SECRET_CHARS
+    ]
 
 
 def check_production_rules(settings: Settings) -> None:
@@ -658,11 +678,12 @@ def check_production_rules(settings: Settings) -> None:
             "AI_CS_WEBHOOK_SECRET is required in production: set it to the HMAC key shared with the "
             "channel gateways"
         )
-    for variable, value in secret_settings(settings):
-        if value and len(value) < MIN_SECRET_CHARS:
+    for variable, value, shared in secret_settings(settings):
+        least = MIN_SHARED_SECRET_CHARS if shared else MIN_SECRET_CHARS
+        if value and len(value) < least:
             raise ConfigError(
                 f"{variable} is too short for production ({len(value)} characters, at least "
-                f"{MIN_SECRET_CHARS}): generate one with `openssl rand -hex 32`"
+                f"{least}): generate one with `openssl rand -hex 32`"
             )
     if settings.auth_trusted_headers and not settings.auth_allow_trusted_headers_in_production:
         raise ConfigError(

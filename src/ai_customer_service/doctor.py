@@ -17,7 +17,12 @@ from pathlib import Path
 
 import httpx
 
-from ai_customer_service.config import Settings, check_platform_rules, check_production_rules
+from ai_customer_service.config import (
+    Settings,
+    check_platform_rules,
+    check_production_rules,
+    production_warnings,
+)
 from ai_customer_service.db.connect import check_database
 from ai_customer_service.db.engine import Database
 from ai_customer_service.db.migrate import current_revision, head_revision, is_newer
@@ -63,6 +68,8 @@ def _config(settings: Settings, report: Report, out: Callable[[str], None]) -> N
         report("configuration", False, str(exc))
         return
     report("configuration", True, f"{settings.runtime_env.value}, store={settings.store_name}")
+    for warning in production_warnings(settings):
+        out(f"    WARNING {warning}")
 
 
 async def _database(settings: Settings, report: Report, out: Callable[[str], None] = print) -> None:

@@ -18,7 +18,12 @@ from types import FrameType
 
 import uvicorn
 
-from ai_customer_service.config import Settings, check_platform_rules, check_production_rules
+from ai_customer_service.config import (
+    Settings,
+    check_platform_rules,
+    check_production_rules,
+    production_warnings,
+)
 from ai_customer_service.context import AppContext
 from ai_customer_service.db.adopt import AdoptionError
 from ai_customer_service.db.connect import check_database, describe_db_error
@@ -167,9 +172,16 @@ async def load_demo_site(settings: Settings, db: Database) -> None:
     log.info("widget demo site ready", page=f"{local[0]}/demo/", site_key=site.public_key)
 
 
-async def run(settings: Settings) -> int:
+def _check(settings: Settings) -> None:
+    """The start-up refusals (ConfigError), then one WARNING line per accepted weakness."""
     check_production_rules(settings)
     check_platform_rules(settings)
+    for warning in production_warnings(settings):
+        log.warning(warning)
+
+
+async def run(settings: Settings) -> int:
+    _check(settings)
     socks = bind_sockets(settings)
     try:
         db = await prepare_database(settings)
@@ -267,8 +279,7 @@ def serve_processes(settings: Settings) -> int:
     worker dies on its own, the others are stopped and the exit status is 1."""
     import uvloop
 
-    check_production_rules(settings)
-    check_platform_rules(settings)
+    _check(settings)
     socks = bind_sockets(settings)
     try:
         uvloop.run(_prepare_once(settings))

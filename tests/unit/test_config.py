@@ -8,6 +8,7 @@ from ai_customer_service.config import (
     load_settings,
     mask_dsn,
     postgres_url,
+    production_warnings,
 )
 from ai_customer_service.errors import ConfigError
 
@@ -172,15 +173,26 @@ def test_production_refuses_every_short_secret_and_development_does_not() -> Non
         "AI_CS_PLATFORM_NEWAPI_CALLBACK_BASE_URL": "http://newapi.example/cb",
     }
     check_production_rules(settings(**prod))
-    for variable in (
+    assert production_warnings(settings(**prod)) == []
+    ours = ("AI_CS_ADMIN_TOKEN", "AI_CS_METRICS_TOKEN", "AI_CS_WIDGET_TOKEN_SECRET")
+    shared = (  # HMAC keys agreed with a gateway or platform: an integration may have fixed them
         "AI_CS_WEBHOOK_SECRET",
-        "AI_CS_ADMIN_TOKEN",
-        "AI_CS_METRICS_TOKEN",
         "AI_CS_CHANNEL_SHOP_CALLBACK_SECRET",
         "AI_CS_PLATFORM_NEWAPI_INGRESS_SECRET",
         "AI_CS_PLATFORM_NEWAPI_CALLBACK_SECRET",
-        "AI_CS_WIDGET_TOKEN_SECRET",
-    ):
-        with pytest.raises(ConfigError, match=f"{variable} is too short for production"):
+    )
+    for variable in ours:
+        with pytest.raises(ConfigError, match=f"{variable} is too short for production.*at least 32"):
             check_production_rules(settings(**{**prod, variable: "x" * 31}))
         check_production_rules(settings(**{**prod, "AI_CS_RUNTIME_ENV": "development", variable: "x"}))
+    for variable in shared:
+        with pytest.raises(ConfigError, match=f"{variable} is too short for production.*at least 16"):
+            check_production_rules(settings(**{**prod, variable: "x" * 15}))
+        accepted = settings(**{**prod, variable: "x" * 16})
+        check_production_rules(accepted)  # accepted, with one warning naming it
+        (warning,) = production_warnings(accepted)
+        assert warning.startswith(f"{variable} has only 16 characters")
+        check_production_rules(settings(**{**prod, "AI_CS_RUNTIME_ENV": "development", variable: "x"}))
+        assert (
+            production_warnings(settings(**{**prod, "AI_CS_RUNTIME_ENV": "development", variable: "x"})) == []
+        )
