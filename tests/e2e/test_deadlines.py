@@ -23,6 +23,7 @@ from ai_customer_service.conversation.models import Message, MessageDedup
 from ai_customer_service.db.engine import Database
 from ai_customer_service.db.migrate import upgrade
 from ai_customer_service.main import create_app
+from ai_customer_service.uow import UnitOfWork
 from tests.conftest import TEST_SECRET
 from tests.support.server import ServerProcess
 from tests.support.tcp_proxy import TcpProxy
@@ -218,9 +219,9 @@ async def test_the_request_deadline_cuts_a_slow_handler(db_env: dict[str, str]) 
     ingest = app.state.ctx.ingest
     original = ingest._process
 
-    async def slow_process(tx: object, *args: object, **kwargs: object) -> object:
-        result = await original(tx, *args, **kwargs)
-        await tx.flush()  # type: ignore[attr-defined]  # the rows are written, not yet committed
+    async def slow_process(uow: UnitOfWork, *args: object, **kwargs: object) -> object:
+        result = await original(uow, *args, **kwargs)
+        await uow.tx.flush()  # the rows are written, not yet committed
         await asyncio.sleep(30)  # e.g. a statement that hangs on a stalled database
         return result
 
