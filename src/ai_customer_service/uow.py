@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from ai_customer_service.audit import repository as audit
 from ai_customer_service.db.engine import Database
@@ -82,6 +82,11 @@ class Store:
         """One unit of work: commits when the block exits normally, rolls back on any exception."""
         async with self.db.transaction() as tx:
             yield UnitOfWork(tx, self.events)
+
+    def read_one(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A connection for one read-only statement (``async with store.read_one() as conn``): on
+        PostgreSQL outside any transaction (no ``BEGIN``/``ROLLBACK`` round trips)."""
+        return self.db.single_read()
 
     def read(self) -> AsyncSession:
         """A read-only session (``async with store.read() as tx``): no writes, no writer lock."""

@@ -177,8 +177,7 @@ class IngestService:
         self, message: InboundMessage, source: str, signature: SignatureBinding | None
     ) -> facts.PreRead:
         window = self.settings.ticket_reopen_window_seconds
-        async with self.store.read() as tx:
-            conn = await tx.connection()
+        async with self.store.read_one() as conn:
             return await facts.pre_read(
                 conn,
                 source=source,
