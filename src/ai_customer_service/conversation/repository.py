@@ -28,6 +28,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    union_all,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -44,6 +45,7 @@ from ai_customer_service.conversation.states import (
 )
 from ai_customer_service.db.statements import insert_ignore
 from ai_customer_service.errors import NotFound
+from ai_customer_service.live import LIVE_TABLE, insert_live
 from ai_customer_service.security import replay
 
 _sessions: Table = Session.__table__  # type: ignore[assignment]
@@ -411,15 +413,18 @@ async def record_message(
     audit_row: dict[str, Any],
     dedup: dict[str, Any] | None,
     signature_use: dict[str, Any] | None = None,
+    live_events: list[dict[str, Any]] | None = None,
 ) -> None:
     """Write one processed message: its ``cs_messages`` rows (inbound, bot reply), its audit row,
     its dedup record, its v1 signature's claim (a plain insert: a claim by another path committed
     meanwhile is a unique violation, which the caller turns into 403 ``CS_AUTH_4035``) and the
     session's new state: ``status`` (where the message's plan moved it, checked against
-    :mod:`.states`), the low-confidence streak and the last message ``now``.
+    :mod:`.states`), the low-confidence streak and the last message ``now``; and the transaction's
+    live-stream rows (``live.live_row``, in ``seq`` order; the unit of work's ``take_live``).
 
-    PostgreSQL: one statement (the inserts as data-modifying CTEs of the session ``UPDATE``), one
-    round trip. SQLite, which has no data-modifying CTEs: the same inserts one after the other.
+    PostgreSQL: one statement (the inserts as data-modifying CTEs of the session ``UPDATE``; the
+    live rows as one multi-row insert, so their ``seq`` follow the list's order), one round trip.
+    SQLite, which has no data-modifying CTEs: the same inserts one after the other.
     """
     session.status = status
     session.low_confidence_streak = low_confidence_streak
@@ -441,6 +446,7 @@ async def record_message(
         if signature_use is not None:
             await conn.execute(_INSERT_SIGNATURE_USE, signature_use)
         await conn.execute(_SAVE_SESSION, params)
+        await insert_live(conn, live_events or [])
         return
     for i, message in enumerate(messages):
         params.update(_suffixed(message, i))
@@ -449,7 +455,12 @@ async def record_message(
         params.update(_suffixed(dedup, "d"))
     if signature_use is not None:
         params.update(_suffixed(signature_use, "s"))
-    statement = _record_statement(len(messages), dedup is not None, signature_use is not None)
+    live_events = live_events or []
+    for i, row in enumerate(live_events):
+        params.update(_suffixed(row, f"l{i}"))
+    statement = _record_statement(
+        len(messages), dedup is not None, signature_use is not None, len(live_events)
+    )
     await conn.execute(statement, params)
 
 
@@ -462,16 +473,29 @@ def _insert_cte(table: Table, suffix: object, name: str) -> Any:
     return insert(table).values(values).cte(name)
 
 
+def _live_cte(rows: int) -> Any:
+    """``INSERT INTO cs_live_events (...) SELECT ... UNION ALL SELECT ...``: one statement, ``seq``
+    taken in row order. Not a multi-row ``VALUES``: SQLAlchemy cannot cache that, it would be
+    compiled again at every execution."""
+    columns = [c for c in LIVE_TABLE.columns if c.key != "seq"]
+    selects = [select(*[bindparam(f"{c.key}__l{i}", type_=c.type) for c in columns]) for i in range(rows)]
+    source = selects[0] if rows == 1 else union_all(*selects)
+    return insert(LIVE_TABLE).from_select([c.key for c in columns], source).cte("l")
+
+
 @functools.cache
-def _record_statement(messages: int, dedup: bool, signature: bool = False) -> Any:
+def _record_statement(messages: int, dedup: bool, signature: bool = False, live: int = 0) -> Any:
     """``WITH m0 AS (INSERT ...), [m1 AS (INSERT ...),] a AS (INSERT ...), [d AS (INSERT ...)]
-    [s AS (INSERT ...)] UPDATE cs_sessions ...`` (PostgreSQL), built once per shape."""
+    [s AS (INSERT ...)] [l AS (INSERT ... VALUES (...), ...)] UPDATE cs_sessions ...`` (PostgreSQL),
+    built once per shape."""
     ctes = [_insert_cte(_messages, i, f"m{i}") for i in range(messages)]
     ctes.append(_insert_cte(audit.TABLE, "a", "a"))
     if dedup:
         ctes.append(_insert_cte(_dedup, "d", "d"))
     if signature:
         ctes.append(_insert_cte(replay.TABLE, "s", "s"))
+    if live:
+        ctes.append(_live_cte(live))
     return _SAVE_SESSION.add_cte(*ctes)
 
 

@@ -383,6 +383,7 @@ class IngestService:
             audit_row=audit.row(**plan.audit),
             dedup=dedup,
             signature_use=plan.signature_use,
+            live_events=uow.take_live(),  # the events above, in the same statement (PostgreSQL)
         )
         if tx.new or tx.dirty:
             await tx.flush()  # outbox events (and any ORM change) fail here, inside the transaction
