@@ -43,7 +43,7 @@ from ai_customer_service.conversation.states import (
     SessionStatus,
     next_status,
 )
-from ai_customer_service.db.statements import insert_ignore
+from ai_customer_service.db.statements import insert_ignore_construct
 from ai_customer_service.errors import NotFound
 from ai_customer_service.live import LIVE_TABLE, insert_live
 from ai_customer_service.security import replay
@@ -192,31 +192,54 @@ async def open_session(
     source = (platform or "") if source is None else source  # a widget site's: conversation.sources
     session = await lock_open_session(conn, channel, open_id, source)
     if session is None:
-        await insert_ignore(
-            tx,
-            _sessions,
-            {
-                "id": uuid.uuid4(),
-                "channel": channel,
-                "open_id": open_id,
-                "user_id": user_id,
-                "platform": platform,
-                "source": source,
-                "status": SessionStatus.IDLE.value,
-                "low_confidence_streak": 0,
-                "created_at": now,
-                "updated_at": now,
-                "last_message_at": now,
-            },
-            index_elements=["channel", "open_id", "source"],
-            index_where=text("status <> 'closed'"),
+        # first contact: insert it; the RETURNING row is ours (uncommitted, so nobody else can lock
+        # it). Nothing returned: a concurrent creator won, and this waited for its commit: lock its row
+        params = {
+            "id": uuid.uuid4(),
+            "channel": channel,
+            "open_id": open_id,
+            "user_id": user_id,
+            "platform": platform,
+            "source": source,
+            "now": now,
+        }
+        row = (await conn.execute(_create_session_statement(conn.dialect.name), params)).first()
+        session = (
+            OpenSession(*row) if row is not None else await lock_open_session(conn, channel, open_id, source)
         )
-        session = await lock_open_session(conn, channel, open_id, source)
         if session is None:  # pragma: no cover - the insert or a concurrent one must be visible
             raise RuntimeError("open session vanished after insert")
     if user_id and session.user_id != user_id:
         session.user_id = user_id
     return session
+
+
+@functools.cache
+def _create_session_statement(dialect: str) -> Any:
+    """``INSERT INTO cs_sessions ... ON CONFLICT (channel, open_id, source) WHERE status <> 'closed'
+    DO NOTHING RETURNING`` the columns of :class:`OpenSession`, built once per dialect."""
+    now = bindparam("now", type_=_sessions.c.created_at.type)
+    values: dict[str, Any] = {
+        key: bindparam(key, type_=_sessions.c[key].type)
+        for key in ("id", "channel", "open_id", "user_id", "platform", "source")
+    }
+    values.update(
+        status=literal_column(f"'{SessionStatus.IDLE.value}'"),
+        low_confidence_streak=literal_column("0"),
+        created_at=now,
+        updated_at=now,
+        last_message_at=now,
+    )
+    return (
+        insert_ignore_construct(
+            dialect,
+            _sessions,
+            index_elements=["channel", "open_id", "source"],
+            index_where=text("status <> 'closed'"),
+        )
+        .values(values)
+        .returning(*_LOCK_OPEN_SESSION.selected_columns)
+    )
 
 
 # --- session life cycle: the only writes of a session's status -------------------------------------
