@@ -7,7 +7,8 @@ The webhook's per-message path (:func:`open_session`, then ``webhook.facts.read_
 :func:`record_message`) runs pre-built SQLAlchemy Core statements on the transaction's connection and
 works with plain rows (:class:`OpenSession`, dicts), not ORM instances: the statements are built once
 (module level, ``bindparam``), so every execution hits the compiled cache, and no unit of work tracks
-the rows. Three round trips per message after ``BEGIN``: lock, read, write (see :func:`record_message`).
+the rows. Three round trips per message after ``BEGIN``: lock, read, write (see :func:`record_message`;
+the transaction's live-stream rows go into the write); a first contact adds the session's insert.
 """
 
 from __future__ import annotations
