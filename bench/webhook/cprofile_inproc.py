@@ -4,6 +4,7 @@ cProfile, then summed by package. Complements ``run.py --profile`` (py-spy sampl
 server). cProfile inflates call-heavy code (SQLAlchemy) more than C-heavy code; read shares, not ms.
 
     .venv/bin/python bench/webhook/cprofile_inproc.py [--requests 350] [--out /tmp/cprof.out]
+        [--no-profile] [--sql] [--first-contact]
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from sqlalchemy import event
 ADMIN = os.environ.get("BENCH_ADMIN_DSN", "postgres://postgres@127.0.0.1:5432/test")
 
 
-async def profile(n: int, out: str, *, enabled: bool = True, show_sql: bool = False) -> float:
+async def profile(
+    n: int, out: str, *, enabled: bool = True, show_sql: bool = False, first_contact: bool = False
+) -> float:
     for key in [k for k in os.environ if k.startswith("AI_CS_")]:
         del os.environ[key]
     os.environ.update(
@@ -68,7 +71,8 @@ async def profile(n: int, out: str, *, enabled: bool = True, show_sql: bool = Fa
                     body = json.dumps(
                         {
                             "channel": "widget",
-                            "open_id": f"c{i % 50}",
+                            # first contact: a new customer every message (a session created each time)
+                            "open_id": f"new{i}" if first_contact else f"c{i % 50}",
                             "message_id": f"m{i}",
                             "content": "How do I reset my API key?",
                         }
@@ -147,8 +151,21 @@ def main() -> None:
     ap.add_argument("--out", default="/tmp/aics-webhook-cprofile.out")
     ap.add_argument("--no-profile", action="store_true", help="only CPU per request, without cProfile")
     ap.add_argument("--sql", action="store_true", help="print one message's SQL statements")
+    ap.add_argument(
+        "--first-contact",
+        action="store_true",
+        help="every message from a new customer (else 50 returning)",
+    )
     args = ap.parse_args()
-    cpu = asyncio.run(profile(args.requests, args.out, enabled=not args.no_profile, show_sql=args.sql))
+    cpu = asyncio.run(
+        profile(
+            args.requests,
+            args.out,
+            enabled=not args.no_profile,
+            show_sql=args.sql,
+            first_contact=args.first_contact,
+        )
+    )
     if args.no_profile:
         print(f"process CPU per request (client included, no profiler): {cpu:.2f} ms")
         return

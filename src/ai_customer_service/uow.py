@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from ai_customer_service.audit import repository as audit
 from ai_customer_service.db.engine import Database
+from ai_customer_service.live import insert_live
 from ai_customer_service.outbox.events import EventType
 from ai_customer_service.outbox.publisher import EventPublisher, SessionRef, TicketRef
 
@@ -29,11 +30,23 @@ from ai_customer_service.outbox.publisher import EventPublisher, SessionRef, Tic
 class UnitOfWork:
     """One open transaction with its audit writer and event publisher."""
 
-    __slots__ = ("_events", "tx")
+    __slots__ = ("_events", "_live", "tx")
 
     def __init__(self, tx: AsyncSession, events: EventPublisher) -> None:
         self.tx = tx
         self._events = events
+        self._live: list[dict[str, Any]] = []  # live-stream rows not written yet, in publication order
+
+    def take_live(self) -> list[dict[str, Any]]:
+        """The live-stream rows published so far and not yet written, for a caller that writes them
+        in its own statement of this transaction (they are then no longer written at commit)."""
+        rows, self._live = self._live, []
+        return rows
+
+    async def flush_live(self) -> None:
+        """Write the live-stream rows still pending (:meth:`Store.begin` does, before it commits)."""
+        if self._live:
+            await insert_live(await self.tx.connection(), self.take_live())
 
     def audit(self, **fields: Any) -> None:
         """Add one audit row (the fields of :func:`audit.repository.record`)."""
@@ -50,7 +63,13 @@ class UnitOfWork:
     ) -> list[uuid.UUID]:
         """Add a session's event for its subscribers and the live streams; the outbox event ids."""
         return self._events.publish(
-            self.tx, session, type, data, ticket_id=ticket_id, source_message_id=source_message_id
+            self.tx,
+            session,
+            type,
+            data,
+            live=self._live,
+            ticket_id=ticket_id,
+            source_message_id=source_message_id,
         )
 
     def publish_handoff(
@@ -62,7 +81,7 @@ class UnitOfWork:
         manual: bool = False,
     ) -> None:
         self._events.publish_handoff(
-            self.tx, session, ticket, source_message_id=source_message_id, manual=manual
+            self.tx, session, ticket, live=self._live, source_message_id=source_message_id, manual=manual
         )
 
 
@@ -79,9 +98,17 @@ class Store:
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[UnitOfWork]:
-        """One unit of work: commits when the block exits normally, rolls back on any exception."""
+        """One unit of work: commits when the block exits normally (after writing its pending
+        live-stream rows), rolls back on any exception (they are then never written)."""
         async with self.db.transaction() as tx:
-            yield UnitOfWork(tx, self.events)
+            uow = UnitOfWork(tx, self.events)
+            yield uow
+            await uow.flush_live()
+
+    def read_one(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A connection for one read-only statement (``async with store.read_one() as conn``): on
+        PostgreSQL outside any transaction (no ``BEGIN``/``ROLLBACK`` round trips)."""
+        return self.db.single_read()
 
     def read(self) -> AsyncSession:
         """A read-only session (``async with store.read() as tx``): no writes, no writer lock."""

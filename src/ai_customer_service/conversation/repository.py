@@ -7,7 +7,8 @@ The webhook's per-message path (:func:`open_session`, then ``webhook.facts.read_
 :func:`record_message`) runs pre-built SQLAlchemy Core statements on the transaction's connection and
 works with plain rows (:class:`OpenSession`, dicts), not ORM instances: the statements are built once
 (module level, ``bindparam``), so every execution hits the compiled cache, and no unit of work tracks
-the rows. Three round trips per message after ``BEGIN``: lock, read, write (see :func:`record_message`).
+the rows. Three round trips per message after ``BEGIN``: lock, read, write (see :func:`record_message`;
+the transaction's live-stream rows go into the write); a first contact adds the session's insert.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    union_all,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -42,8 +44,9 @@ from ai_customer_service.conversation.states import (
     SessionStatus,
     next_status,
 )
-from ai_customer_service.db.statements import insert_ignore
+from ai_customer_service.db.statements import insert_ignore_construct
 from ai_customer_service.errors import NotFound
+from ai_customer_service.live import LIVE_TABLE, insert_live
 from ai_customer_service.security import replay
 
 _sessions: Table = Session.__table__  # type: ignore[assignment]
@@ -190,31 +193,54 @@ async def open_session(
     source = (platform or "") if source is None else source  # a widget site's: conversation.sources
     session = await lock_open_session(conn, channel, open_id, source)
     if session is None:
-        await insert_ignore(
-            tx,
-            _sessions,
-            {
-                "id": uuid.uuid4(),
-                "channel": channel,
-                "open_id": open_id,
-                "user_id": user_id,
-                "platform": platform,
-                "source": source,
-                "status": SessionStatus.IDLE.value,
-                "low_confidence_streak": 0,
-                "created_at": now,
-                "updated_at": now,
-                "last_message_at": now,
-            },
-            index_elements=["channel", "open_id", "source"],
-            index_where=text("status <> 'closed'"),
+        # first contact: insert it; the RETURNING row is ours (uncommitted, so nobody else can lock
+        # it). Nothing returned: a concurrent creator won, and this waited for its commit: lock its row
+        params = {
+            "id": uuid.uuid4(),
+            "channel": channel,
+            "open_id": open_id,
+            "user_id": user_id,
+            "platform": platform,
+            "source": source,
+            "now": now,
+        }
+        row = (await conn.execute(_create_session_statement(conn.dialect.name), params)).first()
+        session = (
+            OpenSession(*row) if row is not None else await lock_open_session(conn, channel, open_id, source)
         )
-        session = await lock_open_session(conn, channel, open_id, source)
         if session is None:  # pragma: no cover - the insert or a concurrent one must be visible
             raise RuntimeError("open session vanished after insert")
     if user_id and session.user_id != user_id:
         session.user_id = user_id
     return session
+
+
+@functools.cache
+def _create_session_statement(dialect: str) -> Any:
+    """``INSERT INTO cs_sessions ... ON CONFLICT (channel, open_id, source) WHERE status <> 'closed'
+    DO NOTHING RETURNING`` the columns of :class:`OpenSession`, built once per dialect."""
+    now = bindparam("now", type_=_sessions.c.created_at.type)
+    values: dict[str, Any] = {
+        key: bindparam(key, type_=_sessions.c[key].type)
+        for key in ("id", "channel", "open_id", "user_id", "platform", "source")
+    }
+    values.update(
+        status=literal_column(f"'{SessionStatus.IDLE.value}'"),
+        low_confidence_streak=literal_column("0"),
+        created_at=now,
+        updated_at=now,
+        last_message_at=now,
+    )
+    return (
+        insert_ignore_construct(
+            dialect,
+            _sessions,
+            index_elements=["channel", "open_id", "source"],
+            index_where=text("status <> 'closed'"),
+        )
+        .values(values)
+        .returning(*_LOCK_OPEN_SESSION.selected_columns)
+    )
 
 
 # --- session life cycle: the only writes of a session's status -------------------------------------
@@ -411,15 +437,18 @@ async def record_message(
     audit_row: dict[str, Any],
     dedup: dict[str, Any] | None,
     signature_use: dict[str, Any] | None = None,
+    live_events: list[dict[str, Any]] | None = None,
 ) -> None:
     """Write one processed message: its ``cs_messages`` rows (inbound, bot reply), its audit row,
     its dedup record, its v1 signature's claim (a plain insert: a claim by another path committed
     meanwhile is a unique violation, which the caller turns into 403 ``CS_AUTH_4035``) and the
     session's new state: ``status`` (where the message's plan moved it, checked against
-    :mod:`.states`), the low-confidence streak and the last message ``now``.
+    :mod:`.states`), the low-confidence streak and the last message ``now``; and the transaction's
+    live-stream rows (``live.live_row``, in ``seq`` order; the unit of work's ``take_live``).
 
-    PostgreSQL: one statement (the inserts as data-modifying CTEs of the session ``UPDATE``), one
-    round trip. SQLite, which has no data-modifying CTEs: the same inserts one after the other.
+    PostgreSQL: one statement (the inserts as data-modifying CTEs of the session ``UPDATE``; the
+    live rows as one multi-row insert, so their ``seq`` follow the list's order), one round trip.
+    SQLite, which has no data-modifying CTEs: the same inserts one after the other.
     """
     session.status = status
     session.low_confidence_streak = low_confidence_streak
@@ -441,6 +470,7 @@ async def record_message(
         if signature_use is not None:
             await conn.execute(_INSERT_SIGNATURE_USE, signature_use)
         await conn.execute(_SAVE_SESSION, params)
+        await insert_live(conn, live_events or [])
         return
     for i, message in enumerate(messages):
         params.update(_suffixed(message, i))
@@ -449,7 +479,12 @@ async def record_message(
         params.update(_suffixed(dedup, "d"))
     if signature_use is not None:
         params.update(_suffixed(signature_use, "s"))
-    statement = _record_statement(len(messages), dedup is not None, signature_use is not None)
+    live_events = live_events or []
+    for i, row in enumerate(live_events):
+        params.update(_suffixed(row, f"l{i}"))
+    statement = _record_statement(
+        len(messages), dedup is not None, signature_use is not None, len(live_events)
+    )
     await conn.execute(statement, params)
 
 
@@ -462,16 +497,29 @@ def _insert_cte(table: Table, suffix: object, name: str) -> Any:
     return insert(table).values(values).cte(name)
 
 
+def _live_cte(rows: int) -> Any:
+    """``INSERT INTO cs_live_events (...) SELECT ... UNION ALL SELECT ...``: one statement, ``seq``
+    taken in row order. Not a multi-row ``VALUES``: SQLAlchemy cannot cache that, it would be
+    compiled again at every execution."""
+    columns = [c for c in LIVE_TABLE.columns if c.key != "seq"]
+    selects = [select(*[bindparam(f"{c.key}__l{i}", type_=c.type) for c in columns]) for i in range(rows)]
+    source = selects[0] if rows == 1 else union_all(*selects)
+    return insert(LIVE_TABLE).from_select([c.key for c in columns], source).cte("l")
+
+
 @functools.cache
-def _record_statement(messages: int, dedup: bool, signature: bool = False) -> Any:
+def _record_statement(messages: int, dedup: bool, signature: bool = False, live: int = 0) -> Any:
     """``WITH m0 AS (INSERT ...), [m1 AS (INSERT ...),] a AS (INSERT ...), [d AS (INSERT ...)]
-    [s AS (INSERT ...)] UPDATE cs_sessions ...`` (PostgreSQL), built once per shape."""
+    [s AS (INSERT ...)] [l AS (INSERT ... VALUES (...), ...)] UPDATE cs_sessions ...`` (PostgreSQL),
+    built once per shape."""
     ctes = [_insert_cte(_messages, i, f"m{i}") for i in range(messages)]
     ctes.append(_insert_cte(audit.TABLE, "a", "a"))
     if dedup:
         ctes.append(_insert_cte(_dedup, "d", "d"))
     if signature:
         ctes.append(_insert_cte(replay.TABLE, "s", "s"))
+    if live:
+        ctes.append(_live_cte(live))
     return _SAVE_SESSION.add_cte(*ctes)
 
 

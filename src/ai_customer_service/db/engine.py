@@ -15,7 +15,13 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 
 from ai_customer_service.config import Settings, postgres_url
@@ -149,6 +155,12 @@ class Database:
             self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False, autoflush=False
         )
         self._writer = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        # PostgreSQL: a single read-only statement needs no transaction (no BEGIN/ROLLBACK round trips)
+        self._autocommit = (
+            self.engine.execution_options(isolation_level="AUTOCOMMIT", **{READ_ONLY: True})
+            if self.engine.dialect.name == "postgresql"
+            else None
+        )
 
     @property
     def dialect(self) -> str:
@@ -158,6 +170,18 @@ class Database:
         """A session for plain reads (``async with db.reader() as tx``): on SQLite its transaction
         is a plain ``BEGIN``, not the writer lock; it never commits anything."""
         return self.sessionmaker()
+
+    @asynccontextmanager
+    async def single_read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for ONE read-only statement (``async with db.single_read() as conn``). On
+        PostgreSQL it runs in autocommit: no ``BEGIN``/``ROLLBACK`` round trips around the statement
+        (one statement sees one snapshot anyway). On SQLite: a read session's plain ``BEGIN``."""
+        if self._autocommit is None:
+            async with self.reader() as tx:
+                yield await tx.connection()
+            return
+        async with self._autocommit.connect() as conn:
+            yield conn
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:

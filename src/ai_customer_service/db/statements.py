@@ -21,6 +21,19 @@ def _insert(tx: AsyncSession, table: Table) -> postgresql.Insert | sqlite.Insert
     return sqlite.insert(table)
 
 
+def insert_ignore_construct(
+    dialect: str,
+    table: Table,
+    *,
+    index_elements: Sequence[str],
+    index_where: ColumnElement[bool] | TextClause | None = None,
+) -> postgresql.Insert | sqlite.Insert:
+    """The insert-or-ignore statement of ``dialect`` without values (the caller adds bound ones and
+    a RETURNING), for a statement built once."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(table).on_conflict_do_nothing(index_elements=list(index_elements), index_where=index_where)
+
+
 async def insert_ignore(
     tx: AsyncSession,
     table: Table,

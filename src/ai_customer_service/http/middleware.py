@@ -8,6 +8,7 @@ length or the bytes read so far exceed it, without buffering the rest.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 import uuid
@@ -22,6 +23,9 @@ from ai_customer_service.logs import get_logger
 from ai_customer_service.metrics import Metrics
 
 log = get_logger("ai_customer_service.access")
+# the level check before the access line: structlog runs its processors (context, timestamp) before
+# the standard library drops a record below the level
+_access_logger = logging.getLogger("ai_customer_service.access")
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")  # fits cs_audit_logs.request_id
 REQUEST_ID_HEADER = b"x-request-id"
 
@@ -31,6 +35,10 @@ class RequestContextMiddleware:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        # labelled metric children per (method, route[, status]): ``labels()`` costs a lock and a
+        # tuple check each time; routes are templates, so these stay small
+        self._counted: dict[tuple[str, str, int], Any] = {}
+        self._timed: dict[tuple[str, str], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -92,8 +100,16 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
             method = scope.get("method", "")
-            self.metrics.http_requests.labels(method, route, str(status)).inc()
-            self.metrics.http_latency.labels(method, route).observe(elapsed)
+            counted = self._counted.get((method, route, status))
+            if counted is None:
+                counted = self._counted[(method, route, status)] = self.metrics.http_requests.labels(
+                    method, route, str(status)
+                )
+            counted.inc()
+            timed = self._timed.get((method, route))
+            if timed is None:
+                timed = self._timed[(method, route)] = self.metrics.http_latency.labels(method, route)
+            timed.observe(elapsed)
             code = state.get("error_code")
             if code:
                 self.metrics.http_errors.labels(code).inc()
@@ -101,16 +117,17 @@ class RequestContextMiddleware:
                 # refused before the route ran: count and log it like the route's own rejections
                 self.metrics.webhook_rejections.labels(code).inc()
                 log.warning("webhook rejected", code=code, path=scope.get("path"), reason="body too large")
-            log.info(
-                "request",
-                method=method,
-                path=scope.get("path"),
-                route=route,
-                status=status,
-                duration_ms=round(elapsed * 1000, 2),
-                code=code,
-                client=(scope.get("client") or ("", 0))[0],
-            )
+            if _access_logger.isEnabledFor(logging.INFO):
+                log.info(
+                    "request",
+                    method=method,
+                    path=scope.get("path"),
+                    route=route,
+                    status=status,
+                    duration_ms=round(elapsed * 1000, 2),
+                    code=code,
+                    client=(scope.get("client") or ("", 0))[0],
+                )
             structlog.contextvars.unbind_contextvars("request_id")
 
 

@@ -1,9 +1,11 @@
 """The live-event hub: one per process, it follows ``cs_live_events`` and fans events out to streams.
 
-Writing: :func:`publish_live` adds an event to the caller's transaction, so a browser never sees a
-change that was rolled back, and every replica sees every committed change. The outbox publisher calls
-it for every conversation and ticket event; :meth:`LiveHub.broadcast` writes an ephemeral event
-(such as "typing") in a short transaction of its own.
+Writing: every event is written in the caller's transaction, so a browser never sees a change that
+was rolled back, and every replica sees every committed change. The outbox publisher makes a
+:func:`live_row` for every conversation and ticket event and the unit of work writes them, in order,
+before it commits (:func:`insert_live`; the webhook folds them into its one write statement on
+PostgreSQL). :func:`publish_live` adds one to an ORM session; :meth:`LiveHub.broadcast` writes an
+ephemeral event (such as "typing") in a short transaction of its own.
 
 Reading: while at least one stream is open, the hub polls the table (an indexed range read every
 ``AI_CS_LIVE_POLL_INTERVAL_MS``) and hands each new event to the subscriptions that want it. On
@@ -31,8 +33,8 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import delete, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Table, delete, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from ai_customer_service.db.base import utcnow
 from ai_customer_service.db.batches import delete_in_batches
@@ -80,6 +82,33 @@ class LiveEvent:
 class StreamClosed(Exception):
     """The hub is stopping, or the subscriber fell too far behind: end the stream; the client
     reconnects with ``Last-Event-ID`` (to this or another replica) and misses nothing."""
+
+
+LIVE_TABLE: Table = LiveEventRow.__table__  # type: ignore[assignment]
+# executed with a list of rows (one round trip); ``seq`` comes from the table's sequence, in row order
+_INSERT_LIVE = insert(LIVE_TABLE)
+
+
+def live_row(
+    *, type: str, session_id: uuid.UUID | None, ticket_id: uuid.UUID | None = None, data: dict[str, Any]
+) -> dict[str, Any]:
+    """One ``cs_live_events`` row without its ``seq`` (written by :func:`insert_live`, or folded into
+    another statement of the same transaction)."""
+    return {
+        "type": type,
+        "session_id": session_id,
+        "ticket_id": ticket_id,
+        "payload": json_safe(data),
+        "created_at": utcnow(),
+    }
+
+
+async def insert_live(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    """Write :func:`live_row` rows in the caller's transaction, in list order (their ``seq`` order)."""
+    if len(rows) == 1:
+        await conn.execute(_INSERT_LIVE, rows[0])
+    elif rows:
+        await conn.execute(_INSERT_LIVE, rows)
 
 
 def publish_live(

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ai_customer_service.config import Settings
-from ai_customer_service.live import publish_live
+from ai_customer_service.live import live_row
 from ai_customer_service.outbox.events import EventType, destinations_for, emit
 
 
@@ -68,12 +68,14 @@ class EventPublisher:
         type: EventType,
         data: dict[str, Any],
         *,
+        live: list[dict[str, Any]],
         ticket_id: uuid.UUID | None = None,
         source_message_id: str | None = None,
     ) -> list[uuid.UUID]:
-        """Add the event for every destination of ``session``, and to the live streams (the agent
-        console, the chat widget); returns the outbox event ids (maybe none)."""
-        publish_live(tx, type=type.value, session_id=session.id, ticket_id=ticket_id, data=data)
+        """Add the event for every destination of ``session`` to ``tx``, and its live-stream row (the
+        agent console, the chat widget) to ``live``, which the unit of work writes before it commits;
+        returns the outbox event ids (maybe none)."""
+        live.append(live_row(type=type.value, session_id=session.id, ticket_id=ticket_id, data=data))
         return [
             emit(
                 tx,
@@ -95,9 +97,12 @@ class EventPublisher:
         session: SessionRef,
         ticket: TicketRef,
         *,
+        live: list[dict[str, Any]],
         source_message_id: str | None = None,
         manual: bool = False,
     ) -> None:
         """``handoff.triggered`` then ``ticket.created``, for a ticket just opened for ``session``."""
         for type, data in handoff_events(ticket, manual=manual):
-            self.publish(tx, session, type, data, ticket_id=ticket.id, source_message_id=source_message_id)
+            self.publish(
+                tx, session, type, data, live=live, ticket_id=ticket.id, source_message_id=source_message_id
+            )

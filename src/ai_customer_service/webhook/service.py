@@ -2,12 +2,13 @@
 
 Order of work (docs/architecture.md, "The message path"):
 
-1. outside any transaction, one indexed read without locks on a read-only session
-   (:func:`facts.pre_read`): the dedup record (a duplicate is answered from it, writing nothing), the
-   path the request's v1 signature was first used on (another path: 403 ``CS_AUTH_4035``) and whether
-   a human owns the customer's conversation; then the process-local "known to be over the limit"
-   memo, and the dialog's ``analyze`` step (rules, retrieval, the optional LLM: possibly slow, never
-   under a database lock), skipped while a human owns the conversation;
+1. outside any transaction, one indexed read without locks (:func:`facts.pre_read`; on PostgreSQL in
+   autocommit, no ``BEGIN``/``ROLLBACK``, on SQLite a read-only session): the dedup record (a
+   duplicate is answered from it, writing nothing), the path the request's v1 signature was first
+   used on (another path: 403 ``CS_AUTH_4035``) and whether a human owns the customer's
+   conversation; then the process-local "known to be over the limit" memo, and the dialog's
+   ``analyze`` step (rules, retrieval, the optional LLM: possibly slow, never under a database
+   lock), skipped while a human owns the conversation;
 2. one unit of work (``uow.Store.begin``), on pre-built Core statements:
    **load** — find-or-create and lock the customer's session (a concurrent duplicate of the same
    customer waits here for the first), then in one read under that lock the dedup record, the
@@ -177,8 +178,7 @@ class IngestService:
         self, message: InboundMessage, source: str, signature: SignatureBinding | None
     ) -> facts.PreRead:
         window = self.settings.ticket_reopen_window_seconds
-        async with self.store.read() as tx:
-            conn = await tx.connection()
+        async with self.store.read_one() as conn:
             return await facts.pre_read(
                 conn,
                 source=source,
@@ -384,6 +384,7 @@ class IngestService:
             audit_row=audit.row(**plan.audit),
             dedup=dedup,
             signature_use=plan.signature_use,
+            live_events=uow.take_live(),  # the events above, in the same statement (PostgreSQL)
         )
         if tx.new or tx.dirty:
             await tx.flush()  # outbox events (and any ORM change) fail here, inside the transaction
