@@ -10,19 +10,11 @@ import pytest
 
 from ai_customer_service.config import Settings
 from ai_customer_service.knowledge.evaluation import run_eval
+from tests.support.knowledge import POINT_FIELDS
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 KB = FIXTURES / "tiny_kb.jsonl"
 CASES = FIXTURES / "tiny_cases.jsonl"
-POINT_FIELDS = {
-    "threshold",
-    "source",
-    "target_precision",
-    "expected_precision",
-    "expected_answer_rate",
-    "positives",
-    "negatives",
-}
 REPORT_FIELDS = {
     "text",
     "language",

@@ -10,6 +10,7 @@ import pytest
 from fastapi import FastAPI
 
 from tests.conftest import TEST_SECRET
+from tests.support.knowledge import POINT_FIELDS
 from tests.support.webhooks import WEBHOOK, message, signed
 
 KB = "/api/v1/customer-service/kb"
@@ -165,17 +166,6 @@ async def test_decision_is_recorded_with_the_reply(app: FastAPI, client: httpx.A
     assert bot["author_type"] == "bot" and bot["intent"] == "invoice"
     assert bot["decision"]["reason"] == "kb_match" and bot["latency_ms"] is not None
     assert bot["citations"] == [{"id": "invoice", "title": "Download invoices"}]
-
-
-POINT_FIELDS = {
-    "threshold",
-    "source",
-    "target_precision",
-    "expected_precision",
-    "expected_answer_rate",
-    "positives",
-    "negatives",
-}
 
 
 async def test_health_and_search_show_the_operating_point(app: FastAPI, client: httpx.AsyncClient) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.knowledge import wait_for_knowledge
 from tests.support.server import ServerProcess
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -27,16 +27,6 @@ API = "/api/v1/customer-service"
 ARTIFACTS = Path(__file__).parent.parent / "artifacts"
 ADMIN = {"Authorization": "Bearer admin-token"}
 TIMEOUT_MS = 20_000
-
-
-def wait_for_knowledge(base: str) -> None:
-    """The demo KB's index is built (on a loaded machine the first build can outlast start-up)."""
-    for _ in range(600):  # bounded: at most about a minute
-        health = httpx.get(f"{base}/actuator/health", timeout=5).json()
-        if health.get("components", {}).get("knowledge", {}).get("status") == "UP":
-            return
-        time.sleep(0.1)
-    raise AssertionError("the knowledge index was never built")
 
 
 @pytest.fixture

@@ -14,20 +14,11 @@ import httpx
 import pytest
 
 from ai_customer_service.widget.service import DEMO_SITE_KEY
+from tests.support.knowledge import wait_for_knowledge
 from tests.support.server import ServerProcess
 
 API = "/api/v1/customer-service"
 ADMIN = {"Authorization": "Bearer admin-token"}
-
-
-def wait_for_knowledge(base: str) -> None:
-    """The demo KB's index is built (on a loaded machine the first build can outlast start-up)."""
-    for _ in range(600):  # bounded: at most about a minute
-        health = httpx.get(f"{base}/actuator/health", timeout=5).json()
-        if health.get("components", {}).get("knowledge", {}).get("status") == "UP":
-            return
-        time.sleep(0.1)
-    raise AssertionError("the knowledge index was never built")
 
 
 @pytest.fixture
