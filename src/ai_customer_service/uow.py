@@ -28,14 +28,38 @@ from ai_customer_service.outbox.publisher import EventPublisher, SessionRef, Tic
 
 
 class UnitOfWork:
-    """One open transaction with its audit writer and event publisher."""
+    """One open transaction with its audit writer and event publisher.
 
-    __slots__ = ("_events", "_live", "tx")
+    ``conn`` is the transaction's connection (Core statements); ``tx`` an ORM session on the same
+    connection and transaction, made on first use (the message path's common case writes with Core
+    statements alone and never pays for one).
+    """
 
-    def __init__(self, tx: AsyncSession, events: EventPublisher) -> None:
-        self.tx = tx
+    __slots__ = ("_events", "_live", "_session", "conn")
+
+    def __init__(self, conn: AsyncConnection, events: EventPublisher) -> None:
+        self.conn = conn
+        self._session: AsyncSession | None = None
         self._events = events
         self._live: list[dict[str, Any]] = []  # live-stream rows not written yet, in publication order
+
+    @property
+    def tx(self) -> AsyncSession:
+        """The ORM session of this unit of work (it never commits: the unit of work does)."""
+        if self._session is None:
+            self._session = AsyncSession(
+                bind=self.conn,
+                expire_on_commit=False,
+                autoflush=False,
+                join_transaction_mode="rollback_only",
+            )
+        return self._session
+
+    async def flush(self) -> None:
+        """Write the ORM session's pending changes now (inside the transaction), if there are any."""
+        session = self._session
+        if session is not None and (session.new or session.dirty or session.deleted):
+            await session.flush()
 
     def take_live(self) -> list[dict[str, Any]]:
         """The live-stream rows published so far and not yet written, for a caller that writes them
@@ -46,7 +70,7 @@ class UnitOfWork:
     async def flush_live(self) -> None:
         """Write the live-stream rows still pending (:meth:`Store.begin` does, before it commits)."""
         if self._live:
-            await insert_live(await self.tx.connection(), self.take_live())
+            await insert_live(self.conn, self.take_live())
 
     def audit(self, **fields: Any) -> None:
         """Add one audit row (the fields of :func:`audit.repository.record`)."""
@@ -100,10 +124,15 @@ class Store:
     async def begin(self) -> AsyncIterator[UnitOfWork]:
         """One unit of work: commits when the block exits normally (after writing its pending
         live-stream rows), rolls back on any exception (they are then never written)."""
-        async with self.db.transaction() as tx:
-            uow = UnitOfWork(tx, self.events)
-            yield uow
-            await uow.flush_live()
+        async with self.db.core_transaction() as conn:
+            uow = UnitOfWork(conn, self.events)
+            try:
+                yield uow
+                await uow.flush_live()
+                await uow.flush()
+            finally:
+                if uow._session is not None:
+                    await uow._session.close()
 
     def read_one(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A connection for one read-only statement (``async with store.read_one() as conn``): on

@@ -44,6 +44,7 @@ from ai_customer_service.conversation.states import (
     SessionStatus,
     next_status,
 )
+from ai_customer_service.db import driver
 from ai_customer_service.db.statements import insert_ignore_construct
 from ai_customer_service.errors import NotFound
 from ai_customer_service.live import LIVE_TABLE, insert_live
@@ -164,12 +165,11 @@ async def lock_open_session(
     """The customer's non-closed session through ``source`` ("" = the generic webhook, else the
     platform's name), locked for this transaction (FOR UPDATE on PostgreSQL)."""
     params = {"channel": channel, "open_id": open_id, "source": source}
-    row = (await conn.execute(_LOCK_OPEN_SESSION, params)).first()
+    row = await driver.fetch_one(conn, _LOCK_OPEN_SESSION, params)
     return None if row is None else OpenSession(*row)
 
 
 async def open_session(
-    tx: AsyncSession,
     conn: AsyncConnection,
     *,
     channel: str,
@@ -204,7 +204,7 @@ async def open_session(
             "source": source,
             "now": now,
         }
-        row = (await conn.execute(_create_session_statement(conn.dialect.name), params)).first()
+        row = await driver.fetch_one(conn, _create_session_statement(conn.dialect.name), params)
         session = (
             OpenSession(*row) if row is not None else await lock_open_session(conn, channel, open_id, source)
         )
@@ -485,7 +485,7 @@ async def record_message(
     statement = _record_statement(
         len(messages), dedup is not None, signature_use is not None, len(live_events)
     )
-    await conn.execute(statement, params)
+    await driver.execute(conn, statement, params)
 
 
 def _suffixed(row: dict[str, Any], suffix: object) -> dict[str, Any]:

@@ -184,6 +184,13 @@ class Database:
             yield conn
 
     @asynccontextmanager
+    async def core_transaction(self) -> AsyncIterator[AsyncConnection]:
+        """One write transaction on a plain connection (no ORM session): commits when the block
+        exits normally, rolls back on any exception. ``uow.Store.begin`` builds on it."""
+        async with self.engine.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """One unit of work: commits when the block exits normally, rolls back on any exception."""
         async with self._writer() as session, session.begin():

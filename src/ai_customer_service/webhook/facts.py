@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ai_customer_service.conversation.models import Message, MessageDedup, Session
 from ai_customer_service.conversation.states import Direction, SessionStatus
+from ai_customer_service.db import driver
 from ai_customer_service.security import replay
 from ai_customer_service.ticket.models import Ticket
 from ai_customer_service.ticket.states import ACTIVE_STATUSES, TicketStatus
@@ -147,7 +148,8 @@ async def read_state(
     if reopen:
         params["reopen_since"] = reopen_since
     statement = _state_statement(dedup=dedup, rate_limit=rate_limit, reopen=reopen)
-    row = (await conn.execute(statement, params)).one()._mapping
+    row = await driver.fetch_mapping(conn, statement, params)
+    assert row is not None  # a SELECT without FROM: always one row
     oldest = row["oldest"] if rate_limit else None
     if isinstance(oldest, str):  # SQLite aggregates bypass the column type
         oldest = datetime.fromisoformat(oldest)
@@ -237,7 +239,8 @@ async def pre_read(
     stmt = _pre_read_statement(
         dedup=message_id is not None, signature=signature_digest is not None, reopen=reopen_since is not None
     )
-    row = (await conn.execute(stmt, params)).one()._mapping
+    row = await driver.fetch_mapping(conn, stmt, params)
+    assert row is not None  # a SELECT without FROM: always one row
     notified = row["notified_at"] if message_id is not None else None
     if isinstance(notified, str):  # SQLite scalar subqueries bypass the column type
         notified = datetime.fromisoformat(notified)

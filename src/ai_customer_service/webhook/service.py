@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ai_customer_service.audit import repository as audit
 from ai_customer_service.config import Settings
@@ -229,7 +229,7 @@ class IngestService:
         ):
             async with self.store.begin() as uow:
                 won = await conversations.mark_notified(
-                    await uow.tx.connection(),
+                    uow.conn,
                     source=source,
                     channel=message.channel,
                     message_id=message.dedup_key,
@@ -264,11 +264,10 @@ class IngestService:
     ) -> IngestResult:
         """Load, plan, apply (the caller commits)."""
         now = datetime.now(UTC)
-        tx = uow.tx
-        conn = await tx.connection()
+        conn = uow.conn
         # load: the customer's session, locked (serialising their messages: a duplicate in flight
         # waits here for the original, then finds its record), then in one read the rest
-        session = await self._session(tx, conn, message, now, source=source)
+        session = await self._session(uow, message, now, source=source)
         limit = self.settings.rate_limit_messages
         window = self.settings.ticket_reopen_window_seconds
         state = await facts.read_state(
@@ -301,7 +300,7 @@ class IngestService:
             if reopened is None:  # a concurrent change won: plan again as if there were nothing to reopen
                 plan = self._plan(replace(loaded, state=replace(state, reopenable_ticket_id=None)))
             else:
-                await tx.flush()  # its audit row goes before the message's
+                await uow.flush()  # its audit row goes before the message's
         return await self._apply(uow, conn, session, message, plan, source=source, now=now)
 
     def _plan(self, loaded: MessageFacts) -> Plan:
@@ -336,11 +335,10 @@ class IngestService:
         """Write what the plan says, in the transaction: the ticket a handoff opens, the events in
         order, then in one statement the messages, the audit row, the dedup record, the signature's
         claim and the session's new state."""
-        tx = uow.tx
         if plan.new_ticket is not None:
             draft = plan.new_ticket
             await tickets.create_for_handoff(
-                tx,
+                uow.tx,
                 ticket_id=draft.id,
                 session_id=session.id,
                 channel=session.channel,
@@ -386,8 +384,7 @@ class IngestService:
             signature_use=plan.signature_use,
             live_events=uow.take_live(),  # the events above, in the same statement (PostgreSQL)
         )
-        if tx.new or tx.dirty:
-            await tx.flush()  # outbox events (and any ORM change) fail here, inside the transaction
+        await uow.flush()  # outbox events (and any ORM change) fail here, inside the transaction
         if plan.handoff_reason is not None:
             self.metrics.handoffs.labels(plan.handoff_reason).inc()
         if plan.latency_ms is not None:
@@ -397,8 +394,7 @@ class IngestService:
 
     async def _session(
         self,
-        tx: AsyncSession,
-        conn: AsyncConnection,
+        uow: UnitOfWork,
         message: InboundMessage,
         now: datetime,
         *,
@@ -406,8 +402,7 @@ class IngestService:
     ) -> conversations.OpenSession:
         async def open_() -> conversations.OpenSession:
             return await conversations.open_session(
-                tx,
-                conn,
+                uow.conn,
                 channel=message.channel,
                 open_id=message.open_id,
                 user_id=message.user_id,
@@ -420,9 +415,9 @@ class IngestService:
         idle = timedelta(seconds=self.settings.session_idle_timeout_seconds)
         if session.status != SessionStatus.HANDOFF.value and session.last_message_at < now - idle:
             # the sweeper has not closed it yet: close it now and start a fresh conversation
-            before = await conversations.close_open_session(conn, session, now=now, reason="timeout")
+            before = await conversations.close_open_session(uow.conn, session, now=now, reason="timeout")
             await audit.insert_row(
-                conn,
+                uow.conn,
                 object_type="session",
                 object_id=session.id,
                 action="close",
