@@ -203,8 +203,8 @@ def create_app(
     app.add_middleware(RequestDeadlineMiddleware, seconds=settings.request_timeout_seconds)
     app.add_middleware(RequestContextMiddleware, metrics=ctx.metrics, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(WidgetCorsMiddleware)
+    app.include_router(webhook_router, prefix=API_PREFIX)  # first: the most frequent request
     app.include_router(health_router)
-    app.include_router(webhook_router, prefix=API_PREFIX)
     app.include_router(sessions_router, prefix=API_PREFIX)
     app.include_router(session_changes_router, prefix=API_PREFIX)
     app.include_router(auth_router, prefix=API_PREFIX)

@@ -55,6 +55,9 @@ class UnitOfWork:
             )
         return self._session
 
+    def _orm(self) -> AsyncSession:
+        return self.tx
+
     async def flush(self) -> None:
         """Write the ORM session's pending changes now (inside the transaction), if there are any."""
         session = self._session
@@ -87,7 +90,7 @@ class UnitOfWork:
     ) -> list[uuid.UUID]:
         """Add a session's event for its subscribers and the live streams; the outbox event ids."""
         return self._events.publish(
-            self.tx,
+            self._orm,
             session,
             type,
             data,
@@ -105,7 +108,7 @@ class UnitOfWork:
         manual: bool = False,
     ) -> None:
         self._events.publish_handoff(
-            self.tx, session, ticket, live=self._live, source_message_id=source_message_id, manual=manual
+            self._orm, session, ticket, live=self._live, source_message_id=source_message_id, manual=manual
         )
 
 

@@ -26,6 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from ai_customer_service.db.engine import SINGLE_STATEMENT
+
 Processor = Callable[[Any], Any] | None
 
 
@@ -59,11 +61,10 @@ class CompiledStatement:
         )
 
     def arguments(self, params: Mapping[str, Any]) -> list[Any]:
-        args = []
-        for name, process in zip(self.names, self.processors, strict=True):
-            value = params[name]
-            args.append(value if process is None or value is None else process(value))
-        return args
+        return [
+            value if process is None or value is None else process(value)
+            for value, process in zip([params[name] for name in self.names], self.processors, strict=True)
+        ]
 
     def row(self, record: Sequence[Any]) -> tuple[Any, ...]:
         if not any(self.results):
@@ -117,14 +118,17 @@ async def execute(conn: AsyncConnection, statement: Executable, params: Mapping[
 async def _run(
     conn: AsyncConnection, compiled: CompiledStatement, params: Mapping[str, Any], *, fetch: bool
 ) -> Any:
-    fairy = conn.sync_connection.connection  # type: ignore[union-attr]  # checked out: no I/O here
+    sync = conn.sync_connection
+    assert sync is not None  # an open AsyncConnection
+    fairy = sync.connection  # checked out already: no I/O here
     adapter: Any = fairy.dbapi_connection
     driver: Any = fairy.driver_connection
     args = compiled.arguments(params)
     try:
-        # what SQLAlchemy's asyncpg cursor does before each statement: BEGIN on first use, unless
-        # the connection is in autocommit (SQLAlchemy 2.1, pinned; tests/integration/test_driver.py)
-        if adapter._transaction is None:
+        # what SQLAlchemy's asyncpg cursor does before each statement: BEGIN on first use (SQLAlchemy
+        # 2.1, pinned; tests/integration/test_driver.py), unless the connection is for single
+        # statements (``Database.single_read``) or in autocommit (then ``_start_transaction`` does not)
+        if adapter._transaction is None and not sync.get_execution_options().get(SINGLE_STATEMENT):
             await adapter._start_transaction()
         if fetch:
             return await driver.fetchrow(compiled.sql, *args)

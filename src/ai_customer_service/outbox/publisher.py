@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -63,7 +64,7 @@ class EventPublisher:
 
     def publish(
         self,
-        tx: AsyncSession,
+        tx: Callable[[], AsyncSession],
         session: SessionRef,
         type: EventType,
         data: dict[str, Any],
@@ -72,13 +73,20 @@ class EventPublisher:
         ticket_id: uuid.UUID | None = None,
         source_message_id: str | None = None,
     ) -> list[uuid.UUID]:
-        """Add the event for every destination of ``session`` to ``tx``, and its live-stream row (the
-        agent console, the chat widget) to ``live``, which the unit of work writes before it commits;
-        returns the outbox event ids (maybe none)."""
+        """Add the event for every destination of ``session`` to the ORM session ``tx()`` (called
+        only when there is a destination), and its live-stream row (the agent console, the chat
+        widget) to ``live``, which the unit of work writes before it commits; returns the outbox
+        event ids (maybe none)."""
         live.append(live_row(type=type.value, session_id=session.id, ticket_id=ticket_id, data=data))
+        destinations = destinations_for(
+            self.settings, platform=session.platform, channel=session.channel, event_type=type
+        )
+        if not destinations:
+            return []
+        orm = tx()
         return [
             emit(
-                tx,
+                orm,
                 destination=destination,
                 type=type,
                 session_id=session.id,
@@ -86,14 +94,12 @@ class EventPublisher:
                 source_message_id=source_message_id,
                 data=data,
             )
-            for destination in destinations_for(
-                self.settings, platform=session.platform, channel=session.channel, event_type=type
-            )
+            for destination in destinations
         ]
 
     def publish_handoff(
         self,
-        tx: AsyncSession,
+        tx: Callable[[], AsyncSession],
         session: SessionRef,
         ticket: TicketRef,
         *,

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request, Response
 
 from ai_customer_service.context import AppContext
 from ai_customer_service.errors import BadRequest
-from ai_customer_service.http.deps import app_context, request_id
+from ai_customer_service.http.deps import context_of, request_id_of
 from ai_customer_service.http.openapi import raw_json_body
 from ai_customer_service.webhook.schemas import WebhookResponse, parse_inbound
 from ai_customer_service.webhook.service import IngestResult
@@ -70,19 +70,26 @@ def _secrets(ctx: AppContext) -> tuple[str, str] | None:
     return (settings.webhook_secret, settings.webhook_secret_previous) if settings.webhook_secret else None
 
 
+def respond(result: IngestResult) -> Response:
+    """The response of an ingested message, validated against :class:`WebhookResponse` and
+    serialised here (the routes return a ``Response``, so FastAPI does not validate it again)."""
+    body = WebhookResponse.model_validate(result.response).model_dump_json(by_alias=True)
+    return Response(body, media_type="application/json")
+
+
+# The message path's routes take the request alone (no dependencies to solve per message) and answer
+# with a serialised body; ``response_model`` documents it.
 @router.post("/webhook", response_model=WebhookResponse, openapi_extra=BODY_DOC)
-async def webhook(
-    request: Request, ctx: AppContext = Depends(app_context), rid: str = Depends(request_id)
-) -> WebhookResponse:
+async def webhook(request: Request) -> Response:
     """Receive one signed customer message from a channel gateway and answer it."""
-    result = await receive(request, ctx, rid, channel=None, secrets=_secrets(ctx))
-    return WebhookResponse.model_validate(result.response)
+    ctx = context_of(request)
+    result = await receive(request, ctx, request_id_of(request), channel=None, secrets=_secrets(ctx))
+    return respond(result)
 
 
 @router.post("/webhook/{channel}", response_model=WebhookResponse, openapi_extra=BODY_DOC)
-async def webhook_for_channel(
-    channel: str, request: Request, ctx: AppContext = Depends(app_context), rid: str = Depends(request_id)
-) -> WebhookResponse:
+async def webhook_for_channel(channel: str, request: Request) -> Response:
     """The same, with the channel in the path (the path wins over the body)."""
-    result = await receive(request, ctx, rid, channel=channel, secrets=_secrets(ctx))
-    return WebhookResponse.model_validate(result.response)
+    ctx = context_of(request)
+    result = await receive(request, ctx, request_id_of(request), channel=channel, secrets=_secrets(ctx))
+    return respond(result)
