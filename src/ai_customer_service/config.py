@@ -118,6 +118,19 @@ class ChannelCallbackSettings(BaseModel):
         return frozenset(e.strip() for e in self.callback_events.split(",") if e.strip())
 
 
+# the most server processes "auto" starts (4 × the default pool of 20 stays under PostgreSQL's
+# default max_connections of 100)
+AUTO_WORKERS_MAX = 4
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask, e.g. a container's cpuset)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
 class Settings(BaseSettings):
     """The whole configuration. Field names map to ``AI_CS_<NAME>`` variables."""
 
@@ -139,8 +152,9 @@ class Settings(BaseSettings):
     addr: str = ":8080"
     log_level: LogLevel = LogLevel.INFO
     log_format: str = Field(default="auto", pattern="^(auto|json|text)$")
-    # HTTP server processes sharing the port (each with its own pool and background workers)
-    http_workers: Annotated[int, Field(ge=1, le=64)] = 1
+    # HTTP server processes sharing the port (each with its own pool and background workers);
+    # "auto" (0): see :attr:`server_processes`
+    http_workers: Annotated[int, Field(ge=0, le=64)] = 0
 
     # storage
     postgres_enabled: bool = False
@@ -320,6 +334,11 @@ class Settings(BaseSettings):
     # Last-Event-ID, then deleted (they are a copy: messages, tickets and the outbox keep the facts).
     live_retention_hours: Annotated[int, Field(ge=1)] = 24
 
+    @field_validator("http_workers", mode="before")
+    @classmethod
+    def _auto_workers(cls, value: Any) -> Any:
+        return 0 if isinstance(value, str) and value.strip().lower() == "auto" else value
+
     @field_validator("runtime_env", mode="before")
     @classmethod
     def _env_alias(cls, value: Any) -> Any:
@@ -428,6 +447,18 @@ class Settings(BaseSettings):
     @property
     def port(self) -> int:
         return int(self.addr.rsplit(":", 1)[1])
+
+    @property
+    def server_processes(self) -> int:
+        """``AI_CS_HTTP_WORKERS``, with ``auto`` resolved: on PostgreSQL one process per CPU this
+        process may run on, at most :data:`AUTO_WORKERS_MAX` (each has its own connection pool of up
+        to ``AI_CS_POSTGRES_MAX_OPEN_CONNS``, and its own knowledge index in memory); on SQLite one
+        (the processes would only queue on the database's one write lock)."""
+        if self.http_workers:
+            return self.http_workers
+        if not self.postgres_enabled:
+            return 1
+        return max(1, min(AUTO_WORKERS_MAX, usable_cpus()))
 
     @property
     def channel_names(self) -> frozenset[str]:

@@ -247,7 +247,7 @@ def serve(settings: Settings) -> int:
 
     limit = raise_open_files_limit()
     log.info("open files limit", limit=limit)
-    if settings.http_workers > 1:
+    if settings.server_processes > 1:
         return serve_processes(settings)
     use_single_process()
     return uvloop.run(run(settings))
@@ -336,7 +336,7 @@ def _fork_workers(settings: Settings, socks: list[socket.socket], children: set[
     """Fork ``AI_CS_HTTP_WORKERS`` processes serving on ``socks``; their pids go into ``children``."""
     import uvloop
 
-    for _ in range(settings.http_workers):
+    for _ in range(settings.server_processes):
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the child
             _become_worker()

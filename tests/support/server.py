@@ -44,7 +44,8 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, wait_ready: bool = True, timeout: float = 30.0) -> ServerProcess:
-        env = clean_env({**self.env, "AI_CS_ADDR": f"127.0.0.1:{self.port}"})
+        # one process unless a test asks for more (on PostgreSQL "auto" would start one per CPU)
+        env = clean_env({"AI_CS_HTTP_WORKERS": "1", **self.env, "AI_CS_ADDR": f"127.0.0.1:{self.port}"})
         self.log_path = self.cwd / f"server-{self.port}.log"
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(

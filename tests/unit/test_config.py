@@ -196,3 +196,21 @@ def test_production_refuses_every_short_secret_and_development_does_not() -> Non
         assert (
             production_warnings(settings(**{**prod, "AI_CS_RUNTIME_ENV": "development", variable: "x"})) == []
         )
+
+
+def test_http_workers_auto_is_one_per_cpu_on_postgres_at_most_four_and_one_on_sqlite(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ai_customer_service import config
+
+    pg = {"AI_CS_POSTGRES_ENABLED": "true", "AI_CS_POSTGRES_DSN": "postgres://u@h/db"}
+    assert settings().http_workers == 0  # the default is auto
+    for cpus, expected in ((1, 1), (2, 2), (3, 3), (16, config.AUTO_WORKERS_MAX)):
+        monkeypatch.setattr(config, "usable_cpus", lambda n=cpus: n)
+        assert settings(**pg).server_processes == expected
+        assert settings(**pg, AI_CS_HTTP_WORKERS="auto").server_processes == expected
+        assert settings().server_processes == 1  # SQLite: one process whatever the CPUs
+    assert settings(**pg, AI_CS_HTTP_WORKERS="3").server_processes == 3  # an explicit number wins
+    assert settings(AI_CS_HTTP_WORKERS="2").server_processes == 2
+    with pytest.raises(ConfigError):
+        settings(AI_CS_HTTP_WORKERS="many")
