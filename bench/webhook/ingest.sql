@@ -15,8 +15,8 @@ BEGIN;
 -- 2. claim the dedup key
 INSERT INTO cs_message_dedup (id, source, channel, message_id, created_at) VALUES (gen_random_uuid(), '', 'widget', 'pg-' || :client_id || '-' || :mid, now()) ON CONFLICT (source, channel, message_id) DO NOTHING RETURNING id;
 -- 3. find-or-create the customer's open session, locked
-INSERT INTO cs_sessions (id, channel, open_id, user_id, status, low_confidence_streak, created_at, updated_at, last_message_at) VALUES (gen_random_uuid(), 'widget', 'bench-' || :cust, NULL, 'idle', 0, now(), now(), now()) ON CONFLICT (channel, open_id) WHERE status <> 'closed' DO NOTHING RETURNING id;
-SELECT id AS sid, channel, open_id, user_id, status, low_confidence_streak, created_at, updated_at, last_message_at, closed_at, close_reason FROM cs_sessions WHERE channel = 'widget' AND open_id = 'bench-' || :cust AND status <> 'closed' FOR UPDATE \gset
+INSERT INTO cs_sessions (id, channel, open_id, user_id, status, low_confidence_streak, created_at, updated_at, last_message_at) VALUES (gen_random_uuid(), 'widget', 'bench-' || :cust, NULL, 'idle', 0, now(), now(), now()) ON CONFLICT (channel, open_id, source) WHERE status <> 'closed' DO NOTHING RETURNING id;
+SELECT id AS sid, channel, open_id, user_id, status, low_confidence_streak, created_at, updated_at, last_message_at, closed_at, close_reason FROM cs_sessions WHERE channel = 'widget' AND open_id = 'bench-' || :cust AND source = '' AND status <> 'closed' FOR UPDATE \gset
 -- 4. rate limit: recent inbound messages of the session
 SELECT count(*), min(created_at) FROM cs_messages WHERE session_id = ':sid' AND direction = 'inbound' AND created_at > now() - interval '10 seconds';
 -- 5. dedup response (the service's ORM flush order puts this UPDATE before the inserts)

@@ -9,7 +9,7 @@
 \set mid random(1, 9000000000000000)
 BEGIN;
 -- 1. lock the customer's open session
-SELECT id AS sid, channel, open_id, user_id, platform, status, low_confidence_streak, last_message_at FROM cs_sessions WHERE channel = 'widget' AND open_id = 'bench-' || :cust AND status != 'closed' FOR UPDATE \gset
+SELECT id AS sid, channel, open_id, user_id, platform, status, low_confidence_streak, last_message_at FROM cs_sessions WHERE channel = 'widget' AND open_id = 'bench-' || :cust AND source = '' AND status != 'closed' FOR UPDATE \gset
 -- 2. under the lock: dedup record, rate-limit count, ticket state, in one statement
 SELECT (SELECT response FROM cs_message_dedup WHERE source = '' AND channel = 'widget' AND message_id = 'pg-' || :client_id || '-' || :mid) AS duplicate_response, recent.n, recent.oldest, (SELECT id FROM cs_tickets WHERE session_id = ':sid' AND status IN ('open', 'assigned', 'processing')) AS active_ticket_id, (SELECT status FROM cs_tickets WHERE session_id = ':sid' ORDER BY created_at DESC LIMIT 1) AS latest_ticket_status FROM (SELECT count(*) AS n, min(created_at) AS oldest FROM cs_messages WHERE session_id = ':sid' AND direction = 'inbound' AND created_at > now() - interval '10 seconds') AS recent;
 -- 3. both messages, the audit row and the dedup record as CTEs of the session UPDATE

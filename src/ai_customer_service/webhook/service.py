@@ -337,16 +337,19 @@ class IngestService:
         claim and the session's new state."""
         if plan.new_ticket is not None:
             draft = plan.new_ticket
-            await tickets.create_for_handoff(
-                uow.tx,
-                ticket_id=draft.id,
-                session_id=session.id,
-                channel=session.channel,
-                open_id=session.open_id,
-                reason=draft.reason,
-                priority=Priority(draft.priority),
-                subject=draft.subject,
-                context=draft.context,
+            await tickets.insert_for_handoff(
+                uow.conn,
+                tickets.handoff_row(
+                    ticket_id=draft.id,
+                    session_id=session.id,
+                    channel=session.channel,
+                    open_id=session.open_id,
+                    reason=draft.reason,
+                    priority=Priority(draft.priority),
+                    subject=draft.subject,
+                    context=draft.context,
+                    now=now,
+                ),
             )
             self.faults.hit("after_ticket_insert")
         event_id = None
