@@ -76,6 +76,11 @@ class Metrics:
         self.webhook_rejections = Counter(
             "cs_webhook_rejections_total", "Rejected inbound webhooks by CS_* code", ["code"], registry=r
         )
+        self.webhook_coalesced = Counter(
+            "cs_webhook_coalesced_total",
+            "Copies of a message in flight answered from the original's record (upstream retries)",
+            registry=r,
+        )
         self.messages_processed = Counter(
             "cs_messages_processed_total", "Inbound messages processed", ["channel", "outcome"], registry=r
         )

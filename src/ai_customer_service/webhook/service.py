@@ -27,9 +27,12 @@ A conversation belongs to its source: the session is found by ``(channel, open_i
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -79,6 +82,8 @@ class IngestResult:
     response: dict[str, Any]
     duplicate: bool
     event_id: str | None = None  # the ``message.received`` event of a platform's message
+    # the message's dedup record as stored (or found), for copies of it in flight (``_InFlight``)
+    record: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
 
 class FaultPoints:
@@ -113,6 +118,7 @@ class IngestService:
         self.metrics = metrics
         self.faults = faults or FaultPoints()
         self.blocked = BlockedCustomers()
+        self.in_flight = _InFlight()
 
     async def ingest(
         self,
@@ -125,7 +131,33 @@ class IngestService:
         """Process one message exactly once. ``source`` is "" for the generic webhook, else the
         platform's name (part of the conversation's identity); ``signature`` is the request's v1
         signature binding, claimed for its path (a signature used on another path: 403
-        ``CS_AUTH_4035``)."""
+        ``CS_AUTH_4035``).
+
+        A copy of a message this process is still processing (an upstream's retry that did not wait
+        for the answer, the same signed request) waits for the original and is answered from its
+        record, as it would be by the database a moment later, instead of queueing on the session's
+        lock (and, before that, analysing the text again) to find the same record. If the original
+        ends without a record (an error, a rate limit), the copy is processed on its own."""
+        key = _in_flight_key(message, source, signature)
+        if key is None:
+            return await self._ingest(message, source=source, request_id=request_id, signature=signature)
+        record = await self.in_flight.wait(key)
+        if record is not None:
+            self.metrics.webhook_coalesced.inc()
+            return await self._duplicate(message, record, source, None)
+        with self.in_flight.lead(key) as lead:
+            result = await self._ingest(message, source=source, request_id=request_id, signature=signature)
+            lead.done(result.record)
+            return result
+
+    async def _ingest(
+        self,
+        message: InboundMessage,
+        *,
+        source: str,
+        request_id: str,
+        signature: SignatureBinding | None,
+    ) -> IngestResult:
         # one indexed read, no lock, no write: a duplicate is answered from it, a replay to another
         # path refused, and a conversation a human owns skips the analysis
         pre = await self._pre_read(message, source, signature)
@@ -249,7 +281,10 @@ class IngestService:
                         source_message_id=message.message_id,
                     )
         return IngestResult(
-            response={**response, "duplicate": True}, duplicate=True, event_id=stored.get(EVENT_KEY)
+            response={**response, "duplicate": True},
+            duplicate=True,
+            event_id=stored.get(EVENT_KEY),
+            record=stored,
         )
 
     async def _process(
@@ -393,7 +428,12 @@ class IngestService:
         if plan.latency_ms is not None:
             self.metrics.dialog_latency.observe(plan.latency_ms / 1000)
         self.metrics.messages_processed.labels(message.channel, plan.outcome).inc()
-        return IngestResult(response=plan.response, duplicate=False, event_id=event_id)
+        return IngestResult(
+            response=plan.response,
+            duplicate=False,
+            event_id=event_id,
+            record=None if dedup is None else dedup["response"],
+        )
 
     async def _session(
         self,
@@ -431,6 +471,64 @@ class IngestService:
             )
             session = await open_()
         return session
+
+
+_Key = tuple[str, str, str, str | None, str | None]
+
+
+def _in_flight_key(message: InboundMessage, source: str, signature: SignatureBinding | None) -> _Key | None:
+    """Copies share the dedup key and the signed request (digest and path): a copy's database path
+    would pass the replay check and find the original's record, so waiting for it is equivalent."""
+    if message.dedup_key is None:
+        return None
+    return (
+        source,
+        message.channel,
+        message.dedup_key,
+        signature.digest if signature else None,
+        signature.target if signature else None,
+    )
+
+
+class _Lead:
+    __slots__ = ("future",)
+
+    def __init__(self, future: asyncio.Future[dict[str, Any] | None]) -> None:
+        self.future = future
+
+    def done(self, record: dict[str, Any] | None) -> None:
+        if not self.future.done():
+            self.future.set_result(record)
+
+
+class _InFlight:
+    """The messages this process is processing, by :func:`_in_flight_key`: each copy that arrives
+    meanwhile waits for the first one's dedup record (``None``: it ended without one)."""
+
+    def __init__(self) -> None:
+        self._running: dict[_Key, asyncio.Future[dict[str, Any] | None]] = {}
+
+    async def wait(self, key: _Key) -> dict[str, Any] | None:
+        """The record of the copy in flight under ``key`` once it ends; ``None`` when there is none
+        (or it ended without one)."""
+        running = self._running.get(key)
+        if running is None:
+            return None
+        # shielded: a cancelled copy must not cancel the original's future
+        return await asyncio.shield(running)
+
+    @contextmanager
+    def lead(self, key: _Key) -> Iterator[_Lead]:
+        """Register a message as in flight under ``key`` until the block ends (its copies then get
+        what :meth:`_Lead.done` gave, or ``None`` on an error)."""
+        lead = _Lead(asyncio.get_running_loop().create_future())
+        self._running[key] = lead.future
+        try:
+            yield lead
+        finally:
+            lead.done(None)
+            if self._running.get(key) is lead.future:
+                del self._running[key]
 
 
 def _limit_key(source: str, channel: str) -> str:
