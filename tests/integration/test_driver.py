@@ -86,3 +86,18 @@ def test_expanding_parameters_are_refused() -> None:
     stmt = select(_dedup.c.id).where(_dedup.c.message_id.in_(bindparam("ids", expanding=True)))
     with pytest.raises(ValueError, match="expanding"):
         driver.CompiledStatement(stmt, postgresql.asyncpg.dialect())  # type: ignore[attr-defined]
+
+
+async def test_none_is_stored_as_sqlalchemy_stores_it(db: Database) -> None:
+    """A JSON column's None is JSON ``null`` through SQLAlchemy; the driver stores the same."""
+    from sqlalchemy import text
+
+    async with db.core_transaction() as conn:
+        await driver.execute(conn, _INSERT, _row("by-driver", {}) | {"response": None})
+        await conn.execute(_INSERT, _row("by-sqlalchemy", {}) | {"response": None})
+    async with db.reader() as tx:
+        rows = await tx.execute(
+            text("SELECT message_id, response IS NULL FROM cs_message_dedup WHERE message_id LIKE 'by-%'")
+        )
+        stored = dict(rows.all())
+    assert stored["by-driver"] == stored["by-sqlalchemy"]

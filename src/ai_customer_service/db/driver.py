@@ -61,8 +61,9 @@ class CompiledStatement:
         )
 
     def arguments(self, params: Mapping[str, Any]) -> list[Any]:
+        # processors get None too, as in SQLAlchemy (a JSON column stores None as JSON null)
         return [
-            value if process is None or value is None else process(value)
+            value if process is None else process(value)
             for value, process in zip([params[name] for name in self.names], self.processors, strict=True)
         ]
 
