@@ -2,6 +2,8 @@
 
 Order of work (docs/architecture.md, "The message path"):
 
+0. a copy of a message this process is still processing (same dedup key, same signed request: an
+   upstream's retry) waits for the original and is answered from its record (``_InFlight``);
 1. outside any transaction, one indexed read without locks (:func:`facts.pre_read`; on PostgreSQL in
    autocommit, no ``BEGIN``/``ROLLBACK``, on SQLite a read-only session): the dedup record (a
    duplicate is answered from it, writing nothing), the path the request's v1 signature was first
