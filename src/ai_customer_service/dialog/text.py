@@ -63,12 +63,17 @@ def _is_cjk(ch: str) -> bool:
     return any(lo <= cp <= hi for lo, hi in _CJK_RANGES)
 
 
+# One CJK ideograph (the ranges of _CJK_RANGES): cjk_ratio counts them in C, not per character in Python.
+_CJK_CHAR_RE = re.compile("[" + "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in _CJK_RANGES) + "]")
+
+
 def cjk_ratio(text: str) -> float:
     """Share of CJK ideographs among the letter/ideograph characters of ``text`` (0 when none)."""
-    letters = [ch for ch in text if ch.isalpha()]
+    letters = sum(map(str.isalpha, text))
     if not letters:
         return 0.0
-    return sum(1 for ch in letters if _is_cjk(ch)) / len(letters)
+    # an unassigned code point inside the ranges is no letter: counted as neither (as _is_cjk on letters)
+    return sum(map(str.isalpha, _CJK_CHAR_RE.findall(text))) / letters
 
 
 def detect_language(text: str, threshold: float = 0.2) -> Language:

@@ -64,3 +64,19 @@ def test_import_is_side_effect_free_and_jieba_is_quiet() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout == ""
     assert done.stderr == ""
+
+
+def test_cjk_ratio_counts_ideograph_letters_as_the_per_character_definition() -> None:
+    from ai_customer_service.dialog.text import _CJK_RANGES, _is_cjk
+
+    def reference(text: str) -> float:
+        letters = [ch for ch in text if ch.isalpha()]
+        return sum(1 for ch in letters if _is_cjk(ch)) / len(letters) if letters else 0.0
+
+    # every code point at and around the ranges' bounds (unassigned ones are no letters), and a sample
+    points = {cp for lo, hi in _CJK_RANGES for edge in (lo, hi) for cp in range(edge - 300, edge + 300)}
+    points |= set(range(0, 0x30000, 97))
+    for cp in sorted(points - set(range(0xD800, 0xE000))):
+        ch = chr(cp)
+        assert cjk_ratio(ch) == reference(ch), hex(cp)
+        assert cjk_ratio(f"ab{ch}中 ") == reference(f"ab{ch}中 "), hex(cp)
