@@ -19,7 +19,7 @@ from ai_customer_service.conversation.models import Message, Session
 from ai_customer_service.db.engine import Database
 from ai_customer_service.outbox.publisher import EventPublisher
 from ai_customer_service.ticket.models import Ticket
-from ai_customer_service.ticket.repository import create_for_handoff
+from ai_customer_service.ticket.repository import create_for_handoff, handoff_row
 from ai_customer_service.ticket.states import Priority
 from ai_customer_service.uow import Store
 
@@ -78,13 +78,15 @@ async def open_ticket(
             )
         ticket = await create_for_handoff(
             tx,
-            session_id=session.id,
-            channel=channel,
-            open_id=session.open_id,
-            reason=reason,
-            priority=priority,
-            subject=customer_message or "help",
-            context={},
+            handoff_row(
+                session_id=session.id,
+                channel=channel,
+                open_id=session.open_id,
+                reason=reason,
+                priority=priority,
+                subject=customer_message or "help",
+                context={},
+            ),
         )
         if created_at is not None:
             ticket.created_at = created_at

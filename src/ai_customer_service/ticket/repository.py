@@ -69,32 +69,11 @@ async def insert_for_handoff(conn: AsyncConnection, row: dict[str, Any]) -> None
     await driver.execute(conn, _INSERT_TICKET, row)
 
 
-async def create_for_handoff(
-    tx: AsyncSession,
-    *,
-    session_id: uuid.UUID,
-    channel: str,
-    open_id: str,
-    reason: str,
-    priority: Priority,
-    subject: str,
-    context: dict[str, Any],
-    ticket_id: uuid.UUID | None = None,
-) -> Ticket:
-    """Insert an ``open`` ticket. Its creation is audited by the caller's ``message_processed`` or
-    ``handoff`` row (ticket audit rows are one per *transition*, as the runbook's chain expects)."""
-    ticket = Ticket(
-        **handoff_row(
-            session_id=session_id,
-            channel=channel,
-            open_id=open_id,
-            reason=reason,
-            priority=priority,
-            subject=subject,
-            context=context,
-            ticket_id=ticket_id,
-        )
-    )
+async def create_for_handoff(tx: AsyncSession, row: dict[str, Any]) -> Ticket:
+    """Insert a :func:`handoff_row` through the ORM session (the staff's manual handoff), returning
+    the ticket. Its creation is audited by the caller's ``message_processed`` or ``handoff`` row
+    (ticket audit rows are one per *transition*, as the runbook's chain expects)."""
+    ticket = Ticket(**row)
     tx.add(ticket)
     await tx.flush()
     return ticket

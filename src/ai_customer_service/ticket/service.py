@@ -29,7 +29,7 @@ from ai_customer_service.db.locking import for_update
 from ai_customer_service.errors import BadRequest, Conflict, Forbidden, NotFound
 from ai_customer_service.outbox.events import EventType
 from ai_customer_service.ticket.models import Ticket, TicketNote
-from ai_customer_service.ticket.repository import active_for_session, create_for_handoff
+from ai_customer_service.ticket.repository import active_for_session, create_for_handoff, handoff_row
 from ai_customer_service.ticket.states import (
     ACTIVE_STATUSES,
     REPLY_CONFLICT_CODE,
@@ -384,13 +384,15 @@ async def hand_off_session(
             raise Conflict("session already has an open ticket", "CS_SES_4093")
         ticket = await create_for_handoff(
             tx,
-            session_id=session.id,
-            channel=session.channel,
-            open_id=session.open_id,
-            reason=reason[:64],
-            priority=priority,
-            subject=reason[:200],
-            context={"manual": True, "requested_by": actor_id},
+            handoff_row(
+                session_id=session.id,
+                channel=session.channel,
+                open_id=session.open_id,
+                reason=reason[:64],
+                priority=priority,
+                subject=reason[:200],
+                context={"manual": True, "requested_by": actor_id},
+            ),
         )
         before = conversations.hand_off(session, now=utcnow())
         details = {"ticket_id": str(ticket.id), "reason": reason, "priority": priority.value}
