@@ -143,10 +143,10 @@ async def test_an_agent_works_a_refund_request_in_the_browser(
             shutil.copy(chrome.ARTIFACTS / "03-inbox.png", chrome.README_IMAGE)
 
         # open it and claim it
-        driver.find_element(By.CSS_SELECTOR, f'tr[data-ticket="{ticket_id}"] a').click()
+        chrome.click(driver, By.CSS_SELECTOR, f'tr[data-ticket="{ticket_id}"] a')  # the inbox is live
         chrome.wait_for(driver, lambda d: f"/console/tickets/{ticket_id}" in d.current_url)
         chrome.screenshot(driver, "04-ticket-open")
-        driver.find_element(By.XPATH, "//button[normalize-space()='Claim']").click()
+        chrome.click(driver, By.XPATH, "//button[normalize-space()='Claim']")
         chrome.wait_for(driver, lambda d: d.find_elements(By.ID, "reply-content"))
 
         # reply: the box is labelled "Reply" and its button "Send reply"
@@ -155,7 +155,7 @@ async def test_an_agent_works_a_refund_request_in_the_browser(
         box = driver.find_element(By.ID, "reply-content")
         box.clear()
         box.send_keys("您好，退款已提交，3 个工作日内到账。")
-        driver.find_element(By.XPATH, "//button[normalize-space()='Send reply']").click()
+        chrome.click(driver, By.XPATH, "//button[normalize-space()='Send reply']")
         chrome.wait_for(driver, lambda d: "退款已提交" in d.find_element(By.ID, "conversation").text)
         stored = await _rows(db, select(Message.content).where(Message.author_type == "agent"))
         assert stored == ["您好，退款已提交，3 个工作日内到账。"]
@@ -183,12 +183,12 @@ async def test_an_agent_works_a_refund_request_in_the_browser(
 
         # resolve, then close
         driver.find_element(By.ID, "resolution").send_keys("refund submitted")
-        driver.find_element(By.XPATH, "//button[normalize-space()='Resolve']").click()
+        chrome.click(driver, By.XPATH, "//button[normalize-space()='Resolve']")
         chrome.wait_for(
             driver,
             lambda d: d.find_element(By.ID, "ticket-status").get_attribute("data-status") == "resolved",
         )
-        driver.find_element(By.XPATH, "//button[normalize-space()='Close']").click()
+        chrome.click(driver, By.XPATH, "//button[normalize-space()='Close']")
         chrome.wait_for(
             driver, lambda d: d.find_element(By.ID, "ticket-status").get_attribute("data-status") == "closed"
         )

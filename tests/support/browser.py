@@ -64,6 +64,17 @@ def wait_for(driver: Any, condition: Callable[[Any], Any], timeout: float = 10.0
     )
 
 
+def click(driver: Any, by: str, selector: str, timeout: float = 10.0) -> None:
+    """Click an element, looking it up again when a live refresh replaced it between the lookup and
+    the click (a stale element is never clicked, so trying again cannot click twice)."""
+
+    def attempt(d: Any) -> bool:
+        d.find_element(by, selector).click()
+        return True
+
+    wait_for(driver, attempt, timeout, message=f"could not click {selector}")
+
+
 def screenshot(driver: Any, name: str) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
