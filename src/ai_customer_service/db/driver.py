@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 from sqlalchemy import exc
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -136,11 +136,11 @@ async def _run(
         await driver.execute(compiled.sql, *args)
         return None
     except Exception as error:
-        raise _translate(conn, compiled, args, adapter, error) from error
+        raise _translate(sync, compiled, args, adapter, error) from error
 
 
 def _translate(
-    conn: AsyncConnection, compiled: CompiledStatement, args: list[Any], adapter: Any, error: Exception
+    sync: Connection, compiled: CompiledStatement, args: list[Any], adapter: Any, error: Exception
 ) -> Exception:
     """The SQLAlchemy exception SQLAlchemy would raise for ``error`` (invalidating the connection
     when the database connection is gone)."""
@@ -151,13 +151,13 @@ def _translate(
         adapter._handle_exception(error)  # raises the DBAPI-level exception of the adapter
     except Exception as translated:
         dbapi_error = translated
-    dialect = conn.dialect
+    dialect = sync.dialect
     dbapi_base = dialect.loaded_dbapi.Error
     if not isinstance(dbapi_error, dbapi_base):
         return error
-    disconnect = dialect.is_disconnect(dbapi_error, conn.sync_connection.connection.dbapi_connection, None)  # type: ignore[union-attr,arg-type]
+    disconnect = dialect.is_disconnect(dbapi_error, adapter, None)  # type: ignore[arg-type]
     if disconnect:
-        conn.sync_connection.invalidate(dbapi_error)  # type: ignore[union-attr]
+        sync.invalidate(dbapi_error)
     return exc.DBAPIError.instance(
         compiled.sql,
         args,
